@@ -1,0 +1,12 @@
+"""Built-in modalities."""
+
+from extpose_sdk.plugins import hookimpl, lazy
+
+
+@hookimpl
+def extpose_register_modalities(register):
+    register(
+        "rgb",
+        lazy("extpose_sdk.modalities.rgb:RGBModality"),
+        "the RGB crop, ImageNet-normalised as the official HMR2.0 / HaMeR preprocessing does",
+    )
