@@ -111,7 +111,10 @@ class CocoKeypointSource:
     def _make(
         self, image_id: Any, points: list, boxes: list, scores: list, k: int | None
     ) -> Keypoints:
-        layout = self.layout or (layout_for_count(k) if k else None)
+        try:
+            layout = self.layout or (layout_for_count(k) if k else None)
+        except ValueError as error:
+            raise KeypointFileError(f"{self.path}: image {image_id}: {error}; pass layout=") from None
         if layout is None:
             raise KeypointFileError(f"{self.path}: cannot tell the keypoint layout; pass layout=")
         from extpose_sdk.keypoints.layouts import get_layout
