@@ -186,7 +186,8 @@ def test_coco_wholebody_annotations_make_133_points(tmp_path):
     assert frame.layout == "coco_wholebody133" and frame.points.shape == (1, 133, 3)
     visible = p[:, 2] > 0.5
     np.testing.assert_allclose(frame.points[0, visible, :2], p[visible, :2], atol=1e-4)
-    assert frame.to("openpose_hand21", side="left").points.shape == (1, 21, 3)
+    left = frame.to("openpose_hand21", side="left")
+    assert left.points.shape == (1, 21, 3) and left.is_right.tolist() == [False]
 
 
 def test_openpose_json_round_trip(tmp_path):
@@ -204,6 +205,7 @@ def test_openpose_json_round_trip(tmp_path):
     assert [f.frame for f in bodies] == [f"clip_{t:012d}_keypoints" for t in range(3)]
     for (body, left), body_back, left_back in zip(frames, bodies, hands, strict=True):
         assert body_back.layout == "openpose_body25" and left_back.layout == "openpose_hand21"
+        assert body_back.is_right is None and not left_back.is_right.any()
         np.testing.assert_allclose(body_back.points, body.points, atol=1e-3)
         np.testing.assert_allclose(left_back.points, left.points, atol=1e-3)
     with pytest.raises(KeypointFileError, match="has no 'hand_right_keypoints_2d'"):

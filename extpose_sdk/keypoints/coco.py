@@ -114,7 +114,9 @@ class CocoKeypointSource:
         try:
             layout = self.layout or (layout_for_count(k) if k else None)
         except ValueError as error:
-            raise KeypointFileError(f"{self.path}: image {image_id}: {error}; pass layout=") from None
+            raise KeypointFileError(
+                f"{self.path}: image {image_id}: {error}; pass layout="
+            ) from None
         if layout is None:
             raise KeypointFileError(f"{self.path}: cannot tell the keypoint layout; pass layout=")
         from extpose_sdk.keypoints.layouts import get_layout

@@ -105,6 +105,7 @@ class Keypoints:
             not given (NaN for a person with no confident joint).
         scores: ``(N,)`` float32 per-person scores (detector score; mean confidence if not given).
         frame: the frame this belongs to (index, COCO image id or file name), if known.
+        is_right: ``(N,)`` bool, for hands: True for a right hand (None when unknown).
     """
 
     points: np.ndarray
@@ -112,6 +113,9 @@ class Keypoints:
     boxes: np.ndarray | None = attrs.field(default=None, converter=_as_boxes)
     scores: np.ndarray | None = attrs.field(default=None, converter=_as_boxes)
     frame: int | str | None = None
+    is_right: np.ndarray | None = attrs.field(
+        default=None, converter=lambda v: None if v is None else np.asarray(v, dtype=bool)
+    )
 
     def __attrs_post_init__(self) -> None:
         self.points = validate_keypoints(self.points, self.layout)
@@ -124,6 +128,10 @@ class Keypoints:
             self.scores = self.points[..., 2].mean(axis=1) if n else np.zeros(0, np.float32)
         if self.scores.shape != (n,):
             raise ValueError(f"Keypoints.scores: expected shape ({n},), got {self.scores.shape}")
+        if self.is_right is not None and self.is_right.shape != (n,):
+            raise ValueError(
+                f"Keypoints.is_right: expected shape ({n},), got {self.is_right.shape}"
+            )
 
     def __len__(self) -> int:
         return self.points.shape[0]
@@ -142,9 +150,13 @@ class Keypoints:
         """The same people in another layout (see ``extpose_sdk.keypoints.layouts.convert``)."""
         from extpose_sdk.keypoints.layouts import convert
 
+        is_right = self.is_right
+        if side is not None:
+            is_right = np.full(len(self), side == "right")
         return Keypoints(
             convert(self.points, self.layout, layout, side=side),
             layout,
             scores=self.scores,
             frame=self.frame,
+            is_right=is_right,
         )

@@ -63,7 +63,8 @@ def read_openpose_frame(path: str | Path, part: str = "pose") -> Keypoints:
         people.append(np.asarray(values, np.float32).reshape(count, 3))
     points = np.stack(people) if people else np.zeros((0, count, 3), np.float32)
     try:
-        return Keypoints(points, layout, frame=path.name.removesuffix(".json"))
+        is_right = None if part == "pose" else np.full(len(points), part == "hand_right")
+        return Keypoints(points, layout, frame=path.name.removesuffix(".json"), is_right=is_right)
     except ValueError as error:
         raise KeypointFileError(f"{path}: {error}") from None
 
