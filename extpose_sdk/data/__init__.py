@@ -1,0 +1,9 @@
+"""Data: the sample layout every data set returns, crops, augmentation and the data sets.
+
+- ``extpose_sdk.data.sample``: the keys, shapes, units and frames of one sample (or one clip of
+  T frames), ``collate`` for a ``DataLoader`` and ``make_clips`` to cut sequences into clips.
+- ``extpose_sdk.data.crops`` / ``augment``: the official crop preprocessing and augmentation.
+- ``extpose_sdk.datasets``: readers of the official 3DPW, FreiHAND and HO3D layouts.
+
+Importing this package imports nothing heavy; each module imports what it needs.
+"""
