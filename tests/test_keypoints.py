@@ -307,3 +307,17 @@ def test_malformed_openpose_and_numpy_files_give_clear_errors(tmp_path):
         KeypointFileError, match="layout 'openpose_hand21' has 21 keypoints, got 17"
     ):
         list(NumpyKeypointSource(tmp_path / "k17.npy", layout="openpose_hand21")())
+
+
+def test_the_examples_in_docs_keypoints_md_run(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "keypoints.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "mediapipe" not in b]
+    assert len(blocks) == 3
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for block in blocks:
+        exec(block, namespace)
+    assert namespace["skeleton"].shape == (1, 256, 256, 3) and namespace["skeleton"].any()
