@@ -321,3 +321,21 @@ def test_the_examples_in_docs_keypoints_md_run(tmp_path, monkeypatch):
     for block in blocks:
         exec(block, namespace)
     assert namespace["skeleton"].shape == (1, 256, 256, 3) and namespace["skeleton"].any()
+
+
+@pytest.mark.parametrize(
+    "name", ["coco17", "coco_wholebody133", "openpose_body25", "openpose_hand21"]
+)
+def test_flip_indices_swap_sides_and_are_their_own_inverse(name):
+    layout = get_layout(name)
+    flip = np.array(layout.flip_indices)
+    np.testing.assert_array_equal(flip[flip], np.arange(layout.num_keypoints))
+    for j, mirror in enumerate(flip):
+        a, b = layout.names[j], layout.names[mirror]
+        if "left" in a:
+            assert b == a.replace("left", "right")
+        elif "right" not in a and not a.startswith("face"):
+            assert a == b
+    # Mirrored limbs are limbs: the skeleton is symmetric under the flip.
+    limbs = {frozenset(limb) for limb in layout.limbs}
+    assert {frozenset((flip[a], flip[b])) for a, b in layout.limbs} == limbs

@@ -78,6 +78,21 @@ class KeypointLayout:
                 f"layout {self.name!r} has no joint {joint!r}; joints: {', '.join(self.names)}"
             ) from None
 
+    @property
+    def flip_indices(self) -> tuple[int, ...]:
+        """For a horizontally flipped image: ``flipped[:, j] = points[:, flip_indices[j]]``
+        (left and right joints swap; face landmarks mirror)."""
+        flipped = []
+        for name in self.names:
+            if name.startswith("face") and name[4:].isdigit():
+                mirror = f"face{_FACE68_MIRROR[int(name[4:])]}"
+            elif "left" in name:
+                mirror = name.replace("left", "right")
+            else:
+                mirror = name.replace("right", "left")
+            flipped.append(self.names.index(mirror))
+        return tuple(flipped)
+
 
 def _make(name: str, names: list[str], limbs: list[Limb]) -> KeypointLayout:
     limb_colours = _rainbow(len(limbs))
@@ -155,6 +170,20 @@ def _face68_limbs(offset: int) -> list[Limb]:
             limbs.append((offset + last, offset + first))
     return limbs
 
+
+def _face68_mirror() -> list[int]:
+    """Index of each 68-point face landmark's mirror image (jaw, brows, nose, eyes, lips)."""
+    mirror = list(range(68))
+    pairs = [(0, 16), (17, 26), (31, 35), (48, 54), (55, 59), (60, 64), (65, 67)]
+    for first, last in pairs:
+        for i in range(first, last + 1):
+            mirror[i] = first + last - i
+    for a, b in zip([36, 37, 38, 39, 40, 41], [45, 44, 43, 42, 47, 46], strict=True):
+        mirror[a], mirror[b] = b, a
+    return mirror
+
+
+_FACE68_MIRROR = _face68_mirror()
 
 WHOLEBODY133_NAMES = (
     COCO17_NAMES
