@@ -147,7 +147,7 @@ def test_autoload_off_loads_no_entry_point(site, monkeypatch):
     manager = plugins.get_plugin_manager()
     assert manager.failures == []
     assert not any(info.source == "entry point" for info in manager.infos.values())
-    assert manager.registries().modality.names() == ["rgb"]  # built-ins stay
+    assert manager.registries().modality.names() == ["rgb", "skeleton"]  # built-ins stay
 
 
 def test_autoload_off_with_named_opt_in(site, monkeypatch):
