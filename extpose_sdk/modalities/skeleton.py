@@ -200,7 +200,10 @@ class SkeletonModality(Modality):
         if evidence.keypoints is None:
             return False
         renderer = self.renderer(self._layout_of(evidence), evidence.size)
-        confidence = np.asarray(evidence.keypoints, dtype=np.float32)[..., 2]
+        keypoints = np.asarray(evidence.keypoints, dtype=np.float32)
+        if keypoints.shape[-1] == 2:  # no confidence column: every joint counts as seen
+            return keypoints.size > 0
+        confidence = keypoints[..., 2]
         return bool(((confidence > 0) & (confidence >= renderer.threshold)).any())
 
     def render(self, evidence: CropEvidence) -> np.ndarray:
