@@ -1,0 +1,137 @@
+"""What the three readers share: frame records -> samples, clips of T frames, crops.
+
+A reader lists *frame records* (``FrameRecord``: full-image labels of one person or hand in one
+image) grouped in sequences, and this base turns them into samples of the SDK layout
+(``extpose_sdk.data.sample``): frames, or clips of ``clip_length`` frames when asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+
+from extpose_sdk.data.sample import CROP_SIZE, make_clips, stack_clip
+from extpose_sdk.keypoints.container import boxes_from_keypoints
+
+#: Box margin around the ground-truth 2D joints when a data set gives no box (each side, fraction).
+BOX_PADDING = 0.1
+
+
+@attrs.define
+class FrameRecord:
+    """Full-image labels of one subject in one frame; ``labels`` are ready sample entries
+    (numpy arrays in the sample layout's units), ``points_2d`` the (K, 3) full-image px ground
+    truth 2D joints that become the crop-normalised ``keypoints_2d``."""
+
+    image_path: Path
+    frame: int
+    points_2d: np.ndarray
+    labels: dict[str, Any]
+    box: np.ndarray | None = None
+    detected: np.ndarray | None = None  # (J, 3) full-image px of a detector
+    detected_layout: str | None = None
+
+
+def project(points: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+    """Pinhole projection of camera-frame points ``(K, 3)`` to pixels ``(K, 2)``."""
+    uvw = points @ np.asarray(intrinsics, dtype=np.float64).T
+    return uvw[:, :2] / np.where(np.abs(uvw[:, 2:]) < 1e-9, 1e-9, uvw[:, 2:])
+
+
+def axis_angle_to_matrix(axis_angle: np.ndarray) -> np.ndarray:
+    """(3,) axis-angle -> (3, 3) rotation (Rodrigues)."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_rotvec(np.asarray(axis_angle, dtype=np.float64)).as_matrix()
+
+
+def matrix_to_axis_angle(matrix: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation -> (3,) axis-angle."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_matrix(np.asarray(matrix, dtype=np.float64)).as_rotvec()
+
+
+class SequenceReader(torch.utils.data.Dataset):
+    """Base of the readers: ``sequences`` maps a name to its frame records.
+
+    Args:
+        clip_length: None for frame samples; T for clips of T frames (see ``make_clips``).
+        stride: frames between clip starts (default: ``clip_length``, no overlap).
+        pad: pad the last clip of each sequence (evaluation) or drop it (training).
+        images: read the image and crop ``rgb`` (needs ``extpose_sdk.data.crops``); False gives
+            labels only, which is fast.
+    """
+
+    name = ""
+
+    def __init__(self, *, clip_length: int | None = None, stride: int | None = None,
+                 pad: bool = True, images: bool = True) -> None:
+        self.clip_length = clip_length
+        self.images = images
+        self.sequences: dict[str, list[FrameRecord]] = self.read_sequences()
+        if not any(self.sequences.values()):
+            raise ValueError(f"{self.name}: no frames found under {getattr(self, 'root', '?')}")
+        if clip_length is None:
+            self.index = [(name, i) for name, frames in self.sequences.items()
+                          for i in range(len(frames))]
+        else:
+            lengths = {name: len(frames) for name, frames in self.sequences.items()}
+            self.clips = make_clips(lengths, clip_length, stride, pad=pad)
+
+    def read_sequences(self) -> dict[str, list[FrameRecord]]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.index) if self.clip_length is None else len(self.clips)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if self.clip_length is None:
+            name, i = self.index[index]
+            return self.frame_sample(name, i)
+        clip = self.clips[index]
+        frames = [self.frame_sample(clip.sequence, i) for i in clip.frames]
+        return stack_clip(frames, clip.valid)
+
+    def frame_sample(self, sequence: str, i: int) -> dict[str, Any]:
+        """The sample of frame ``i`` of ``sequence`` in the SDK layout."""
+        record = self.sequences[sequence][i]
+        points = np.asarray(record.points_2d, dtype=np.float32)
+        box = record.box
+        if box is None:
+            box = boxes_from_keypoints(points[None], padding=BOX_PADDING)[0]
+        sample: dict[str, Any] = {
+            "dataset": self.name,
+            "sequence": sequence,
+            "frame": torch.tensor(record.frame),
+            "image_path": str(record.image_path),
+            "box": torch.as_tensor(np.asarray(box, dtype=np.float32)),
+        }
+        for key, value in record.labels.items():
+            sample[key] = value if isinstance(value, str) else torch.as_tensor(
+                np.asarray(value, dtype=np.bool_ if key.startswith("has_") else np.float32))
+        if record.detected is not None:
+            sample["detected_keypoints_2d"] = torch.as_tensor(record.detected, dtype=torch.float32)
+            sample["detected_layout"] = record.detected_layout
+        sample.update(self.crop(record, np.asarray(box, dtype=np.float32), points))
+        return sample
+
+    def crop(self, record: FrameRecord, box: np.ndarray, points: np.ndarray) -> dict[str, Any]:
+        """Crop geometry, crop-normalised ``keypoints_2d`` and (with ``images``) the ``rgb`` crop."""
+        try:
+            from extpose_sdk.data import crops
+        except ImportError:  # crops land separately; until then samples carry full-image labels
+            return {}
+        return crops.crop_entries(record.image_path if self.images else None, box, points,
+                                  size=CROP_SIZE)
+
+def split_names(split: str, allowed: Sequence[str], dataset: str) -> str:
+    """``split`` if it is one of ``allowed``, else a ValueError naming them."""
+    if split not in allowed:
+        raise ValueError(f"{dataset}: unknown split {split!r}; available: {', '.join(allowed)}")
+    return split

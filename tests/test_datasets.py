@@ -1,0 +1,198 @@
+"""Data-set readers on tiny copies of the official layouts, and the sample layout helpers."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import extpose_sdk
+from extpose_sdk.data.sample import check_sample, collate, make_clips, stack_clip
+from extpose_sdk.datasets import fixtures
+from extpose_sdk.datasets.files import DatasetFileError, read_pickle
+from extpose_sdk.datasets.freihand import FreiHAND
+from extpose_sdk.datasets.ho3d import HO3D
+from extpose_sdk.datasets.threedpw import ThreeDPW
+
+
+def _build(name, root, **options):
+    return extpose_sdk.get_registries().dataset.build(name, root=root, images=False, **options)
+
+
+# The sample layout -----------------------------------------------------------------------------
+
+
+def test_make_clips_covers_every_frame_once_with_padding():
+    clips = make_clips({"a": 5, "b": 2}, 2)
+    assert [c.frames for c in clips] == [(0, 1), (2, 3), (4, 4), (0, 1)]
+    assert clips[2].valid == (True, False)
+    real = [(c.sequence, f) for c in clips for f, v in zip(c.frames, c.valid, strict=True) if v]
+    assert sorted(real) == sorted({(s, f) for s, n in {"a": 5, "b": 2}.items() for f in range(n)})
+    assert [c.frames for c in make_clips({"a": 5}, 3, 1, pad=False)] == [
+        (0, 1, 2), (1, 2, 3), (2, 3, 4)]
+    assert make_clips({"short": 2}, 3, pad=False) == []
+
+
+def test_stack_fills_missing_labels_and_checks_shapes():
+    frames = [{"rgb": torch.zeros(3, 256, 256), "betas": torch.ones(10),
+               "has_betas": torch.tensor(True), "sequence": "s", "frame": torch.tensor(i)}
+              for i in range(3)]
+    del frames[1]["betas"]
+    frames[1]["has_betas"] = torch.tensor(False)
+    clip = stack_clip(frames, [True, True, False])
+    check_sample(clip, clip=True)
+    assert clip["betas"].shape == (3, 10) and clip["betas"][1].abs().sum() == 0
+    assert clip["has_betas"].tolist() == [True, False, True] and clip["sequence"] == "s"
+    batch = collate([clip, clip])
+    assert batch["rgb"].shape == (2, 3, 3, 256, 256) and batch["sequence"] == ["s", "s"]
+    with pytest.raises(ValueError, match=r"sample\['betas'\]: expected shape \(10,\).*got \(9,\)"):
+        check_sample({"betas": torch.zeros(9)})
+    with pytest.raises(ValueError, match="'rgb' is missing from some samples"):
+        collate([frames[0], {k: v for k, v in frames[0].items() if k != "rgb"}])
+
+
+# Restricted unpickling -------------------------------------------------------------------------
+
+
+def test_python2_pickle_is_read_and_code_is_refused(tmp_path):
+    arrays = {"poses": np.arange(6.0).reshape(2, 3), "name": "x"}
+    path = fixtures.write_python2_pickle(tmp_path / "py2.pkl", arrays)
+    assert b"numpy.core.multiarray" in path.read_bytes()
+    loaded = read_pickle(path)
+    np.testing.assert_array_equal(loaded["poses"], arrays["poses"])
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps({"a": Evil()}, protocol=2))
+    with pytest.raises(DatasetFileError, match=r"evil.pkl.*refusing to load global \w+\.print"):
+        read_pickle(evil)
+    (tmp_path / "cut.pkl").write_bytes(path.read_bytes()[:20])
+    with pytest.raises(DatasetFileError, match="cut.pkl"):
+        read_pickle(tmp_path / "cut.pkl")
+
+
+# 3DPW ------------------------------------------------------------------------------------------
+
+
+def test_3dpw_frames_have_camera_frame_labels(tmp_path):
+    root = fixtures.write_3dpw(tmp_path / "3DPW", frames=5, actors=2)
+    data = _build("3dpw", root, split="test")
+    assert isinstance(data, ThreeDPW)
+    assert len(data) == 5 + 4  # the second actor's last camera pose is invalid
+    sample = data[0]
+    check_sample(sample, sizes={"K": 24})
+    assert sample["dataset"] == "3dpw" and sample["gender"] == "male"
+    assert sample["joint_set"] == "smpl24" and sample["detected_layout"] == "coco17"
+    assert sample["keypoints_3d"].shape == (24, 4)
+    assert sample["keypoints_3d"][:, 2].min() > 4.0  # the fixture's world is 6 m away
+    assert sample["body_pose"].shape == (69,) and bool(sample["has_betas"])
+    assert sample["detected_keypoints_2d"].shape == (17, 3)
+    assert sample["image_path"].endswith("imageFiles/courtyard_fixture_00/image_00000.jpg")
+    # the box holds the projected joints
+    x1, y1, x2, y2 = sample["box"].tolist()
+    assert 0 < x1 < x2 < 64 and 0 < y1 < y2 < 64
+    assert data[5]["gender"] == "female"
+
+
+def test_3dpw_clips_stack_frames(tmp_path):
+    root = fixtures.write_3dpw(tmp_path / "3DPW", frames=5, actors=2)
+    data = _build("3dpw", root, split="test", clip_length=2)
+    assert len(data) == 3 + 2  # actor 0: 5 frames -> 3 clips; actor 1: 4 -> 2
+    clip = data[2]
+    check_sample(clip, clip=True)
+    assert clip["keypoints_3d"].shape == (2, 24, 4) and clip["valid"].tolist() == [True, False]
+    assert clip["sequence"] == "courtyard_fixture_00/0" and clip["frame"].tolist() == [4, 4]
+    batch = collate([data[0], data[1]])
+    assert batch["body_pose"].shape == (2, 2, 69)
+
+
+def test_3dpw_missing_and_bad_files_are_named(tmp_path):
+    with pytest.raises(DatasetFileError, match=r"missing data-set file: .*sequenceFiles/test"):
+        _build("3dpw", tmp_path, split="test")
+    (tmp_path / "sequenceFiles" / "test").mkdir(parents=True)
+    with pytest.raises(DatasetFileError, match="no sequence pickles"):
+        _build("3dpw", tmp_path, split="test")
+    fixtures.write_python2_pickle(tmp_path / "sequenceFiles" / "test" / "bad.pkl", {"poses": []})
+    with pytest.raises(DatasetFileError, match=r"bad.pkl: missing keys \['trans'"):
+        _build("3dpw", tmp_path, split="test")
+    with pytest.raises(ValueError, match="unknown split 'val'; available: train, validation"):
+        _build("3dpw", tmp_path, split="val")
+
+
+# FreiHAND --------------------------------------------------------------------------------------
+
+
+def test_freihand_training_repeats_labels_per_background(tmp_path):
+    root = fixtures.write_freihand(tmp_path / "FreiHAND", labels=3, versions=2)
+    data = _build("freihand", root, split="training")
+    assert isinstance(data, FreiHAND) and len(data) == 6
+    first, copy = data[0], data[3]
+    check_sample(first, sizes={"K": 21})
+    torch.testing.assert_close(first["keypoints_3d"], copy["keypoints_3d"])
+    assert copy["image_path"].endswith("training/rgb/00000003.jpg")
+    assert first["hand_pose"].shape == (45,) and first["is_right"] == 1.0
+    assert "vertices" not in first  # training vertices only on request
+
+
+def test_freihand_evaluation_has_vertices(tmp_path):
+    root = fixtures.write_freihand(tmp_path / "FreiHAND")
+    data = _build("freihand", root, split="evaluation")
+    sample = data[1]
+    check_sample(sample, sizes={"K": 21, "V": 778})
+    assert sample["vertices"].shape == (778, 3) and bool(sample["has_vertices"])
+    with pytest.raises(ValueError, match="single frames only"):
+        _build("freihand", root, split="evaluation", clip_length=4)
+
+
+def test_freihand_missing_and_malformed_files_are_named(tmp_path):
+    root = fixtures.write_freihand(tmp_path / "FreiHAND")
+    (root / "evaluation_verts.json").unlink()
+    with pytest.raises(DatasetFileError, match=r"evaluation_verts.json \(778 MANO vertices"):
+        _build("freihand", root, split="evaluation")
+    (root / "training_xyz.json").write_text("[[1, 2")
+    with pytest.raises(DatasetFileError, match="malformed JSON in .*training_xyz.json"):
+        _build("freihand", root, split="training")
+
+
+# HO3D ------------------------------------------------------------------------------------------
+
+
+def test_ho3d_converts_opengl_to_opencv_and_openpose_order(tmp_path):
+    root = fixtures.write_ho3d(tmp_path / "HO3D_v3", sequences={"ABF10": 4, "MC1": 3})
+    data = _build("ho3d", root, split="train")
+    assert isinstance(data, HO3D) and len(data) == 7
+    sample = data[0]
+    check_sample(sample, sizes={"K": 21})
+    stored = read_pickle(root / "train" / "ABF10" / "meta" / "0000.pkl")["handJoints3D"]
+    joints = sample["keypoints_3d"][:, :3].double().numpy()
+    assert (joints[:, 2] > 0).all()  # in front of an OpenCV camera
+    np.testing.assert_allclose(joints[1], stored[13] * [1, -1, -1], rtol=1e-6)  # thumb base
+    np.testing.assert_allclose(joints[4], stored[16] * [1, -1, -1], rtol=1e-6)  # thumb tip
+    assert bool(sample["has_hand_pose"]) and sample["sequence"] == "ABF10"
+
+
+def test_ho3d_clips_and_evaluation_boxes(tmp_path):
+    root = fixtures.write_ho3d(tmp_path / "HO3D_v3", sequences={"ABF10": 4, "MC1": 3})
+    clips = _build("ho3d", root, split="train", clip_length=3, stride=1, pad=False)
+    assert [(c.sequence, c.frames) for c in clips.clips] == [
+        ("ABF10", (0, 1, 2)), ("ABF10", (1, 2, 3)), ("MC1", (0, 1, 2))]
+    assert clips[1]["hand_pose"].shape == (3, 45)
+    evaluation = _build("ho3d", root, split="evaluation")
+    sample = evaluation[0]
+    assert sample["box"].tolist() == [16.0, 16.0, 48.0, 48.0]
+    assert sample["keypoints_3d"][:, 3].sum() == 0 and "hand_pose" not in sample
+
+
+def test_ho3d_missing_files_are_named(tmp_path):
+    root = fixtures.write_ho3d(tmp_path / "HO3D_v3")
+    (root / "train" / "MC1" / "meta" / "0001.pkl").unlink()
+    with pytest.raises(DatasetFileError, match=r"train/MC1/meta/0001.pkl \(HO3D per-frame meta"):
+        _build("ho3d", root, split="train")
+    with pytest.raises(DatasetFileError, match=r"missing data-set file: .*nowhere/train.txt"):
+        _build("ho3d", tmp_path / "nowhere", split="train")
+    (root / "evaluation.txt").write_text("no-slash-here\n")
+    with pytest.raises(DatasetFileError, match=r"evaluation.txt:1: expected '<sequence>/<frame id>'"):
+        _build("ho3d", root, split="evaluation")
