@@ -78,11 +78,14 @@ def procrustes_align(source: Tensor, target: Tensor, valid: Tensor | None = None
 def _mean_error(pred: Tensor, gt: Tensor, valid: Tensor | None) -> Tensor:
     error = torch.linalg.norm(pred - gt, dim=-1)
     w = _weights(valid, gt)
-    return (error * w).sum(dim=1) / w.sum(dim=1).clamp_min(1e-12)
+    total = w.sum(dim=1)
+    mean = (error * w).sum(dim=1) / total.clamp_min(1e-12)
+    return torch.where(total > 0, mean, torch.full_like(mean, float("nan")))
 
 
 def mpjpe(pred: Tensor, gt: Tensor, valid: Tensor | None = None) -> Tensor:
-    """Mean per-joint position error ``(B,)``: mean Euclidean distance over (valid) joints."""
+    """Mean per-joint position error ``(B,)``: mean Euclidean distance over (valid) joints
+    (``nan`` for a sample without a valid joint)."""
     _check_points("gt", gt)
     _check_points("pred", pred, like=gt)
     return _mean_error(pred, gt, valid)

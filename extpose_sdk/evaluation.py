@@ -1,0 +1,274 @@
+"""The Evaluator: a model over a data set, scored with a benchmark's protocol.
+
+    from extpose_sdk.evaluation import Evaluator
+    result = Evaluator("3dpw", gt_body_model=smpl_by_gender).run(model, dataset)
+    print(result.table()); result.write_json("3dpw.json")
+
+Per batch the model gets the batch's modality inputs (``model.modalities``, default ``("rgb",)``;
+frames ``(B, C, H, W)`` or clips ``(B, T, C, H, W)``). Predicted 3D joints and vertices come from
+the output's ``pred_keypoints_3d`` / ``pred_vertices`` when it has them, else from ``body_model``
+applied to the predicted parameters. Ground truth comes from the sample's ``keypoints_3d`` /
+``vertices`` when its ``joint_set`` is the protocol's, else from ``gt_body_model`` (one model or
+``{gender: model}``) applied to the ground-truth parameters. A body model is any callable taking
+rotation matrices ``global_orient (N, 1, 3, 3)``, ``body_pose (N, 23, 3, 3)`` or
+``hand_pose (N, 15, 3, 3)`` and ``betas (N, 10)`` and returning an object with ``joints`` (the
+protocol's joint set) and ``vertices``.
+
+Under ``torch.distributed`` (initialised by ``torchrun``) each process scores its share of the
+data (``DistributedSampler``); per-sample rows are gathered with ``all_gather_object`` and
+duplicates (the sampler's padding, overlapping clips) dropped, so every process returns the
+same result. The acceleration error (3DPW) is computed per sequence from the gathered frames.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+
+from extpose_sdk.metrics import Protocol, get_protocol, summarize
+
+
+@attrs.define
+class EvaluationResult:
+    """Per-sample metric rows and their means (``summary``, with the count ``n``)."""
+
+    protocol: str
+    dataset: str
+    summary: dict[str, float]
+    rows: list[dict[str, Any]]
+
+    def table(self) -> str:
+        """The summary as a small text table (millimetres; F-scores in 0..1)."""
+        names = [k for k in self.summary if k != "n"]
+        header = ["dataset", "protocol", "n", *names]
+        values = [self.dataset, self.protocol, str(self.summary["n"]),
+                  *(f"{self.summary[k]:.2f}" if "@" not in k else f"{self.summary[k]:.3f}"
+                    for k in names)]
+        widths = [max(len(h), len(v)) for h, v in zip(header, values, strict=True)]
+        line = "  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))
+        row = "  ".join(v.rjust(w) for v, w in zip(values, widths, strict=True))
+        return f"{line}\n{'-' * len(line)}\n{row}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"protocol": self.protocol, "dataset": self.dataset, "summary": self.summary,
+                "per_sample": [{k: v for k, v in r.items() if not k.startswith("_")}
+                               for r in self.rows]}
+
+    def write_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=True))
+        return path
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _rotmats(axis_angle: torch.Tensor) -> torch.Tensor:
+    """(N, 3J) axis-angle -> (N, J, 3, 3) (Rodrigues)."""
+    v = axis_angle.reshape(axis_angle.shape[0], -1, 3).double()
+    angle = v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    k = v / angle
+    zero = torch.zeros_like(k[..., 0])
+    cross = torch.stack([zero, -k[..., 2], k[..., 1], k[..., 2], zero, -k[..., 0],
+                         -k[..., 1], k[..., 0], zero], dim=-1).reshape(*k.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=v.dtype).expand_as(cross)
+    s, c = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
+    return (eye + s * cross + (1 - c) * cross @ cross).to(axis_angle.dtype)
+
+
+def _flatten(x: torch.Tensor, clip: bool) -> torch.Tensor:
+    return x.flatten(0, 1) if clip else x
+
+
+class Evaluator:
+    """Scores models on a data set with a protocol (``"3dpw"``, ``"freihand"``...).
+
+    Args:
+        protocol: a ``Protocol`` or its name.
+        body_model: turns predicted parameters into joints / vertices (see module docstring);
+            not needed when the model's output has ``pred_keypoints_3d``.
+        gt_body_model: one body model or ``{gender: model}`` for ground truth given as
+            parameters (3DPW); not needed when samples carry the protocol's joints.
+        batch_size, num_workers: of the ``DataLoader``.
+        device: where the model runs.
+        progress: show a tqdm progress bar (on the first process only).
+    """
+
+    def __init__(self, protocol: str | Protocol, *, body_model: Callable | None = None,
+                 gt_body_model: Callable | Mapping[str, Callable] | None = None,
+                 batch_size: int = 8, num_workers: int = 0, device: str | torch.device = "cpu",
+                 progress: bool = True) -> None:
+        self.protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
+        self.body_model = body_model
+        self.gt_body_model = gt_body_model
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.device = torch.device(device)
+        self.progress = progress
+
+    @torch.no_grad()
+    def run(self, model: torch.nn.Module, dataset, *, name: str | None = None) -> EvaluationResult:
+        """Score ``model`` on ``dataset``; every process returns the same result."""
+        from extpose_sdk.data.sample import collate
+
+        sampler = None
+        if _distributed():
+            sampler = torch.utils.data.DistributedSampler(dataset, shuffle=False)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=self.batch_size,
+                                             sampler=sampler, num_workers=self.num_workers,
+                                             collate_fn=collate)
+        first = not _distributed() or torch.distributed.get_rank() == 0
+        batches = loader
+        if self.progress and first:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(loader, desc=f"eval {self.protocol.name}", unit="batch")
+        was_training = model.training
+        model.eval()
+        rows: list[dict[str, Any]] = []
+        try:
+            for batch in batches:
+                rows.extend(self.score_batch(model, batch))
+        finally:
+            model.train(was_training)
+        rows = self._gather(rows)
+        dataset_name = name or getattr(dataset, "name", type(dataset).__name__)
+        summary = summarize([{k: v for k, v in r.items() if k not in _ROW_META} for r in rows])
+        summary.update(self._sequence_metrics(rows))
+        for row in rows:
+            row.pop("_pred", None)
+            row.pop("_gt", None)
+        return EvaluationResult(self.protocol.name, dataset_name, summary, rows)
+
+    def score_batch(self, model: torch.nn.Module, batch: Mapping[str, Any]) -> list[dict]:
+        """Per-frame metric rows of one collated batch (frames or clips)."""
+        clip = "valid" in batch
+        modalities = tuple(getattr(model, "modalities", ("rgb",)))
+        inputs = {m: batch[m].to(self.device) for m in modalities if m in batch}
+        if not inputs:
+            raise ValueError(f"the batch holds none of the model's modalities {modalities}; "
+                             f"it has {sorted(k for k in batch if torch.is_tensor(batch[k]))}")
+        output = model(inputs)
+        pred_joints, pred_vertices = self._predicted(output, clip)
+        gt_joints, gt_vertices = self._ground_truth(batch, clip)
+        if pred_joints.shape[1] != gt_joints.shape[1]:
+            raise ValueError(f"predicted joints have shape {tuple(pred_joints.shape)} but the "
+                             f"ground truth {tuple(gt_joints.shape)} ({self.protocol.joint_set})")
+        if pred_vertices is None or gt_vertices is None:
+            pred_vertices = gt_vertices = None
+        metrics = self.protocol.evaluate(pred_joints.double(), gt_joints.double(),
+                                         pred_vertices=None if pred_vertices is None
+                                         else pred_vertices.double(),
+                                         gt_vertices=None if gt_vertices is None
+                                         else gt_vertices.double())
+        frames = _flatten(batch["frame"], clip).tolist()
+        valid = _flatten(batch["valid"], clip).tolist() if clip else [True] * len(frames)
+        t = batch["valid"].shape[1] if clip else 1
+        sequences = [s for s in batch["sequence"] for _ in range(t)]
+        datasets = [s for s in batch.get("dataset", [""] * (len(frames) // t)) for _ in range(t)]
+        rows = []
+        for i, keep in enumerate(valid):
+            if not keep:
+                continue
+            row = {"dataset": datasets[i], "sequence": sequences[i], "frame": int(frames[i])}
+            row.update({k: float(v[i]) for k, v in metrics.items()})
+            if self.protocol.acceleration:
+                row["_pred"] = pred_joints[i].float()
+                row["_gt"] = gt_joints[i, :, :3].float()
+            rows.append(row)
+        return rows
+
+    def _predicted(self, output: Any, clip: bool):
+        joints = getattr(output, "pred_keypoints_3d", None)
+        vertices = getattr(output, "pred_vertices", None)
+        if joints is None:
+            if self.body_model is None:
+                raise ValueError("the model's output has no pred_keypoints_3d: give the "
+                                 "Evaluator a body_model to compute joints from its parameters")
+            pose_key = "body_pose" if hasattr(output, "body_pose") else "hand_pose"
+            params = {k: _flatten(getattr(output, k), clip).to(self.device)
+                      for k in ("global_orient", pose_key, "betas")}
+            result = self.body_model(**params)
+            joints, vertices = result.joints, getattr(result, "vertices", None)
+        else:
+            joints = _flatten(joints, clip)
+            vertices = None if vertices is None else _flatten(vertices, clip)
+        return joints.detach().cpu(), None if vertices is None else vertices.detach().cpu()
+
+    def _ground_truth(self, batch: Mapping[str, Any], clip: bool):
+        joint_sets = set(batch.get("joint_set", [self.protocol.joint_set]))
+        if joint_sets == {self.protocol.joint_set}:
+            joints = _flatten(batch["keypoints_3d"], clip)
+            vertices = _flatten(batch["vertices"], clip) if "vertices" in batch else None
+            return joints, vertices
+        if self.gt_body_model is None:
+            raise ValueError(f"the samples' joint set is {sorted(joint_sets)}, the protocol "
+                             f"{self.protocol.name!r} scores {self.protocol.joint_set}: give the "
+                             "Evaluator a gt_body_model to compute it from the parameters")
+        pose_key = "body_pose" if "body_pose" in batch else "hand_pose"
+        params = {"global_orient": _rotmats(_flatten(batch["global_orient"], clip)),
+                  pose_key: _rotmats(_flatten(batch[pose_key], clip)),
+                  "betas": _flatten(batch["betas"], clip)}
+        n = params["betas"].shape[0]
+        t = batch["valid"].shape[1] if clip else 1
+        genders = [g for g in batch.get("gender", ["neutral"] * (n // t)) for _ in range(t)]
+        models = self.gt_body_model
+        if not isinstance(models, Mapping):
+            models = {g: models for g in genders}
+        joints = vertices = None
+        for gender in dict.fromkeys(genders):
+            if gender not in models:
+                raise ValueError(f"no ground-truth body model for gender {gender!r}; "
+                                 f"have {sorted(models)}")
+            index = torch.tensor([i for i, g in enumerate(genders) if g == gender])
+            out = models[gender](**{k: v[index].to(self.device) for k, v in params.items()})
+            if joints is None:
+                joints = out.joints.new_zeros((n, *out.joints.shape[1:]))
+                vertices = out.vertices.new_zeros((n, *out.vertices.shape[1:]))
+            joints[index] = out.joints
+            vertices[index] = out.vertices
+        return joints.detach().cpu(), vertices.detach().cpu()
+
+    def _gather(self, rows: list[dict]) -> list[dict]:
+        if _distributed():
+            everything: list[list[dict] | None] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(everything, rows)
+            rows = [row for part in everything for row in (part or [])]
+        unique = {(r["dataset"], r["sequence"], r["frame"]): r for r in rows}
+        return sorted(unique.values(), key=lambda r: (r["dataset"], r["sequence"], r["frame"]))
+
+    def _sequence_metrics(self, rows: list[dict]) -> dict[str, float]:
+        """Per-sequence metrics (acceleration error), averaged weighted by frame triples."""
+        if not self.protocol.acceleration or not rows:
+            return {}
+        by_sequence: dict[tuple[str, str], list[dict]] = {}
+        for row in rows:
+            by_sequence.setdefault((row["dataset"], row["sequence"]), []).append(row)
+        total, weight = 0.0, 0
+        for frames in by_sequence.values():
+            first, last = frames[0]["frame"], frames[-1]["frame"]
+            length = last - first + 1
+            shape = frames[0]["_pred"].shape
+            pred, gt = torch.zeros(length, *shape), torch.zeros(length, *shape)
+            valid = torch.zeros(length, dtype=torch.bool)
+            for row in frames:
+                pred[row["frame"] - first], gt[row["frame"] - first] = row["_pred"], row["_gt"]
+                valid[row["frame"] - first] = True
+            triples = int((valid[:-2] & valid[1:-1] & valid[2:]).sum()) if length >= 3 else 0
+            if triples == 0:
+                continue
+            accel = self.protocol.sequence_metrics(pred.double(), gt.double(), valid)["accel"]
+            total += float(accel) * triples
+            weight += triples
+        return {"accel": total / weight if weight else math.nan}
+
+
+_ROW_META = frozenset({"dataset", "sequence", "frame", "_pred", "_gt"})

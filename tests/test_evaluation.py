@@ -1,0 +1,156 @@
+"""The Evaluator end to end on tiny data-set fixtures, with stand-in models of known errors."""
+
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import extpose_sdk
+from extpose_sdk.datasets import fixtures
+from extpose_sdk.evaluation import Evaluator
+
+
+class WithInput(torch.utils.data.Dataset):
+    """A data set whose ``rgb`` input is ``truth(sample)``: lets a stand-in model echo it."""
+
+    def __init__(self, dataset, truth):
+        self.dataset, self.truth, self.name = dataset, truth, dataset.name
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        sample = self.dataset[i]
+        return {**sample, "rgb": self.truth(sample)}
+
+
+class EchoModel(torch.nn.Module):
+    """Predicts the joints handed in as ``rgb``, plus ``offset(frame)``; vertices unchanged."""
+
+    modalities = ("rgb",)
+
+    def __init__(self, offset=None, vertices=None):
+        super().__init__()
+        self.offset, self.vertices = offset, vertices
+
+    def forward(self, inputs):
+        joints = inputs["rgb"].clone()
+        if self.offset is not None:
+            joints = joints + self.offset(joints)
+        return SimpleNamespace(pred_keypoints_3d=joints, pred_vertices=self.vertices)
+
+
+def fake_smpl(scale):
+    """A stand-in body model: 44 joints that move with the parameters, fixed vertices."""
+    base = torch.linspace(-1, 1, 44 * 3).reshape(44, 3)
+
+    def model(global_orient, body_pose, betas):
+        assert global_orient.shape[1:] == (1, 3, 3) and body_pose.shape[1:] == (23, 3, 3)
+        joints = scale * base @ global_orient[:, 0].transpose(1, 2).float()
+        joints = joints + 0.01 * betas[:, :1, None].float()
+        return SimpleNamespace(joints=joints, vertices=torch.zeros(len(betas), 6, 3))
+
+    return model
+
+
+def test_freihand_evaluation_table_and_json(tmp_path, capsys):
+    root = fixtures.write_freihand(tmp_path / "FreiHAND")
+    data = extpose_sdk.get_registries().dataset.build("freihand", root=root, split="evaluation",
+                                                     images=False)
+    data = WithInput(data, lambda s: s["keypoints_3d"][:, :3])
+
+    def offset(joints):
+        out = torch.zeros_like(joints)
+        out[:, 5, 0] = 0.0021  # 2.1 mm on one of 21 joints, wrist untouched
+        return out
+
+    result = Evaluator("freihand", batch_size=2, progress=False).run(EchoModel(offset), data)
+    assert result.summary["n"] == 2
+    assert result.summary["mpjpe"] == pytest.approx(2.1 / 21, rel=1e-4)
+    assert 0 < result.summary["pa_mpjpe"] < 2.1  # squared error only shrinks: each joint < 2.1
+    assert "pve" not in result.summary  # the model gave no vertices
+    text = result.table()
+    assert "pa_mpjpe" in text and "freihand" in text
+    saved = json.loads(result.write_json(tmp_path / "out.json").read_text())
+    assert saved["summary"]["n"] == 2 and len(saved["per_sample"]) == 2
+    assert {"sequence", "frame", "mpjpe"} <= set(saved["per_sample"][0])
+
+
+def test_3dpw_clips_with_gendered_ground_truth_and_acceleration(tmp_path):
+    root = fixtures.write_3dpw(tmp_path / "3DPW", frames=5, actors=2)
+    data = extpose_sdk.get_registries().dataset.build("3dpw", root=root, split="test",
+                                                     images=False, clip_length=2)
+    smpl = {"male": fake_smpl(1.0), "female": fake_smpl(0.8)}
+    evaluator = Evaluator("3dpw", gt_body_model=smpl, batch_size=2, progress=False)
+
+    def truth(sample):  # what the ground-truth side computes, per frame of the clip
+        from extpose_sdk.evaluation import _rotmats
+
+        model = smpl[sample["gender"]]
+        return model(_rotmats(sample["global_orient"]), _rotmats(sample["body_pose"]),
+                     sample["betas"]).joints
+
+    def quadratic(joints):  # 1 mm * frame^2 on one scored joint: 2 mm/frame^2 acceleration
+        frame = torch.arange(joints.shape[1], dtype=joints.dtype)
+        out = torch.zeros_like(joints)
+        out[:, :, 30, 0] = 0.001 * frame[None] ** 2
+        return out
+
+    model = EchoModel(quadratic)
+    result = evaluator.run(model, WithInput(data, truth))
+    assert result.summary["n"] == 9  # 5 + 4 labelled frames; padded frames are not scored
+    assert result.summary["accel"] >= 0 and not math.isnan(result.summary["accel"])
+    assert [r["frame"] for r in result.rows[:5]] == [0, 1, 2, 3, 4]
+    # the offset restarts every clip of 2 frames: frame errors are 0 and 1/14 mm
+    assert sorted({round(r["mpjpe"], 4) for r in result.rows}) == [0.0, round(1 / 14, 4)]
+
+    evaluator.gt_body_model = {"male": fake_smpl(1.0)}
+    with pytest.raises(ValueError, match="no ground-truth body model for gender 'female'"):
+        evaluator.run(model, WithInput(data, truth))
+
+
+def test_acceleration_over_a_sequence(tmp_path):
+    root = fixtures.write_3dpw(tmp_path / "3DPW", frames=5, actors=1)
+    data = extpose_sdk.get_registries().dataset.build("3dpw", root=root, split="test",
+                                                     images=False)
+    evaluator = Evaluator("3dpw", gt_body_model=fake_smpl(1.0), batch_size=5, progress=False)
+
+    def truth(sample):
+        from extpose_sdk.evaluation import _rotmats
+
+        joints = fake_smpl(1.0)(_rotmats(sample["global_orient"][None]),
+                                _rotmats(sample["body_pose"][None]), sample["betas"][None]).joints
+        joints[0, 30, 0] += 0.001 * float(sample["frame"]) ** 2  # becomes the prediction
+        return joints[0]
+
+    result = evaluator.run(EchoModel(), WithInput(data, truth))
+    assert result.summary["accel"] == pytest.approx(2 / 14, rel=1e-4)
+
+
+def test_missing_body_model_and_modalities_are_explained(tmp_path):
+    root = fixtures.write_3dpw(tmp_path / "3DPW", frames=3, actors=1)
+    data = extpose_sdk.get_registries().dataset.build("3dpw", root=root, split="test",
+                                                     images=False)
+    with pytest.raises(ValueError, match="none of the model's modalities"):
+        Evaluator("3dpw", progress=False).run(EchoModel(), data)
+    data = WithInput(data, lambda s: torch.zeros(44, 3))
+    with pytest.raises(ValueError, match="give the Evaluator a gt_body_model"):
+        Evaluator("3dpw", progress=False).run(EchoModel(), data)
+
+
+def test_gathers_across_processes(tmp_path):
+    import torch.distributed as dist
+
+    root = fixtures.write_freihand(tmp_path / "FreiHAND")
+    data = extpose_sdk.get_registries().dataset.build("freihand", root=root, split="evaluation",
+                                                     images=False)
+    data = WithInput(data, lambda s: s["keypoints_3d"][:, :3])
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
+                            world_size=1)
+    try:
+        result = Evaluator("freihand", batch_size=1, progress=False).run(EchoModel(), data)
+    finally:
+        dist.destroy_process_group()
+    assert result.summary["n"] == 2 and result.summary["mpjpe"] == pytest.approx(0, abs=1e-9)
