@@ -1,0 +1,80 @@
+"""``extpose eval``: score a registered model on a registered data set with a benchmark protocol.
+
+    extpose eval --model hamer --checkpoint hamer.ckpt --dataset freihand --root FreiHAND \\
+        --split evaluation --json freihand.json
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval", help="evaluate a model on a data set (MPJPE, PA-MPJPE, PVE, accel, F-scores)"
+    )
+    parser.add_argument("--model", required=True, help="registered model recipe (hmr2, hamer...)")
+    parser.add_argument("--checkpoint", help="checkpoint file of the model")
+    parser.add_argument("--dataset", required=True, help="registered data set (3dpw, freihand...)")
+    parser.add_argument("--root", required=True, help="the data set's folder (official layout)")
+    parser.add_argument("--split", help="data-set split (default: the data set's own)")
+    parser.add_argument("--protocol", help="metric protocol (default: the data set's name)")
+    parser.add_argument("--clip-length", type=int, help="evaluate clips of T frames")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
+    parser.add_argument("--body-model", help="SMPL / MANO model file for the predictions' joints "
+                        "(needed when the model does not output joints)")
+    parser.add_argument("--gt-body-model", action="append", default=[], metavar="[GENDER=]PATH",
+                        help="body-model file(s) for ground truth given as parameters (3DPW: "
+                             "male=...pkl female=...pkl); repeatable")
+    parser.add_argument("--json", help="write per-sample results and the summary here")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def _body_model(path: str, kind: str, gender: str = "neutral"):
+    try:
+        from extpose_sdk.body_models import load_body_model
+    except ImportError as error:  # pragma: no cover - body models are another part of the SDK
+        raise SystemExit(f"extpose eval: body models are unavailable: {error}") from error
+    return load_body_model(kind, path, gender=gender)
+
+
+def run(args) -> int:
+    import extpose_sdk
+    from extpose_sdk.evaluation import Evaluator
+    from extpose_sdk.metrics import PROTOCOLS, get_protocol
+
+    protocol_name = args.protocol or args.dataset
+    if protocol_name not in PROTOCOLS:
+        print(f"extpose eval: no protocol for data set {args.dataset!r}; pass --protocol "
+              f"({', '.join(PROTOCOLS)})", file=sys.stderr)
+        return 2
+    protocol = get_protocol(protocol_name)
+    kind = "smpl" if protocol.joint_set.startswith("smpl") else "mano"
+    options = {"root": args.root}
+    if args.split:
+        options["split"] = args.split
+    if args.clip_length:
+        options["clip_length"] = args.clip_length
+    dataset = extpose_sdk.get_registries().dataset.build(args.dataset, **options)
+    model = extpose_sdk.load_model(args.model, checkpoint=args.checkpoint).to(args.device)
+    gt_models = {}
+    for item in args.gt_body_model:
+        gender, _, path = item.rpartition("=")
+        gt_models[gender or "neutral"] = _body_model(path, kind, gender or "neutral")
+    evaluator = Evaluator(
+        protocol,
+        body_model=_body_model(args.body_model, kind) if args.body_model else None,
+        gt_body_model=gt_models.get("neutral") if set(gt_models) == {"neutral"} else gt_models or None,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    result = evaluator.run(model, dataset, name=args.dataset)
+    print(result.table())
+    if args.json:
+        print(f"wrote {result.write_json(args.json)}")
+    return 0
