@@ -154,3 +154,36 @@ def test_gathers_across_processes(tmp_path):
     finally:
         dist.destroy_process_group()
     assert result.summary["n"] == 2 and result.summary["mpjpe"] == pytest.approx(0, abs=1e-9)
+
+
+def test_eval_command_prints_a_table_and_writes_json(tmp_path, capsys):
+    from extpose_sdk import hookimpl
+    from extpose_sdk.cli import main
+    from extpose_sdk.datasets.freihand import FreiHAND
+    from extpose_sdk.testing import isolated_plugins
+
+    class TinyPlugin:
+        @hookimpl
+        def extpose_register_models(self, register):
+            register("echo-test", lambda checkpoint=None: EchoModel(), "echoes its input")
+
+        @hookimpl
+        def extpose_register_datasets(self, register):
+            def build(root, split="evaluation"):
+                data = FreiHAND(root, split, images=False)
+                return WithInput(data, lambda s: s["keypoints_3d"][:, :3])
+
+            register("tiny-freihand", build, "FreiHAND labels with an echo input")
+
+    root = fixtures.write_freihand(tmp_path / "FreiHAND")
+    with isolated_plugins(TinyPlugin()):
+        code = main(["eval", "--model", "echo-test", "--dataset", "tiny-freihand",
+                     "--protocol", "freihand", "--root", str(root), "--no-progress",
+                     "--json", str(tmp_path / "out.json")])
+    out = capsys.readouterr().out
+    assert code == 0 and "pa_mpjpe" in out and "tiny-freihand" in out
+    assert json.loads((tmp_path / "out.json").read_text())["summary"]["n"] == 2
+    with isolated_plugins(TinyPlugin()):
+        assert main(["eval", "--model", "echo-test", "--dataset", "tiny-freihand",
+                     "--root", str(root), "--no-progress"]) == 2
+    assert "no protocol for data set 'tiny-freihand'" in capsys.readouterr().err
