@@ -18,4 +18,6 @@ def extpose_register_backbones(register):
         "any timm ViT whose blocks take an attention mask (ViT, DeiT III, DINOv2 registers, EVA-02): "
         "timm:<timm model name>; options go to timm.create_model, weights=PATH loads a local file",
         example="timm:vit_small_patch16_224",
+        # one model per supported family: plain ViT, register tokens, rotary (what tests build)
+        variants=("vit_small_patch16_224", "vit_small_patch14_reg4_dinov2", "eva02_small_patch14_224"),
     )

@@ -196,10 +196,10 @@ def _family(model: nn.Module, name: str) -> str:
     from timm.models.vision_transformer import VisionTransformer
 
     blocks = getattr(model, "blocks", None)
-    if blocks is None or not hasattr(model, "patch_embed") or not hasattr(model, "_pos_embed"):
+    if blocks is None or not hasattr(model, "patch_embed"):
         raise UnsupportedTimmModelError(
             f"timm model {name!r} ({type(model).__name__}) is not a plain ViT (no patch_embed / "
-            "_pos_embed / blocks); ExtPose backbones need a ViT with one token per patch"
+            "blocks); ExtPose backbones need a ViT with one token per patch"
         )
     block = blocks[0]
     parameters = inspect.signature(block.forward).parameters
