@@ -196,3 +196,16 @@ def test_ho3d_missing_files_are_named(tmp_path):
     (root / "evaluation.txt").write_text("no-slash-here\n")
     with pytest.raises(DatasetFileError, match=r"evaluation.txt:1: expected '<sequence>/<frame id>'"):
         _build("ho3d", root, split="evaluation")
+
+
+@pytest.mark.parametrize("doc", ["datasets.md", "evaluation.md"])
+def test_doc_examples_run(doc, capsys):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / doc).read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, doc, "exec"), {})
+    assert "torch.Size" in capsys.readouterr().out or doc == "evaluation.md"
