@@ -209,3 +209,34 @@ def test_doc_examples_run(doc, capsys):
     for block in blocks:
         exec(compile(block, doc, "exec"), {})
     assert "torch.Size" in capsys.readouterr().out or doc == "evaluation.md"
+
+
+@pytest.mark.parametrize("name, writer, split", [
+    ("3dpw", fixtures.write_3dpw, "test"),
+    ("freihand", fixtures.write_freihand, "evaluation"),
+    ("ho3d", fixtures.write_ho3d, "train"),
+])
+def test_readers_crop_images_with_the_official_preprocessing(tmp_path, name, writer, split):
+    root = writer(tmp_path / name)
+    data = extpose_sdk.get_registries().dataset.build(name, root=root, split=split)
+    sample = data[0]
+    check_sample(sample)
+    assert sample["rgb"].shape == (3, 256, 256) and sample["rgb"].std() > 0.1
+    assert sample["image_hw"].tolist() == [fixtures.IMAGE_SIZE, fixtures.IMAGE_SIZE]
+    keypoints = sample["keypoints_2d"]
+    assert keypoints.shape[-1] == 3 and keypoints[:, :2].abs().max() < 0.5  # inside the crop
+    # the crop transform takes the full-image joints to the crop-normalised ones
+    from extpose_sdk.data.crops import from_crop_normalized, invert_transform, transform_points
+
+    full = transform_points(from_crop_normalized(keypoints.numpy()),
+                            invert_transform(sample["crop_transform"].numpy()))
+    box = sample["box"].numpy()
+    assert (full[:, 0] >= box[0] - 1e-3).all() and (full[:, 0] <= box[2] + 1e-3).all()
+
+
+def test_missing_image_is_named(tmp_path):
+    root = fixtures.write_freihand(tmp_path / "FreiHAND")
+    (root / "evaluation" / "rgb" / "00000001.jpg").unlink()
+    data = extpose_sdk.get_registries().dataset.build("freihand", root=root, split="evaluation")
+    with pytest.raises(FileNotFoundError, match="evaluation/rgb/00000001.jpg"):
+        data[1]

@@ -18,9 +18,6 @@ import torch
 from extpose_sdk.data.sample import CROP_SIZE, make_clips, stack_clip
 from extpose_sdk.keypoints.container import boxes_from_keypoints
 
-#: Box margin around the ground-truth 2D joints when a data set gives no box (each side, fraction).
-BOX_PADDING = 0.1
-
 
 @attrs.define
 class FrameRecord:
@@ -69,6 +66,10 @@ class SequenceReader(torch.utils.data.Dataset):
     """
 
     name = ""
+    #: The crop covers the box (tight around the 2D joints when the data set gives none)
+    #: enlarged by this factor: bodies 1.2 (head and feet reach past the joints), hands 2.0
+    #: (HaMeR's demo factor for boxes around hand keypoints).
+    box_rescale = 1.2
 
     def __init__(self, *, clip_length: int | None = None, stride: int | None = None,
                  pad: bool = True, images: bool = True) -> None:
@@ -104,7 +105,7 @@ class SequenceReader(torch.utils.data.Dataset):
         points = np.asarray(record.points_2d, dtype=np.float32)
         box = record.box
         if box is None:
-            box = boxes_from_keypoints(points[None], padding=BOX_PADDING)[0]
+            box = boxes_from_keypoints(points[None])[0]
         sample: dict[str, Any] = {
             "dataset": self.name,
             "sequence": sequence,
@@ -122,13 +123,17 @@ class SequenceReader(torch.utils.data.Dataset):
         return sample
 
     def crop(self, record: FrameRecord, box: np.ndarray, points: np.ndarray) -> dict[str, Any]:
-        """Crop geometry, crop-normalised ``keypoints_2d`` and (with ``images``) the ``rgb`` crop."""
-        try:
-            from extpose_sdk.data import crops
-        except ImportError:  # crops land separately; until then samples carry full-image labels
-            return {}
-        return crops.crop_entries(record.image_path if self.images else None, box, points,
-                                  size=CROP_SIZE)
+        """Crop geometry, crop-normalised ``keypoints_2d`` and (with ``images``) the ``rgb`` crop,
+        by the official preprocessing (``extpose_sdk.data.crops``)."""
+        from extpose_sdk.data import crops
+
+        image = None
+        if self.images:
+            image = crops.read_image(record.image_path)
+        entries = crops.crop_entries(image, box, points, size=CROP_SIZE, rescale=self.box_rescale)
+        if image is not None:
+            entries["image_hw"] = torch.tensor(image.shape[:2], dtype=torch.float32)
+        return entries
 
 def split_names(split: str, allowed: Sequence[str], dataset: str) -> str:
     """``split`` if it is one of ``allowed``, else a ValueError naming them."""

@@ -35,6 +35,7 @@ class FreiHAND(SequenceReader):
     """
 
     name = "freihand"
+    box_rescale = 2.0
 
     def __init__(self, root: str | Path, split: str = "evaluation", *,
                  vertices: bool | None = None, **options) -> None:

@@ -42,6 +42,7 @@ class HO3D(SequenceReader):
     """HO3D frames (or clips) of one split."""
 
     name = "ho3d"
+    box_rescale = 2.0
 
     def __init__(self, root: str | Path, split: str = "train", **options) -> None:
         self.root = Path(root)
