@@ -217,3 +217,14 @@ def test_registered_as_a_family_and_listed_with_an_example(capsys):
     assert main(["plugins", "--kind", "backbone"]) == 0
     line = next(row for row in capsys.readouterr().out.splitlines() if "timm:*" in row)
     assert "extpose-plugin-timm" in line and "(e.g. timm:vit_small_patch16_224)" in line
+
+
+def test_the_docs_examples_run():
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[3] / "docs" / "timm.md"
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, str(doc), "exec"), {})
