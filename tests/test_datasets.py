@@ -240,3 +240,9 @@ def test_missing_image_is_named(tmp_path):
     data = extpose_sdk.get_registries().dataset.build("freihand", root=root, split="evaluation")
     with pytest.raises(FileNotFoundError, match="evaluation/rgb/00000001.jpg"):
         data[1]
+
+
+@pytest.mark.parametrize("name", ["3dpw", "freihand", "ho3d"])
+def test_empty_root_names_the_missing_file(tmp_path, name):
+    with pytest.raises(DatasetFileError, match=f"missing data-set file: {tmp_path}/"):
+        extpose_sdk.get_registries().dataset.build(name, root=tmp_path)
