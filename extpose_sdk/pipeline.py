@@ -1,0 +1,524 @@
+"""Prediction on images and videos: ``Pipeline.from_plugins(...)`` and its calls.
+
+    pipeline = Pipeline.from_plugins(model="extpose-hamer", checkpoint="model.ckpt",
+                                     body_model="MANO_RIGHT.pkl", frames=16)
+    results = pipeline("hand.jpg")                      # one image (path or (H, W, 3) RGB uint8)
+    results = pipeline([image_a, image_b])              # several images, each on its own
+    results = pipeline.video("clip.mp4", keypoints="clip_keypoints.npz", save_to="out/r.npz")
+
+For each frame, people come from the 2D keypoints when given (their boxes, and the skeleton
+modality), else the whole frame is one person. People are tracked across frames by box overlap
+(``extpose_sdk.tracking``); each track is run through the model in sliding windows of ``frames``
+frames (``extpose_sdk.windows``), each frame's output taken from the window where it is most
+central. Frames are read in chunks and dropped once their outputs are known, so memory does not
+grow with the video's length.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from extpose_sdk.data.video import VideoReadError, open_video
+from extpose_sdk.results import FrameResult, PersonResult, Results
+from extpose_sdk.tracking import BoxTracker
+from extpose_sdk.windows import Window, plan_windows
+
+#: What each head predicts; a head and a recipe (or body model) of different kinds do not fit.
+HEAD_KINDS = {"smpl": "body", "mano": "hand"}
+BODY_MODEL_OF_KIND = {"body": "smpl", "hand": "mano"}
+
+RANDOM_WEIGHTS_NOTE = "random weights: the mesh is not meaningful; train or pass --checkpoint"
+
+
+class FitError(ValueError):
+    """Components that do not fit together (a hand head on a body recipe, say)."""
+
+
+def kind_of_model(name: str) -> str:
+    """``"hand"`` for HaMeR-family recipes and MANO heads, ``"body"`` otherwise."""
+    lowered = name.lower()
+    return "hand" if ("hamer" in lowered or "mano" in lowered or "hand" in lowered) else "body"
+
+
+@attrs.define
+class _Person:
+    """One person's crop inputs in one frame, waiting for its window to run."""
+
+    track_id: int
+    box: np.ndarray
+    tensors: dict[str, Any]
+    keypoints: np.ndarray | None
+    is_right: bool | None
+
+
+@attrs.define(eq=False)
+class Pipeline:
+    """A mesh-recovery model with its pre- and post-processing. Build with ``from_plugins``.
+
+    Args:
+        model: ``model(inputs, present=...)`` with ``inputs[name]`` of shape ``(B, T, C, H, W)``
+            returning the head's fields with leading dims ``(B, T)`` (``MeshRecoveryModel``).
+        modalities: name -> ``Modality``, in the model's order (``rgb`` first).
+        kind: ``"body"`` (SMPL) or ``"hand"`` (MANO).
+        body_model: a module from ``extpose_sdk.body_models.load_body_model`` or None.
+        keypoints: default keypoint source for ``video`` (an iterable of ``Keypoints``), or None.
+        frames: window length T; ``overlap``: frames shared by neighbouring windows.
+        random_weights: the model was not loaded from a checkpoint (said in every result).
+    """
+
+    model: Any
+    modalities: dict[str, Any]
+    kind: str = "body"
+    body_model: Any = None
+    keypoints: Any = None
+    frames: int = 1
+    overlap: int | None = None
+    name: str = ""
+    random_weights: bool = False
+    rescale: float | None = None
+    crop_size: int = 256
+    device: Any = "cpu"
+    dtype: Any = None
+    tracker_options: dict[str, Any] = attrs.field(factory=dict)
+    chunk_size: int = 64
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_plugins(
+        cls,
+        model: str | None = "extpose-hamer",
+        *,
+        checkpoint: str | Path | None = None,
+        body_model: str | Path | Any | None = None,
+        keypoints: Any = None,
+        frames: int = 1,
+        overlap: int | None = None,
+        mask: Any = None,
+        device: Any = "cpu",
+        dtype: Any = None,
+        backbone: str | None = None,
+        head: str | None = None,
+        modalities: Iterable[str] | None = None,
+        backbone_options: dict[str, Any] | None = None,
+        head_options: dict[str, Any] | None = None,
+        **model_options: Any,
+    ) -> Pipeline:
+        """Assemble a pipeline from registered components.
+
+        Either a recipe by name (``model="extpose-hamer"``, weights from ``checkpoint``; other
+        keyword options go to the recipe), or components one by one (``backbone=``, ``head=``,
+        ``modalities=``) joined by ``MeshRecoveryModel``. Components that do not fit raise
+        ``FitError``: a hand head with a body recipe, a SMPL file for a hand model.
+        """
+        from extpose_sdk.plugins import get_registries
+
+        registries = get_registries()
+        modality_names = tuple(modalities) if modalities is not None else ("rgb", "skeleton")
+        kind = kind_of_model(model or backbone or "")
+        if head is not None:
+            head_kind = HEAD_KINDS.get(head, kind_of_model(head))
+            if (model or backbone) and head_kind != kind:
+                raise FitError(
+                    f"head {head!r} predicts {_what(head_kind)} but {model or backbone!r} is "
+                    f"a {_what(kind)} model; use head {BODY_MODEL_OF_KIND[kind]!r}"
+                )
+            kind = head_kind
+        if mask is not None:
+            model_options["mask"] = mask
+        if backbone is not None or head is not None:
+            if backbone is None or head is None:
+                raise FitError("components one by one need both backbone= and head=")
+            from extpose_sdk.model import MeshRecoveryModel
+
+            vit = registries.backbone.build(backbone, **(backbone_options or {}))
+            head_module = registries.head.build(
+                head,
+                context_dim=vit.embed_dim,
+                token_grid=tuple(vit.grid_size),
+                **(head_options or {}),
+            )
+            network = MeshRecoveryModel(
+                vit, head_module, modalities=modality_names, **model_options
+            )
+            name = f"{backbone}+{head}"
+            if checkpoint is not None:
+                raise FitError(
+                    "checkpoint= loads a named recipe; give model= instead of components"
+                )
+        else:
+            if model is None:
+                raise FitError("give model= (a recipe name) or backbone= and head=")
+            network = registries.model.build(model, checkpoint=checkpoint, **model_options)
+            name = model
+            modality_names = tuple(getattr(network, "modalities", modality_names))
+        built_modalities = {m: registries.modality.build(m) for m in modality_names}
+        if isinstance(body_model, (str, Path)):
+            from extpose_sdk.body_models import load_body_model
+
+            body_model = load_body_model(BODY_MODEL_OF_KIND[kind], body_model)
+        if isinstance(keypoints, (str, Path)):
+            keypoints = keypoint_source_for(keypoints)
+        pipeline = cls(
+            model=network,
+            modalities=built_modalities,
+            kind=kind,
+            body_model=body_model,
+            keypoints=keypoints,
+            frames=frames,
+            overlap=overlap,
+            name=name,
+            random_weights=checkpoint is None,
+            dtype=dtype,
+        )
+        return pipeline.to(device)
+
+    def to(self, device: Any = None, dtype: Any = None) -> Pipeline:
+        """Move the model (and body model) to ``device`` / ``dtype``; returns self."""
+        self.device = device if device is not None else self.device
+        self.dtype = dtype if dtype is not None else self.dtype
+        for module in (self.model, self.body_model):
+            if module is not None and hasattr(module, "to"):
+                module.to(device=self.device, dtype=self.dtype)
+        if hasattr(self.model, "eval"):
+            self.model.eval()
+        return self
+
+    # ------------------------------------------------------------------ calls
+    def __call__(self, images: Any, keypoints: Any = None, boxes: Any = None) -> Results:
+        """Predict on one image or a list of images, each on its own (T = 1).
+
+        ``images``: a path, an ``(H, W, 3)`` RGB uint8 array, or a list of them. ``keypoints``:
+        a ``Keypoints`` (or list, one per image); ``boxes``: ``(N, 4)`` (or list).
+        """
+        from extpose_sdk.data.video import read_image
+
+        single = isinstance(images, (str, Path)) or (
+            isinstance(images, np.ndarray) and images.ndim == 3
+        )
+        images = [images] if single else list(images)
+        keypoints = _per_image(keypoints, len(images), single)
+        boxes = _per_image(boxes, len(images), single)
+        results = self._new_results()
+        for index, image in enumerate(images):
+            if isinstance(image, (str, Path)):
+                image = read_image(image)
+            people = self._people(image, keypoints[index], boxes[index], track_ids=None)
+            pending = {index: people}
+            results.frames.extend(
+                self._run_window(
+                    Window(index, index + 1, index, index + 1), pending, {index: image.shape[:2]}
+                )
+            )
+        return results
+
+    def video(
+        self,
+        source: Any,
+        *,
+        keypoints: Any = None,
+        save_to: str | Path | None = None,
+        backend: str = "auto",
+        on_frame: Callable[[np.ndarray, FrameResult], None] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Results:
+        """Predict on a video file, a directory of images, or frames in memory.
+
+        ``keypoints``: a keypoint source (iterable of ``Keypoints`` per frame), a file, or None
+        (then the pipeline's, else the whole frame). ``on_frame(frame, result)`` is called for
+        each finished frame, in order (overlays use it). When reading fails midway the frames
+        done so far are kept: saved to ``save_to`` if given, and the error (naming the frame or
+        the path) is raised with ``error.results`` set.
+        """
+        results = self._new_results()
+        try:
+            reader = open_video(source, backend=backend, chunk_size=self.chunk_size)
+            results.fps = float(getattr(reader, "fps", 0.0))
+            self._video(reader, keypoints, results, on_frame, progress)
+        except (VideoReadError, FileNotFoundError, ValueError) as error:
+            results.complete, results.error = False, str(error)
+            if save_to is not None:
+                results.save(save_to)
+            error.results = results  # type: ignore[attr-defined]
+            raise
+        if save_to is not None:
+            results.save(save_to)
+        return results
+
+    # ------------------------------------------------------------------ internals
+    def _new_results(self) -> Results:
+        return Results(model=self.name, random_weights=self.random_weights)
+
+    def _video(self, reader, keypoints, results, on_frame, progress) -> None:
+        source = self.keypoints if keypoints is None else keypoints
+        if isinstance(source, (str, Path)):
+            source = keypoint_source_for(source)
+        keypoint_frames: Iterator[Any] | None = (
+            iter(source()) if callable(source) else (iter(source) if source is not None else None)
+        )
+        tracker = BoxTracker(**self.tracker_options)
+        windows = plan_windows(len(reader), self.frames, self._overlap())
+        pending: dict[int, list[_Person]] = {}
+        images: dict[int, np.ndarray] = {}
+        shapes: dict[int, tuple[int, int]] = {}
+        next_window = 0
+        read = 0
+
+        def finish(frame_results: list[FrameResult]) -> None:
+            for frame_result in frame_results:
+                results.frames.append(frame_result)
+                if on_frame is not None:
+                    on_frame(images[frame_result.index], frame_result)
+                if progress is not None:
+                    progress(1)
+
+        try:
+            for start, chunk in reader.chunks():
+                for offset, image in enumerate(chunk):
+                    index = start + offset
+                    frame_keypoints = next(keypoint_frames, None) if keypoint_frames else None
+                    people = self._people(image, frame_keypoints, None, track_ids=tracker)
+                    pending[index], shapes[index] = people, image.shape[:2]
+                    if on_frame is not None:
+                        images[index] = image
+                    read = index + 1
+                    while next_window < len(windows) and windows[next_window].stop <= read:
+                        window = windows[next_window]
+                        finish(self._run_window(window, pending, shapes))
+                        next_window += 1
+                        keep_from = (
+                            windows[next_window].start if next_window < len(windows) else read
+                        )
+                        for old in [f for f in pending if f < keep_from]:
+                            pending.pop(old), shapes.pop(old), images.pop(old, None)
+        except VideoReadError:
+            # keep what was read: the frames not yet finished, in windows over what exists
+            done = results.frames[-1].index + 1 if results.frames else 0
+            if read > done:
+                for window in plan_windows(read - done, self.frames, self._overlap()):
+                    shifted = Window(
+                        window.start + done,
+                        window.stop + done,
+                        window.keep_start + done,
+                        window.keep_stop + done,
+                    )
+                    finish(self._run_window(shifted, pending, shapes))
+            raise
+
+    def _overlap(self) -> int:
+        if self.overlap is not None:
+            return self.overlap
+        return self.frames // 2
+
+    def _people(
+        self, image: np.ndarray, keypoints: Any, boxes: Any, track_ids: Any
+    ) -> list[_Person]:
+        """The crop inputs of each person in one frame."""
+        from extpose_sdk.data.crops import make_crop, warp
+        from extpose_sdk.modalities import CropEvidence
+
+        height, width = image.shape[:2]
+        points = layout = is_right = None
+        if keypoints is not None:
+            points, layout = keypoints.points, keypoints.layout
+            is_right = keypoints.is_right
+            if boxes is None:
+                boxes = keypoints.boxes
+        if boxes is None:
+            boxes = np.array([[0.0, 0.0, width - 1.0, height - 1.0]])
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        valid = (
+            np.isfinite(boxes).all(axis=1)
+            & (boxes[:, 2] > boxes[:, 0])
+            & (boxes[:, 3] > boxes[:, 1])
+        )
+        boxes = boxes[valid]
+        if points is not None:
+            points = points[valid]
+            is_right = is_right[valid] if is_right is not None else None
+        ids = track_ids.update(boxes) if track_ids is not None else np.full(len(boxes), -1)
+        rescale = (
+            self.rescale if self.rescale is not None else (2.0 if self.kind == "hand" else 1.2)
+        )
+        if keypoints is None:
+            rescale = 1.0  # the whole frame
+        people = []
+        for i, box in enumerate(boxes):
+            crop = make_crop(box, image_width=width, rescale=rescale, size=self.crop_size)
+            evidence = CropEvidence(
+                size=(self.crop_size, self.crop_size),
+                transform=crop.transform,
+                crop_rgb=warp(image, crop),
+                keypoints=None if points is None else points[i],
+                keypoint_layout=layout,
+            )
+            tensors = {
+                name: modality(evidence) if modality.available(evidence) else None
+                for name, modality in self.modalities.items()
+            }
+            people.append(
+                _Person(
+                    track_id=int(ids[i]),
+                    box=box,
+                    tensors=tensors,
+                    keypoints=None if points is None else points[i],
+                    is_right=None if is_right is None else bool(is_right[i]),
+                )
+            )
+        return people
+
+    def _run_window(
+        self, window: Window, pending: dict[int, list[_Person]], shapes: dict[int, tuple[int, int]]
+    ) -> list[FrameResult]:
+        """Run each track of frames ``[start, stop)`` through the model; the kept frames' results."""
+        import torch
+
+        frames = list(range(window.start, window.stop))
+        tracks: dict[int, dict[int, _Person]] = {}
+        for frame in frames:
+            for person in pending.get(frame, []):
+                tracks.setdefault(person.track_id, {})[frame] = person
+        kept = {f: FrameResult(index=f) for f in range(window.keep_start, window.keep_stop)}
+        for by_frame in tracks.values():
+            inputs, present = {}, {}
+            for name in self.modalities:
+                sample = next(
+                    (p.tensors[name] for p in by_frame.values() if p.tensors[name] is not None),
+                    None,
+                )
+                if sample is None:
+                    continue
+                stack = torch.zeros((1, len(frames), *sample.shape), dtype=sample.dtype)
+                seen = torch.zeros((1, len(frames)), dtype=torch.bool)
+                for t, frame in enumerate(frames):
+                    person = by_frame.get(frame)
+                    if person is not None and person.tensors[name] is not None:
+                        stack[0, t], seen[0, t] = person.tensors[name], True
+                inputs[name] = stack.to(self.device, self.dtype or torch.float32)
+                present[name] = seen.to(self.device)
+            outputs = self._forward(inputs, present)
+            for t, frame in enumerate(frames):
+                person = by_frame.get(frame)
+                if frame in kept and person is not None:
+                    kept[frame].people.append(
+                        self._person_result(frame, person, outputs, t, shapes[frame])
+                    )
+        return [kept[f] for f in sorted(kept)]
+
+    def _forward(self, inputs: dict[str, Any], present: dict[str, Any]) -> Any:
+        import torch
+
+        forward = getattr(self.model, "forward", self.model)
+        takes_present = "present" in inspect.signature(forward).parameters
+        with torch.inference_mode():
+            return self.model(inputs, present=present) if takes_present else self.model(inputs)
+
+    def _person_result(
+        self, frame: int, person: _Person, outputs: Any, t: int, shape
+    ) -> PersonResult:
+        import torch
+
+        def pick(name: str):
+            value = getattr(outputs, name, None)
+            return None if value is None else value[0, t].detach().float().cpu()
+
+        pose_name = "hand_pose" if self.kind == "hand" else "body_pose"
+        params = {
+            name: pick(name).numpy()
+            for name in ("global_orient", pose_name, "betas")
+            if pick(name) is not None
+        }
+        pred_cam = pick("pred_cam")
+        result = PersonResult(
+            frame=frame,
+            track_id=person.track_id,
+            box=person.box,
+            params=params,
+            pred_cam=None if pred_cam is None else pred_cam.numpy(),
+            keypoints=person.keypoints,
+            is_right=person.is_right,
+        )
+        if pred_cam is not None:
+            result.cam_t = full_image_cam_t(
+                pred_cam.numpy(), person.box, shape, self.rescale_for(person)
+            )
+        if self.body_model is not None and params:
+            with torch.inference_mode():
+                body = self.body_model(
+                    **{k: torch.as_tensor(v)[None].to(self.device) for k, v in params.items()},
+                )
+            result.vertices = body.vertices[0].float().cpu().numpy()
+            result.joints_3d = body.joints[0].float().cpu().numpy()
+            if result.cam_t is not None:
+                result.keypoints_2d = project_full_image(result.joints_3d, result.cam_t, shape)
+        return result
+
+    def rescale_for(self, person: _Person) -> float:
+        if person.keypoints is None:
+            return 1.0
+        return self.rescale if self.rescale is not None else (2.0 if self.kind == "hand" else 1.2)
+
+
+def focal_length_of(shape: tuple[int, int]) -> float:
+    """The official full-image focal length: ``5000 / 256 * max(H, W)``."""
+    return 5000.0 / 256.0 * float(max(shape))
+
+
+def full_image_cam_t(pred_cam: np.ndarray, box: np.ndarray, shape, rescale: float) -> np.ndarray:
+    """Full-image camera translation from the crop camera ``(s, tx, ty)`` (``cameras.py``)."""
+    from extpose_sdk.cameras import cam_crop_to_full
+    from extpose_sdk.data.crops import bbox_size_of, box_to_center_scale
+
+    center, scale = box_to_center_scale(box, rescale)
+    return np.asarray(
+        cam_crop_to_full(
+            np.asarray(pred_cam)[None],
+            center[None],
+            np.asarray([bbox_size_of(scale)]),
+            np.asarray([[shape[1], shape[0]]]),
+            focal_length_of(shape),
+        )
+    )[0]
+
+
+def project_full_image(points_3d: np.ndarray, cam_t: np.ndarray, shape) -> np.ndarray:
+    """``(J, 2)`` full-image pixels of ``points_3d`` seen from ``cam_t`` (principal point: centre)."""
+    points = np.asarray(points_3d, dtype=np.float64) + np.asarray(cam_t, dtype=np.float64)
+    focal = focal_length_of(shape)
+    z = np.where(np.abs(points[:, 2:3]) < 1e-9, 1e-9, points[:, 2:3])
+    return points[:, :2] / z * focal + np.array([shape[1] / 2.0, shape[0] / 2.0])
+
+
+def keypoint_source_for(path: str | Path, **options: Any) -> Any:
+    """The registered keypoint source that reads ``path``: COCO JSON, OpenPose JSON folder, numpy."""
+    from extpose_sdk.plugins import get_registries
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such keypoint file or directory: {path}")
+    name = (
+        "openpose-json"
+        if path.is_dir()
+        else ("numpy" if path.suffix in (".npy", ".npz") else "coco-json")
+    )
+    return get_registries().keypoint_source.build(name, path=path, **options)
+
+
+def _what(kind: str) -> str:
+    return "MANO hands" if kind == "hand" else "SMPL bodies"
+
+
+def _per_image(value: Any, count: int, single: bool) -> list[Any]:
+    if value is None:
+        return [None] * count
+    if single:
+        return [value]
+    value = list(value)
+    if len(value) != count:
+        raise ValueError(f"expected one entry per image ({count}), got {len(value)}")
+    return value
