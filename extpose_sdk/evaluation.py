@@ -5,7 +5,9 @@
     print(result.table()); result.write_json("3dpw.json")
 
 Per batch the model gets the batch's modality inputs (``model.modalities``, default ``("rgb",)``;
-frames ``(B, C, H, W)`` or clips ``(B, T, C, H, W)``). Predicted 3D joints and vertices come from
+frames ``(B, C, H, W)`` or clips ``(B, T, C, H, W)``); a modality the batch lacks (``skeleton``)
+is rendered from the detected keypoints (``extpose_sdk.data.inputs``), and ``present=`` is
+passed when the model's ``forward`` takes it. Predicted 3D joints and vertices come from
 the output's ``pred_keypoints_3d`` / ``pred_vertices`` when it has them, else from ``body_model``
 applied to the predicted parameters. Ground truth comes from the sample's ``keypoints_3d`` /
 ``vertices`` when its ``joint_set`` is the protocol's, else from ``gt_body_model`` (one model or
@@ -84,6 +86,15 @@ def _rotmats(axis_angle: torch.Tensor) -> torch.Tensor:
     return (eye + s * cross + (1 - c) * cross @ cross).to(axis_angle.dtype)
 
 
+def _accepts(model: torch.nn.Module, argument: str) -> bool:
+    import inspect
+
+    try:
+        return argument in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _flatten(x: torch.Tensor, clip: bool) -> torch.Tensor:
     return x.flatten(0, 1) if clip else x
 
@@ -151,12 +162,15 @@ class Evaluator:
     def score_batch(self, model: torch.nn.Module, batch: Mapping[str, Any]) -> list[dict]:
         """Per-frame metric rows of one collated batch (frames or clips)."""
         clip = "valid" in batch
+        from extpose_sdk.data.inputs import model_inputs
+
         modalities = tuple(getattr(model, "modalities", ("rgb",)))
-        inputs = {m: batch[m].to(self.device) for m in modalities if m in batch}
-        if not inputs:
-            raise ValueError(f"the batch holds none of the model's modalities {modalities}; "
-                             f"it has {sorted(k for k in batch if torch.is_tensor(batch[k]))}")
-        output = model(inputs)
+        inputs, present = model_inputs(batch, modalities)
+        inputs = {m: x.to(self.device) for m, x in inputs.items()}
+        if _accepts(model, "present"):
+            output = model(inputs, present={m: p.to(self.device) for m, p in present.items()})
+        else:
+            output = model(inputs)
         pred_joints, pred_vertices = self._predicted(output, clip)
         gt_joints, gt_vertices = self._ground_truth(batch, clip)
         if pred_joints.shape[1] != gt_joints.shape[1]:

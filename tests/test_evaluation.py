@@ -133,11 +133,34 @@ def test_missing_body_model_and_modalities_are_explained(tmp_path):
     root = fixtures.write_3dpw(tmp_path / "3DPW", frames=3, actors=1)
     data = extpose_sdk.get_registries().dataset.build("3dpw", root=root, split="test",
                                                      images=False)
-    with pytest.raises(ValueError, match="none of the model's modalities"):
-        Evaluator("3dpw", progress=False).run(EchoModel(), data)
+
+    class NoEvidence(WithInput):
+        def __getitem__(self, i):
+            return {k: v for k, v in self.dataset[i].items() if k != "crop_transform"}
+
+    with pytest.raises(ValueError, match="has no 'rgb' images and lacks"):
+        Evaluator("3dpw", progress=False).run(EchoModel(), NoEvidence(data, None))
     data = WithInput(data, lambda s: torch.zeros(44, 3))
     with pytest.raises(ValueError, match="give the Evaluator a gt_body_model"):
         Evaluator("3dpw", progress=False).run(EchoModel(), data)
+
+
+def test_skeleton_is_rendered_from_detected_keypoints(tmp_path):
+    from extpose_sdk.data.inputs import model_inputs
+    from extpose_sdk.data.sample import collate
+
+    root = fixtures.write_3dpw(tmp_path / "3DPW", frames=4, actors=1)
+    data = extpose_sdk.get_registries().dataset.build("3dpw", root=root, split="test",
+                                                     clip_length=2)
+    batch = collate([data[0], data[1]])
+    batch["has_detected_keypoints_2d"] = torch.tensor([[True, True], [True, False]])
+    inputs, present = model_inputs(batch, ("rgb", "skeleton"))
+    assert inputs["skeleton"].shape == inputs["rgb"].shape == (2, 2, 3, 256, 256)
+    assert present["skeleton"].tolist() == [[True, True], [True, False]]
+    assert present["rgb"].all()
+    drawn = inputs["skeleton"][0, 0]
+    assert (drawn != drawn[:, :1, :1]).any()  # something drawn over the blank background
+    assert inputs["skeleton"][1, 1].abs().sum() == 0  # an absent frame is zeros
 
 
 def test_gathers_across_processes(tmp_path):

@@ -1,0 +1,78 @@
+"""Model inputs from a collated batch: each modality's images, rendered when the batch lacks them.
+
+A batch in the sample layout may carry a modality's images already (``rgb``; a data set that
+pre-renders ``skeleton``); any other registered modality is rendered here, per frame, from the
+crop evidence the sample layout keeps: ``detected_keypoints_2d`` (full-image px) with
+``detected_layout``, and ``crop_transform``. A frame whose evidence the modality cannot use (no
+confident keypoint) gets zeros and ``present=False``, so the model treats it as absent.
+
+    inputs, present = model_inputs(batch, ("rgb", "skeleton"))
+    output = model(inputs)            # inputs["skeleton"]: (B, 3, 256, 256) or (B, T, 3, 256, 256)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from extpose_sdk.data.sample import CROP_SIZE
+
+
+def model_inputs(batch: Mapping[str, Any], modalities: Sequence[str], *,
+                 options: Mapping[str, Mapping[str, Any]] | None = None
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``(inputs, present)``: per modality ``(B[, T], C, H, W)`` tensors and ``(B[, T])`` bools.
+
+    ``options`` holds per-modality build options for rendered modalities
+    (``{"skeleton": {"limb_width": 6}}``).
+    """
+    clip = "valid" in batch
+    inputs: dict[str, torch.Tensor] = {}
+    present: dict[str, torch.Tensor] = {}
+    lead = None
+    for name in modalities:
+        if name in batch and torch.is_tensor(batch[name]):
+            inputs[name] = batch[name]
+            lead = batch[name].shape[: 2 if clip else 1]
+            flag = batch.get(f"has_{name}")
+            present[name] = (torch.ones(lead, dtype=torch.bool) if flag is None
+                             else torch.as_tensor(flag, dtype=torch.bool))
+    for name in modalities:
+        if name not in inputs:
+            inputs[name], present[name] = _render(batch, name, clip, (options or {}).get(name, {}))
+    return inputs, present
+
+
+def _render(batch: Mapping[str, Any], name: str, clip: bool, options: Mapping[str, Any]):
+    from extpose_sdk.modalities import CropEvidence
+    from extpose_sdk.plugins import get_registries
+
+    needed = ("detected_keypoints_2d", "crop_transform")
+    if any(key not in batch for key in needed):
+        have = sorted(k for k, v in batch.items() if torch.is_tensor(v))
+        raise ValueError(f"the batch has no {name!r} images and lacks {list(needed)} to render "
+                         f"them; it has {have}")
+    modality = get_registries().modality.build(name, **options)
+    keypoints = batch["detected_keypoints_2d"]
+    transforms = batch["crop_transform"]
+    lead = keypoints.shape[: 2 if clip else 1]
+    layouts = batch.get("detected_layout")
+    flat_keypoints = keypoints.reshape(-1, *keypoints.shape[len(lead):]).numpy()
+    flat_transforms = transforms.reshape(-1, 2, 3).numpy().astype(np.float64)
+    per_item = int(np.prod(lead[1:])) if clip else 1
+    has = batch.get("has_detected_keypoints_2d")
+    has = None if has is None else torch.as_tensor(has).reshape(-1).tolist()
+    images, present = [], []
+    for i in range(flat_keypoints.shape[0]):
+        layout = layouts[i // per_item] if isinstance(layouts, list) else layouts
+        evidence = CropEvidence(size=(CROP_SIZE, CROP_SIZE), transform=flat_transforms[i],
+                                keypoints=flat_keypoints[i], keypoint_layout=layout)
+        usable = (has is None or bool(has[i])) and modality.available(evidence)
+        images.append(modality(evidence) if usable
+                      else torch.zeros(modality.channels, CROP_SIZE, CROP_SIZE))
+        present.append(usable)
+    stacked = torch.stack(images).reshape(*lead, modality.channels, CROP_SIZE, CROP_SIZE)
+    return stacked, torch.tensor(present, dtype=torch.bool).reshape(lead)
