@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Component",
+    "Pipeline",
     "PluginError",
     "Registries",
     "Registry",
@@ -51,3 +52,12 @@ def load_model(name: str, checkpoint: str | None = None, **options: Any) -> Any:
     ``extpose plugins`` lists the recipes; an unknown name fails with the available ones.
     """
     return get_registries().model.build(name, checkpoint=checkpoint, **options)
+
+
+def __getattr__(name: str) -> Any:
+    """``extpose_sdk.Pipeline`` is imported on first use, so a plain import stays light."""
+    if name == "Pipeline":
+        from extpose_sdk.pipeline import Pipeline
+
+        return Pipeline
+    raise AttributeError(f"module 'extpose_sdk' has no attribute {name!r}")
