@@ -2,6 +2,7 @@
 
 - ``extpose_sdk.data.sample``: the keys, shapes, units and frames of one sample (or one clip of
   T frames), ``collate`` for a ``DataLoader`` and ``make_clips`` to cut sequences into clips.
+- ``extpose_sdk.data.inputs``: a batch's model inputs per modality (renders ``skeleton``).
 - ``extpose_sdk.data.crops`` / ``augment``: the official crop preprocessing and augmentation.
 - ``extpose_sdk.datasets``: readers of the official 3DPW, FreiHAND and HO3D layouts.
 
