@@ -43,6 +43,9 @@ def test_stack_fills_missing_labels_and_checks_shapes():
     check_sample(clip, clip=True)
     assert clip["betas"].shape == (3, 10) and clip["betas"][1].abs().sum() == 0
     assert clip["has_betas"].tolist() == [True, False, True] and clip["sequence"] == "s"
+    no_flags = collate([{"betas": torch.ones(10)}, {"global_orient": torch.ones(3)}])
+    assert no_flags["has_betas"].tolist() == [True, False]
+    assert no_flags["has_global_orient"].tolist() == [False, True]
     batch = collate([clip, clip])
     assert batch["rgb"].shape == (2, 3, 3, 256, 256) and batch["sequence"] == ["s", "s"]
     with pytest.raises(ValueError, match=r"sample\['betas'\]: expected shape \(10,\).*got \(9,\)"):

@@ -152,6 +152,7 @@ def stack(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         raise ValueError("stack: no samples")
     names = dict.fromkeys(k for s in samples for k in s)
     out: dict[str, Any] = {}
+    filled: set[str] = set()
     for name in names:
         values = [s.get(name) for s in samples]
         present = [v for v in values if v is not None]
@@ -163,6 +164,7 @@ def stack(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             if key is None or not key.label:
                 raise ValueError(f"stack: key {name!r} is missing from some samples")
             values = [torch.zeros_like(present[0]) if v is None else v for v in values]
+            filled.add(name)
         try:
             out[name] = torch.stack([torch.as_tensor(v) for v in values])
         except RuntimeError as error:
@@ -170,8 +172,9 @@ def stack(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"stack: key {name!r} has different shapes {shapes}") from error
     for name, key in SAMPLE_KEYS.items():
         flag = has_key(name)
-        if key.label and name in out and flag in names:
-            out[flag] = torch.stack([torch.as_tensor(s.get(flag, False)) for s in samples])
+        if key.label and name in out and (flag in names or name in filled):
+            out[flag] = torch.stack([torch.as_tensor(s.get(flag, name in s), dtype=torch.bool)
+                                     for s in samples])
     return out
 
 
