@@ -1,0 +1,115 @@
+"""Prediction overlays: the projected mesh (shaded or wireframe) and skeletons over each frame.
+
+    writer = OverlayWriter("out/overlay.mp4", fps=25)       # or a directory: one PNG per frame
+    pipeline.video("clip.mp4", on_frame=lambda image, result: writer.write(
+        draw_frame(image, result, faces=body_model.faces)))
+    writer.close()
+
+Drawn per person: the mesh (when the result has vertices and a camera translation) with the
+OpenCV renderer of ``extpose_sdk.render``; the 2D keypoints that were used (white skeleton); the
+model's projected joints (green dots); the box and the track id.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from extpose_sdk.results import FrameResult
+
+#: Per-track mesh colours (RGB), cycled by track id.
+TRACK_COLOURS = ((200, 160, 120), (120, 170, 220), (150, 210, 140), (220, 140, 180))
+
+
+def draw_frame(
+    image: np.ndarray,
+    result: FrameResult,
+    *,
+    faces: np.ndarray | None = None,
+    wireframe: bool = False,
+    alpha: float = 0.8,
+) -> np.ndarray:
+    """An ``(H, W, 3)`` uint8 RGB copy of ``image`` with ``result``'s people drawn over it."""
+    import cv2
+
+    from extpose_sdk.pipeline import focal_length_of
+    from extpose_sdk.render import draw_skeleton, render_mesh
+
+    out = np.ascontiguousarray(np.asarray(image, dtype=np.uint8).copy())
+    focal = focal_length_of(out.shape[:2])
+    for person in result.people:
+        colour = TRACK_COLOURS[max(person.track_id, 0) % len(TRACK_COLOURS)]
+        if faces is not None and person.vertices is not None and person.cam_t is not None:
+            out = render_mesh(
+                out, person.vertices + person.cam_t, faces, focal=focal, color=colour,
+                alpha=alpha, wireframe=wireframe,
+            )  # fmt: skip
+        if person.keypoints is not None:
+            out = draw_skeleton(out, person.keypoints, _limbs_for(len(person.keypoints)), radius=2)
+        if person.keypoints_2d is not None:
+            for x, y in np.asarray(person.keypoints_2d, dtype=np.float64):
+                if np.isfinite(x) and np.isfinite(y):
+                    cv2.circle(out, (int(round(x)), int(round(y))), 2, (0, 255, 0), -1)
+        x1, y1, x2, y2 = (int(round(v)) for v in person.box)
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, 1)
+        if person.track_id >= 0:
+            cv2.putText(out, str(person.track_id), (x1 + 2, y1 + 12), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.4, colour, 1, cv2.LINE_AA)  # fmt: skip
+    return out
+
+
+def _limbs_for(num_keypoints: int) -> list[tuple[int, int]]:
+    from extpose_sdk.keypoints.layouts import get_layout, layout_for_count
+
+    try:
+        layout = get_layout(layout_for_count(num_keypoints))
+    except (KeyError, ValueError):
+        return []
+    return [(int(limb[0]), int(limb[1])) for limb in getattr(layout, "limbs", [])]
+
+
+class OverlayWriter:
+    """Frames written as an MP4 (``.mp4`` / ``.avi`` path) or as PNGs into a directory."""
+
+    def __init__(self, path: str | Path, fps: float = 25.0) -> None:
+        self.path = Path(path)
+        self.fps = fps if fps and fps > 0 else 25.0
+        self.count = 0
+        self._writer: Any = None
+        if self.path.suffix.lower() in (".mp4", ".avi"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            self.path.mkdir(parents=True, exist_ok=True)
+
+    def write(self, image: np.ndarray) -> None:
+        import cv2
+
+        bgr = cv2.cvtColor(np.asarray(image, dtype=np.uint8), cv2.COLOR_RGB2BGR)
+        if self.path.suffix.lower() in (".mp4", ".avi"):
+            if self._writer is None:
+                fourcc = "mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"
+                h, w = bgr.shape[:2]
+                self._writer = cv2.VideoWriter(
+                    str(self.path), cv2.VideoWriter_fourcc(*fourcc), self.fps, (w, h)
+                )
+                if not self._writer.isOpened():
+                    raise RuntimeError(f"{self.path}: OpenCV cannot write this video")
+            self._writer.write(bgr)
+        else:
+            target = self.path / f"{self.count:06d}.png"
+            if not cv2.imwrite(str(target), bgr):
+                raise RuntimeError(f"{target}: OpenCV cannot write this image")
+        self.count += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+    def __enter__(self) -> OverlayWriter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
