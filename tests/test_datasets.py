@@ -100,6 +100,17 @@ def test_3dpw_frames_have_camera_frame_labels(tmp_path):
     assert data[5]["gender"] == "female"
 
 
+def test_3dpw_tracks_are_cut_at_invalid_frames(tmp_path):
+    root = fixtures.write_3dpw(tmp_path / "3DPW", frames=5, actors=1)
+    path = root / "sequenceFiles" / "test" / "courtyard_fixture_00.pkl"
+    content = read_pickle(path)
+    content["campose_valid"][0][2] = False
+    fixtures.write_python2_pickle(path, content)
+    data = _build("3dpw", root, split="test", clip_length=2)
+    assert {name: [r.frame for r in records] for name, records in data.sequences.items()} == {
+        "courtyard_fixture_00/0": [0, 1], "courtyard_fixture_00/0.1": [3, 4]}
+
+
 def test_3dpw_clips_stack_frames(tmp_path):
     root = fixtures.write_3dpw(tmp_path / "3DPW", frames=5, actors=2)
     data = _build("3dpw", root, split="test", clip_length=2)

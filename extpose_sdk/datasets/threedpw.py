@@ -8,7 +8,8 @@ Each sequence pickle (Python 2, read with a restricted unpickler) holds per acto
 ``jointPositions`` (N, 72: 24 SMPL joints, world), OpenPose ``poses2d`` (N, 3, 18), and per
 frame ``cam_poses`` (N, 4, 4 world -> camera), ``cam_intrinsics`` (3, 3), ``campose_valid``
 and ``img_frame_ids``. A sample is one actor in one frame with a valid camera pose; a sequence
-of the reader is one actor's track (``<sequence>/<actor>``).
+of the reader is one actor's track of consecutive frames (``<sequence>/<actor>``, and
+``<sequence>/<actor>.1``... for the parts after frames without a valid camera pose).
 
 Labels: ``keypoints_3d`` are the 24 SMPL joints of ``jointPositions`` in the camera frame
 (joint set ``smpl24``), ``keypoints_2d`` their projection; ``global_orient`` is rotated into the
@@ -108,5 +109,16 @@ class ThreeDPW(SequenceReader):
                 }
                 records.append(FrameRecord(image, int(frame_ids[i]), points_2d, labels,
                                            detected=detected, detected_layout="coco17"))
-            tracks[f"{sequence}/{actor}"] = records
+            tracks.update(_split_at_gaps(f"{sequence}/{actor}", records))
         return tracks
+
+
+def _split_at_gaps(name: str, records: list[FrameRecord]) -> dict[str, list[FrameRecord]]:
+    """A track cut where frames are missing (invalid camera pose), so clips hold consecutive
+    frames: ``name``, then ``name.1``, ``name.2``... for the parts after each gap."""
+    parts: list[list[FrameRecord]] = []
+    for record in records:
+        if not parts or record.frame != parts[-1][-1].frame + 1:
+            parts.append([])
+        parts[-1].append(record)
+    return {name if i == 0 else f"{name}.{i}": part for i, part in enumerate(parts)}
