@@ -33,12 +33,13 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _body_model(path: str, kind: str, gender: str = "neutral"):
+def _body_model(path: str, kind: str):
+    """The SMPL / MANO model in ``path`` (its gender is the file's: SMPL_MALE.pkl...)."""
     try:
         from extpose_sdk.body_models import load_body_model
     except ImportError as error:  # pragma: no cover - body models are another part of the SDK
         raise SystemExit(f"extpose eval: body models are unavailable: {error}") from error
-    return load_body_model(kind, path, gender=gender)
+    return load_body_model(kind, path)
 
 
 def run(args) -> int:
@@ -63,7 +64,7 @@ def run(args) -> int:
     gt_models = {}
     for item in args.gt_body_model:
         gender, _, path = item.rpartition("=")
-        gt_models[gender or "neutral"] = _body_model(path, kind, gender or "neutral")
+        gt_models[gender or "neutral"] = _body_model(path, kind)
     evaluator = Evaluator(
         protocol,
         body_model=_body_model(args.body_model, kind) if args.body_model else None,
