@@ -29,6 +29,14 @@ def distance_to_segment(pixels: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.
     return np.linalg.norm(pixels - (a + t[:, None] * d), axis=1)
 
 
+def centroid(picture: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """Intensity centroid (x, y) of ``picture`` in a 25 px window around ``near``."""
+    x0, y0 = np.round(near).astype(int) - 12
+    window = picture[y0 : y0 + 25, x0 : x0 + 25].astype(float).sum(-1)
+    ys, xs = np.mgrid[0:25, 0:25]
+    return np.array([(xs * window).sum(), (ys * window).sum()]) / window.sum() + [x0, y0]
+
+
 def affine(angle_deg: float, scale: float, centre, crop_size=256, flip=False) -> np.ndarray:
     """Full image -> crop: rotate and scale about ``centre``, which lands at the crop centre."""
     m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), angle_deg, scale)
@@ -76,12 +84,6 @@ def test_joints_coincide_with_dots_painted_in_the_image_under_rotation_scale_and
     keypoints = coco17({j: (x, y, 1.0) for j, (x, y) in joints.items()})
     skeleton = renderer.render(keypoints, transform[None])[0]
 
-    def centroid(picture: np.ndarray, near: np.ndarray) -> np.ndarray:
-        x0, y0 = np.round(near).astype(int) - 12
-        window = picture[y0 : y0 + 25, x0 : x0 + 25].astype(float).sum(-1)
-        ys, xs = np.mgrid[0:25, 0:25]
-        return np.array([(xs * window).sum(), (ys * window).sum()]) / window.sum() + [x0, y0]
-
     for joint, (x, y) in joints.items():
         expected = transform @ np.array([x, y, 1.0])
         painted = centroid(crop, expected)
@@ -92,6 +94,25 @@ def test_joints_coincide_with_dots_painted_in_the_image_under_rotation_scale_and
             tuple(skeleton[int(round(expected[1])), int(round(expected[0]))])
             == LAYOUT.joint_colours[joint]
         )
+
+
+def test_aligned_with_the_sdk_crops_under_augmentation():
+    crops = pytest.importorskip(
+        "extpose_sdk.data.crops", reason="extpose_sdk.data.crops is not there yet"
+    )
+    joints = {0: (300.0, 210.0), L_WRIST: (350.0, 300.0), 16: (260.0, 330.0)}
+    image = np.zeros((480, 640, 3), np.uint8)
+    for x, y in joints.values():
+        cv2.circle(image, (int(x) * 16, int(y) * 16), 5 * 16, (255, 255, 255), -1, cv2.LINE_AA, 4)
+    crop = crops.make_crop((220, 150, 400, 390), image_width=640, rotation=25, zoom=0.8, flip=True)
+    rgb = crops.warp(image, crop, anti_alias=False)
+    keypoints = coco17({j: (x, y, 1.0) for j, (x, y) in joints.items()})
+    skeleton = SkeletonRenderer("coco17", size=(crop.size, crop.size)).render(
+        keypoints, crop.transform
+    )[0]
+    for x, y in joints.values():
+        expected = crop.transform @ np.array([x, y, 1.0])
+        assert np.abs(centroid(skeleton, expected) - centroid(rgb, expected)).max() < 0.5
 
 
 def test_low_confidence_joints_are_left_out_or_faded():
