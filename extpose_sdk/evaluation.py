@@ -142,6 +142,11 @@ class Evaluator:
             from tqdm.auto import tqdm
 
             batches = tqdm(loader, desc=f"eval {self.protocol.name}", unit="batch")
+        gt_models = (self.gt_body_model.values() if isinstance(self.gt_body_model, Mapping)
+                     else [self.gt_body_model])
+        for body_model in (self.body_model, *gt_models):
+            if isinstance(body_model, torch.nn.Module):
+                body_model.to(self.device)
         was_training = model.training
         model.eval()
         rows: list[dict[str, Any]] = []
