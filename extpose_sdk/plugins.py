@@ -40,6 +40,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "extpose_sdk.builtins.heads",
     "extpose_sdk.builtins.keypoint_sources",
     "extpose_sdk.builtins.datasets",
+    "extpose_sdk.builtins.synthetic_data",
     "extpose_sdk.builtins.models",
 )
 

@@ -1,0 +1,532 @@
+"""A synthetic data set that needs no download: a posed SMPL- / MANO-format model, rendered.
+
+The model files are the SDK's synthetic official-format ones (``write_synthetic_smpl`` /
+``write_synthetic_mano``, a humanoid / hand geometry), written once to a cache folder, or a
+user's real SMPL / MANO file. Each sequence is a random smooth motion: every joint angle is a sum
+of low-frequency sinusoids within limits, the global rotation and the translation drift smoothly.
+Frames are drawn with ``extpose_sdk.render`` over a random textured background (noise, gradient,
+stripes, checks) with random occluders, and come with ground-truth parameters, 3D joints and
+vertices, crop-normalised 2D joints, and noisy "detected" 2D keypoints (jitter, dropped joints
+with low confidence, occasional left/right swaps) that stand in for a detector::
+
+    from extpose_sdk.data.synthetic import SyntheticDataset
+    frames = SyntheticDataset(kind="body", num_sequences=4, sequence_length=32)
+    clips = SyntheticDataset(kind="hand", clip_length=8)
+    sample = clips[0]          # the SDK's sample layout, clips with a leading T
+
+Everything is a function of ``(seed, split, sequence, frame)``, so any worker gives the same
+sample for an index. Registered as data sets ``synthetic-body`` and ``synthetic-hand``.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from extpose_sdk.data.augment import AugmentConfig, AugmentParams, augment, sample_params
+from extpose_sdk.data.sample import CROP_SIZE, make_clips, stack, stack_clip
+
+KINDS = ("body", "hand")
+#: Detector layout standing in for a 2D detector, per kind.
+DETECTED_LAYOUT = {"body": "coco17", "hand": "openpose_hand21"}
+JOINT_SET = {"body": "smpl44", "hand": "mano21"}
+POSE_KEY = {"body": "body_pose", "hand": "hand_pose"}
+POSE_JOINTS = {"body": 23, "hand": 15}
+#: Real-world size of the subject (m) and the share of the image height it should fill.
+SUBJECT_SIZE = {"body": 1.7, "hand": 0.2}
+FPS = 30.0
+
+
+def default_cache_dir() -> Path:
+    """Where the synthetic model files are written: ``$EXTPOSE_CACHE`` or ``~/.cache/extpose``."""
+    return Path(os.environ.get("EXTPOSE_CACHE", Path.home() / ".cache" / "extpose")) / "synthetic"
+
+
+def synthetic_model_path(kind: str, cache_dir: str | Path | None = None) -> Path:
+    """The synthetic model file of ``kind`` in ``cache_dir``, written there on first use."""
+    from extpose_sdk.synthetic.body_model_files import write_synthetic_mano, write_synthetic_smpl
+
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = folder / ("SMPL_SYNTHETIC.npz" if kind == "body" else "MANO_SYNTHETIC_RIGHT.npz")
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.stem}.{os.getpid()}{path.suffix}")
+        (write_synthetic_smpl if kind == "body" else write_synthetic_mano)(partial)
+        os.replace(partial, path)  # atomic: parallel workers never read half a file
+    return path
+
+
+def _rng(*keys: Any) -> np.random.Generator:
+    """A generator seeded by ``keys`` (stable across processes, unlike ``hash``)."""
+    return np.random.default_rng([zlib.crc32(repr(keys).encode())])
+
+
+# -- motion -----------------------------------------------------------------------------------
+
+#: Joint-angle rest offsets and ranges (radians) that make the motion look like a body / hand:
+#: ``{pose joint index (0-based, without the root): (axis, low, high)}``; other angles move
+#: within +-0.15 rad.
+BODY_LIMITS = {
+    0: (0, -0.9, 0.4), 1: (0, -0.9, 0.4),       # hips: leg forward / back
+    3: (0, 0.0, 1.6), 4: (0, 0.0, 1.6),         # knees bend
+    15: (2, -1.4, -0.2), 16: (2, 0.2, 1.4),     # shoulders: arms down from the T pose
+    17: (1, -1.6, 0.0), 18: (1, 0.0, 1.6),      # elbows bend
+}
+HAND_FLEX = (0.0, 1.3)  # finger joints flex about their z axis
+
+
+@attrs.frozen
+class Motion:
+    """Smooth motion of one sequence: per joint angle, a sum of sinusoids ``amplitude *
+    sin(2 pi f t + phase)`` mapped into ``[low, high]``."""
+
+    low: np.ndarray          # (P,) angle lower limits
+    high: np.ndarray         # (P,)
+    frequency: np.ndarray    # (P, S) Hz
+    phase: np.ndarray        # (P, S)
+    weight: np.ndarray       # (P, S), rows sum to 1
+    yaw: tuple[float, float, float]     # centre, amplitude (rad), frequency (Hz)
+    tilt: tuple[float, float]           # pitch, roll (rad)
+    position: np.ndarray     # (3,) mean root position, camera frame (m)
+    drift: np.ndarray        # (3, 2) amplitude (m), frequency (Hz) per axis
+    betas: np.ndarray        # (10,)
+
+    def angles(self, t: np.ndarray) -> np.ndarray:
+        """(T, P) joint angles at times ``t`` (s)."""
+        waves = np.sin(2 * np.pi * self.frequency[None] * t[:, None, None] + self.phase[None])
+        unit = 0.5 + 0.5 * (waves * self.weight[None]).sum(-1)  # in [0, 1]
+        return self.low + (self.high - self.low) * unit
+
+    def global_orient(self, t: np.ndarray, kind: str) -> np.ndarray:
+        """(T, 3) axis-angle: the model upright and facing the camera, turning smoothly."""
+        from scipy.spatial.transform import Rotation
+
+        centre, amplitude, frequency = self.yaw
+        yaw = centre + amplitude * np.sin(2 * np.pi * frequency * t)
+        # model frame y up, z towards the viewer -> camera frame y down, z forward: 180 deg about x
+        facing = Rotation.from_euler("x", np.pi)
+        turn = Rotation.from_euler("yxz", np.stack([yaw, np.full_like(t, self.tilt[0]),
+                                                    np.full_like(t, self.tilt[1])], -1))
+        return (facing * turn).as_rotvec()
+
+    def root_position(self, t: np.ndarray) -> np.ndarray:
+        """(T, 3) camera-frame position the root joint is moved to."""
+        amplitude, frequency = self.drift[:, 0], self.drift[:, 1]
+        return self.position + amplitude * np.sin(2 * np.pi * frequency * t[:, None])
+
+
+def random_motion(kind: str, rng: np.random.Generator, distance: float) -> Motion:
+    """A random smooth motion of ``kind`` with the root around ``distance`` m from the camera."""
+    joints = POSE_JOINTS[kind]
+    low = np.full((joints, 3), -0.15)
+    high = np.full((joints, 3), 0.15)
+    if kind == "body":
+        for joint, (axis, lo, hi) in BODY_LIMITS.items():
+            low[joint, axis], high[joint, axis] = lo, hi
+        yaw = (rng.uniform(-0.6, 0.6), rng.uniform(0.1, 0.6), rng.uniform(0.05, 0.2))
+        tilt = (rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1))
+    else:
+        low[:, 2], high[:, 2] = HAND_FLEX
+        low[:, :2], high[:, :2] = -0.1, 0.1
+        yaw = (rng.uniform(-np.pi, np.pi), rng.uniform(0.2, 0.8), rng.uniform(0.05, 0.3))
+        tilt = (rng.uniform(-0.8, 0.8), rng.uniform(-0.8, 0.8))
+    # narrow each range at random so sequences differ in style, then add 3 sinusoids each
+    span = high - low
+    centre = low + span * rng.uniform(0.2, 0.8, span.shape)
+    reach = span * rng.uniform(0.2, 0.5, span.shape)
+    low, high = np.maximum(low, centre - reach), np.minimum(high, centre + reach)
+    count = 3
+    weight = rng.uniform(0.2, 1.0, (joints * 3, count))
+    drift = np.stack([rng.uniform(0.0, 0.05, 3) * SUBJECT_SIZE[kind] / 0.5,
+                      rng.uniform(0.05, 0.3, 3)], 1)
+    return Motion(
+        low=low.reshape(-1), high=high.reshape(-1),
+        frequency=rng.uniform(0.1, 0.8, (joints * 3, count)),
+        phase=rng.uniform(0, 2 * np.pi, (joints * 3, count)),
+        weight=weight / weight.sum(1, keepdims=True),
+        yaw=yaw, tilt=tilt,
+        position=np.array([rng.uniform(-0.1, 0.1) * distance, rng.uniform(-0.05, 0.05) * distance,
+                           distance]),
+        drift=drift,
+        betas=np.clip(rng.normal(0.0, 0.8, 10), -2.0, 2.0),
+    )
+
+
+# -- pictures ---------------------------------------------------------------------------------
+
+def random_background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 textured background: blotchy noise, a gradient, stripes or checks."""
+    import cv2
+
+    h, w = size
+    style = rng.integers(4)
+    a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    if style == 0:
+        cells = rng.uniform(0, 255, (rng.integers(3, 12), rng.integers(3, 12), 3)).astype(np.float32)
+        image = cv2.resize(cells, (w, h), interpolation=cv2.INTER_CUBIC)
+    else:
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        angle = rng.uniform(0, np.pi)
+        along = (np.cos(angle) * xx + np.sin(angle) * yy) / max(h, w)
+        if style == 1:
+            mix = (along - along.min()) / max(np.ptp(along), 1e-6)
+        elif style == 2:
+            mix = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(3, 15) * along)
+        else:
+            period = rng.integers(8, 40)
+            mix = (((xx // period) + (yy // period)) % 2).astype(np.float32)
+        image = a * (1 - mix[..., None]) + b * mix[..., None]
+    noise = rng.normal(0, rng.uniform(2, 12), (h, w, 1))
+    return np.clip(image + noise, 0, 255).astype(np.uint8)
+
+
+@attrs.frozen
+class Occluder:
+    """A filled rectangle or ellipse drawn over the subject (centre relative to the box)."""
+
+    ellipse: bool
+    offset: tuple[float, float]  # centre = box centre + offset * box side
+    half: tuple[float, float]    # half sides as a fraction of the box side
+    angle: float
+    color: tuple[float, float, float]
+    speed: tuple[float, float]   # offset change per second
+
+    def draw(self, image: np.ndarray, box: np.ndarray, t: float) -> None:
+        import cv2
+
+        side = float(max(box[2] - box[0], box[3] - box[1]))
+        centre = (box[:2] + box[2:]) / 2 + (np.array(self.offset) + np.array(self.speed) * t) * side
+        axes = (max(1, int(self.half[0] * side)), max(1, int(self.half[1] * side)))
+        c = (int(centre[0]), int(centre[1]))
+        if self.ellipse:
+            cv2.ellipse(image, c, axes, self.angle, 0, 360, self.color, -1, cv2.LINE_AA)
+        else:
+            points = cv2.boxPoints(((c[0], c[1]), (2 * axes[0], 2 * axes[1]), self.angle))
+            cv2.fillConvexPoly(image, points.astype(np.int32), self.color, cv2.LINE_AA)
+
+
+def random_occluders(rng: np.random.Generator, most: int) -> list[Occluder]:
+    count = int(rng.integers(0, most + 1)) if most > 0 else 0
+    return [Occluder(ellipse=bool(rng.random() < 0.5),
+                     offset=tuple(rng.uniform(-0.5, 0.5, 2)),
+                     half=tuple(rng.uniform(0.05, 0.2, 2)),
+                     angle=float(rng.uniform(0, 180)),
+                     color=tuple(float(c) for c in rng.uniform(0, 255, 3)),
+                     speed=tuple(rng.uniform(-0.1, 0.1, 2))) for _ in range(count)]
+
+
+@attrs.frozen
+class DetectionNoise:
+    """How the stand-in detector errs: jitter (fraction of the box side), the chance a joint is
+    dropped (low confidence, far off), and the chance a frame has left and right swapped."""
+
+    jitter: float = 0.02
+    drop: float = 0.08
+    swap: float = 0.03
+
+
+def noisy_detections(points: np.ndarray, box: np.ndarray, flip: tuple[int, ...],
+                     noise: DetectionNoise, rng: np.random.Generator) -> np.ndarray:
+    """(J, 3) detector-like keypoints from true (J, 2|3) full-image px."""
+    side = float(max(box[2] - box[0], box[3] - box[1], 1.0))
+    j = len(points)
+    out = np.zeros((j, 3))
+    out[:, :2] = points[:, :2] + rng.normal(0, noise.jitter * side, (j, 2))
+    out[:, 2] = rng.uniform(0.55, 1.0, j)
+    dropped = rng.random(j) < noise.drop
+    out[dropped, :2] += rng.normal(0, 0.15 * side, (int(dropped.sum()), 2))
+    out[dropped, 2] = rng.uniform(0.0, 0.2, int(dropped.sum()))
+    if rng.random() < noise.swap:
+        out = out[list(flip)]
+    return out
+
+
+# -- the data set -----------------------------------------------------------------------------
+
+@attrs.frozen
+class Frame:
+    """One rendered frame before cropping (full image and full-image labels)."""
+
+    image: np.ndarray          # (H, W, 3) uint8 RGB
+    background: np.ndarray     # (H, W, 3) uint8 RGB, the same without subject and occluders
+    faces: np.ndarray          # (H, W) int32 face buffer of the subject (-1: background)
+    labels: dict[str, np.ndarray]  # global_orient, pose, betas, transl, vertices, joints (camera)
+    keypoints_2d: np.ndarray   # (K, 3) projected joints, full-image px, confidence 1
+    detected: np.ndarray       # (J, 3) noisy detections, full-image px
+    box: np.ndarray            # (4,) x1, y1, x2, y2 of the projected joints, padded
+
+
+class SyntheticDataset:
+    """Synthetic frames (``clip_length=None``) or clips of ``clip_length`` frames.
+
+    Args:
+        root: folder for the synthetic model files (default ``default_cache_dir()``).
+        split: ``train`` or ``test`` (different motions; ``train`` augments by default).
+        kind: ``body`` (SMPL, ``coco17`` detections) or ``hand`` (MANO right hands).
+        model_path: a real SMPL / MANO file to use instead of the synthetic one.
+        num_sequences, sequence_length: how many motions and frames each (at ``FPS``).
+        clip_length, clip_stride: clips of T frames (``None``: single frames).
+        image_size: (H, W) of the full rendered image; ``crop_size``: the model's crop.
+        occluders: at most this many occluders per sequence.
+        augment: ``AugmentConfig`` (one draw per clip, identical for its frames), True for the
+            official recipe, False / None for none. Default: on for ``train``.
+        detection_noise: ``DetectionNoise`` of the stand-in detector.
+        vertices: include ground-truth ``vertices`` in samples.
+        seed: everything derives from it.
+    """
+
+    def __init__(self, root: str | Path | None = None, split: str = "train", *,
+                 kind: str = "body", model_path: str | Path | None = None,
+                 num_sequences: int = 16, sequence_length: int = 64,
+                 clip_length: int | None = None, clip_stride: int | None = None,
+                 image_size: tuple[int, int] = (256, 256), crop_size: int = CROP_SIZE,
+                 occluders: int = 2, augment: AugmentConfig | bool | None = "default",
+                 detection_noise: DetectionNoise = DetectionNoise(), vertices: bool = True,
+                 seed: int = 0) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"synthetic: unknown kind {kind!r}; available: {', '.join(KINDS)}")
+        if split not in ("train", "test"):
+            raise ValueError(f"synthetic: unknown split {split!r}; available: train, test")
+        if augment == "default":
+            augment = split == "train"
+        if augment is True:
+            augment = AugmentConfig()
+        self.augment_config = augment or None
+        self.kind, self.split, self.seed = kind, split, int(seed)
+        self.name = f"synthetic-{kind}"
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.crop_size = int(crop_size)
+        self.focal = 1.2 * max(self.image_size)
+        self.occluders = int(occluders)
+        self.noise = detection_noise
+        self.with_vertices = bool(vertices)
+        self.sequence_length = int(sequence_length)
+        self.model_path = Path(model_path) if model_path is not None else synthetic_model_path(
+            kind, root)
+        self._model = None
+        from extpose_sdk.keypoints.layouts import get_layout
+
+        layout = get_layout(DETECTED_LAYOUT[kind])
+        self.detected_flip = layout.flip_indices
+        lengths = {self.sequence_name(i): self.sequence_length for i in range(int(num_sequences))}
+        self.clip_length = clip_length
+        self.clips = (make_clips(lengths, clip_length, clip_stride, pad=split != "train")
+                      if clip_length is not None else None)
+        self.num_frames = int(num_sequences) * self.sequence_length
+
+    # ---- indexing
+    def sequence_name(self, i: int) -> str:
+        return f"{self.split}_{i:04d}"
+
+    def __len__(self) -> int:
+        return len(self.clips) if self.clips is not None else self.num_frames
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"{self.name}: index {index} out of range for {len(self)} items")
+        index %= len(self)
+        if self.clips is None:
+            sequence, frame = divmod(index, self.sequence_length)
+            return self.sample(sequence, [frame], self._params(sequence, frame))[0]
+        clip = self.clips[index]
+        sequence = int(clip.sequence.rsplit("_", 1)[1])
+        frames = self.sample(sequence, list(clip.frames), self._params(sequence, clip.frames[0]))
+        return stack_clip(frames, clip.valid)
+
+    def _params(self, sequence: int, frame: int) -> AugmentParams:
+        if self.augment_config is None:
+            return AugmentParams()
+        return sample_params(self.augment_config,
+                             _rng(self.seed, self.split, "augment", sequence, frame))
+
+    # ---- the model
+    @property
+    def body_model(self):
+        if self._model is None:
+            from extpose_sdk.body_models import load_body_model
+
+            self._model = load_body_model("smpl" if self.kind == "body" else "mano",
+                                          self.model_path)
+        return self._model
+
+    def pose_frames(self, sequence: int, frames: list[int]) -> dict[str, np.ndarray]:
+        """Ground-truth parameters, vertices and joints (camera frame) of ``frames``."""
+        import torch
+
+        motion = self.motion(sequence)
+        t = np.asarray(frames, dtype=np.float64) / FPS
+        pose = motion.angles(t)
+        orient = motion.global_orient(t, self.kind)
+        betas = np.repeat(motion.betas[None], len(frames), 0)
+        n = len(frames)
+        with torch.no_grad():
+            output = _forward(self.body_model, self.kind, orient, pose, betas)
+        vertices = output["vertices"].reshape(n, -1, 3)
+        joints = output["joints"].reshape(n, -1, 3)
+        root = joints[:, _root_joint(self.kind, joints.shape[1])]
+        shift = motion.root_position(t) - root
+        return {"global_orient": orient, POSE_KEY[self.kind]: pose, "betas": betas,
+                "transl": shift, "vertices": vertices + shift[:, None],
+                "joints": joints + shift[:, None], "faces": output["faces"]}
+
+    def motion(self, sequence: int) -> Motion:
+        rng = _rng(self.seed, self.split, "motion", sequence)
+        distance = self.focal * SUBJECT_SIZE[self.kind] / (rng.uniform(0.45, 0.75) *
+                                                         self.image_size[0])
+        return random_motion(self.kind, rng, distance)
+
+    # ---- rendering
+    def render(self, sequence: int, frames: list[int]) -> list[Frame]:
+        """The full-image frames of ``sequence`` (before cropping and augmentation)."""
+        from extpose_sdk.render import Camera, render_mesh
+
+        h, w = self.image_size
+        scene = _rng(self.seed, self.split, "scene", sequence)
+        background = random_background(scene, self.image_size)
+        occluders = random_occluders(scene, self.occluders)
+        color = scene.uniform(80, 255, 3)
+        camera = Camera.of(self.focal, image_size=self.image_size)
+        posed = self.pose_frames(sequence, frames)
+        out = []
+        for i, frame in enumerate(frames):
+            joints = posed["joints"][i]
+            uv = camera.project(joints)
+            keypoints = np.concatenate([uv, np.ones((len(uv), 1))], 1)
+            image, buffer = render_mesh(background, posed["vertices"][i], posed["faces"],
+                                        focal=self.focal, color=color, return_faces=True)
+            lo, hi = uv.min(0), uv.max(0)
+            pad = 0.1 * (hi - lo).max() + 2.0
+            box = np.concatenate([lo - pad, hi + pad])
+            for occluder in occluders:
+                occluder.draw(image, box, frame / FPS)
+            noise_rng = _rng(self.seed, self.split, "detect", sequence, frame)
+            detected = noisy_detections(_detector_points(self.kind, keypoints), box,
+                                        self.detected_flip, self.noise, noise_rng)
+            labels = {k: v[i] for k, v in posed.items() if k != "faces"}
+            out.append(Frame(image, background, buffer, labels, keypoints, detected, box))
+        return out
+
+    def sample(self, sequence: int, frames: list[int], params: AugmentParams) -> list[dict]:
+        """Sample-layout dicts of ``frames`` of ``sequence``, all cropped with ``params``."""
+        import torch
+
+        pose_key = POSE_KEY[self.kind]
+        samples = []
+        for frame, rendered in zip(frames, self.render(sequence, frames), strict=True):
+            labels = rendered.labels
+            keypoints_3d = np.concatenate([labels["joints"], np.ones((len(labels["joints"]), 1))], 1)
+            entries = augment(
+                rendered.image, rendered.box, params, keypoints_2d=rendered.keypoints_2d,
+                keypoints_3d=keypoints_3d,
+                vertices=labels["vertices"] if self.with_vertices else None,
+                global_orient=labels["global_orient"], is_right=1.0 if self.kind == "hand" else None,
+                detected_keypoints_2d=rendered.detected, joint_set=JOINT_SET[self.kind],
+                detected_flip=self.detected_flip, size=self.crop_size,
+                **{pose_key: labels[pose_key]})
+            moved = params.flip or params.rotation != 0.0
+            sample: dict[str, Any] = {k: torch.as_tensor(np.asarray(v, np.float32))
+                                      for k, v in entries.items()}
+            sample.update({
+                "box": torch.as_tensor(rendered.box, dtype=torch.float32),
+                "image_hw": torch.tensor(self.image_size, dtype=torch.float32),
+                "focal_length": torch.tensor([self.focal, self.focal], dtype=torch.float32),
+                "betas": torch.as_tensor(labels["betas"], dtype=torch.float32),
+                "transl": torch.as_tensor(labels["transl"], dtype=torch.float32),
+                "frame": torch.tensor(frame),
+                "dataset": self.name,
+                "sequence": self.sequence_name(sequence),
+                "image_path": "",
+                "detected_layout": DETECTED_LAYOUT[self.kind],
+                "joint_set": JOINT_SET[self.kind],
+                "gender": "neutral",
+            })
+            for key in ("detected_keypoints_2d", "global_orient", pose_key, "betas"):
+                sample[f"has_{key}"] = torch.tensor(True)
+            sample["has_vertices"] = torch.tensor(self.with_vertices)
+            sample["has_transl"] = torch.tensor(not moved)  # rotation / flip: transl not updated
+            samples.append(sample)
+        return samples
+
+    def batch(self, indices) -> dict[str, Any]:
+        """The collated samples of ``indices`` (a convenience for benchmarks and tests)."""
+        return stack([self[i] for i in indices])
+
+
+def _root_joint(kind: str, count: int) -> int:
+    """Index of the joint placed at the motion's root position: pelvis (SMPL44: 39), wrist."""
+    if kind == "body":
+        return 39 if count == 44 else 0
+    return 0
+
+
+def _detector_points(kind: str, keypoints: np.ndarray) -> np.ndarray:
+    """The true joints in the stand-in detector's layout (coco17 from OpenPose, hand as is)."""
+    if kind == "hand":
+        return keypoints[:21]
+    from extpose_sdk.keypoints.layouts import convert
+
+    return convert(keypoints[:25].astype(np.float32), "openpose_body25", "coco17")
+
+
+def _forward(model, kind: str, orient, pose, betas) -> dict[str, np.ndarray]:
+    """Vertices, joints and faces from a body model of ``extpose_sdk.body_models``."""
+    import torch
+
+    def tensor(x):
+        return torch.as_tensor(np.asarray(x), dtype=torch.float32)
+
+    pose_key = POSE_KEY[kind]
+    output = model(global_orient=tensor(orient), betas=tensor(betas), **{pose_key: tensor(pose)})
+    faces = getattr(model, "faces", None)
+    if faces is None:
+        faces = model.faces_tensor
+    return {"vertices": output.vertices.detach().cpu().numpy().astype(np.float64),
+            "joints": output.joints.detach().cpu().numpy().astype(np.float64),
+            "faces": np.asarray(faces.cpu() if hasattr(faces, "cpu") else faces, dtype=np.int64)}
+
+
+def write_sample_video(path: str | Path, *, frames: int = 48, kind: str = "body",
+                       size: tuple[int, int] = (256, 256), seed: int = 0, fps: float = FPS,
+                       keypoints_path: str | Path | None = None,
+                       model_path: str | Path | None = None) -> np.ndarray:
+    """Write an mp4 of one synthetic person moving (``frames`` frames, ``size`` (H, W)).
+
+    Returns the noisy detections ``(frames, J, 3)`` (full-image px); with ``keypoints_path``
+    they are also saved as a ``.npz`` keypoint file (``keypoints (T, 1, J, 3)``, ``layout``,
+    ``boxes (T, 1, 4)``) that the keypoint sources read.
+    """
+    import cv2
+
+    data = SyntheticDataset(split="test", kind=kind, model_path=model_path, num_sequences=1,
+                            sequence_length=frames, image_size=size, augment=False, seed=seed)
+    rendered = data.render(0, list(range(frames)))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size[1], size[0]))
+    if not writer.isOpened():
+        raise RuntimeError(f"cannot open {str(path)!r} for writing with OpenCV (mp4v)")
+    try:
+        for frame in rendered:
+            writer.write(cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    detections = np.stack([f.detected for f in rendered]).astype(np.float32)
+    if keypoints_path is not None:
+        np.savez(keypoints_path, keypoints=detections[:, None], layout=DETECTED_LAYOUT[kind],
+                 boxes=np.stack([f.box for f in rendered]).astype(np.float32)[:, None])
+    return detections
+
+
+def synthetic_body(root: str | Path | None = None, split: str = "train", **options) -> SyntheticDataset:
+    """The ``synthetic-body`` data set (``SyntheticDataset(kind="body")``)."""
+    return SyntheticDataset(root, split, kind="body", **options)
+
+
+def synthetic_hand(root: str | Path | None = None, split: str = "train", **options) -> SyntheticDataset:
+    """The ``synthetic-hand`` data set (``SyntheticDataset(kind="hand")``)."""
+    return SyntheticDataset(root, split, kind="hand", **options)
