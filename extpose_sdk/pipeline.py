@@ -425,7 +425,7 @@ class Pipeline:
 
         def pick(name: str):
             value = getattr(outputs, name, None)
-            return None if value is None else value[0, t].detach().float().cpu()
+            return None if value is None else value[0, t].detach().float().cpu().clone()
 
         pose_name = "hand_pose" if self.kind == "hand" else "body_pose"
         params = {
