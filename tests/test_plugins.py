@@ -56,7 +56,7 @@ def test_unknown_name_lists_available_names_and_close_matches():
         extpose_sdk.get_registries().backbone.build("vitpos")
     message = str(error.value)
     assert "unknown backbone 'vitpos'" in message
-    assert "available: hamer, hmr2, vitpose" in message
+    assert "available: hamer, hmr2, timm:*, vitpose" in message  # timm:* from extpose-plugin-timm
     assert "Did you mean 'vitpose'" in message
 
 
