@@ -17,6 +17,14 @@ def add_parser(subparsers) -> None:
         "predict", help="3D body / hand meshes for a video, an image or a folder of images"
     )
     parser.add_argument("input", nargs="?", help="video file, image, or directory of images")
+    parser.add_argument(
+        "--sample",
+        choices=("body", "hand"),
+        nargs="?",
+        const="hand",
+        help="generate a synthetic sample clip, its 2D keypoints and a synthetic body-model file "
+        "under DIR/sample, and predict on it with a tiny model (nothing is downloaded)",
+    )
     parser.add_argument("--out", default="out", help="output directory (default: ./out)")
     parser.add_argument(
         "--render", action="store_true", help="also write the overlay video / images"
@@ -54,9 +62,39 @@ def _options(pairs: list[str]) -> dict:
     return options
 
 
+#: The tiny model size ``--sample`` uses (random weights: fast on a CPU, not meaningful).
+SAMPLE_OPTIONS = {"embed_dim": 32, "depth": 2, "num_heads": 4}
+SAMPLE_MODEL = {"body": "extpose-hmr2", "hand": "extpose-hamer"}
+
+
+def make_sample(kind: str, folder: Path, frames: int = 24) -> tuple[Path, Path, Path]:
+    """A synthetic clip, its detected 2D keypoints and a synthetic body-model file in ``folder``."""
+    from extpose_sdk.data.synthetic import synthetic_model_path, write_sample_video
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model_path = synthetic_model_path(kind, folder)
+    video, keypoints = folder / f"{kind}.mp4", folder / f"{kind}_keypoints.npz"
+    write_sample_video(video, frames=frames, kind=kind, keypoints_path=keypoints,
+                       model_path=model_path)  # fmt: skip
+    return video, keypoints, model_path
+
+
 def run(args) -> int:
+    if args.sample:
+        video, keypoints, model_path = make_sample(args.sample, Path(args.out) / "sample")
+        print(f"sample: {video} with keypoints {keypoints.name} and body model {model_path.name}")
+        args.input, args.keypoints = str(video), args.keypoints or str(keypoints)
+        args.body_model = args.body_model or str(model_path)
+        if args.model == "extpose-hamer":
+            args.model = SAMPLE_MODEL[args.sample]
+        if args.checkpoint is None:
+            args.option = [f"{k}={v}" for k, v in SAMPLE_OPTIONS.items()] + args.option
+        args.frames = max(args.frames, 8)
     if args.input is None:
-        print("extpose predict: give INPUT (a video, an image or a folder)", file=sys.stderr)
+        print(
+            "extpose predict: give INPUT (a video, an image or a folder), or --sample",
+            file=sys.stderr,
+        )
         return 2
     from extpose_sdk.pipeline import RANDOM_WEIGHTS_NOTE, Pipeline
 
