@@ -75,12 +75,14 @@ def face_normals(vertices, faces) -> np.ndarray:
 
 
 def rasterize(vertices, faces, camera: Camera, image_size: tuple[int, int], *,
-              cull_backfaces: bool = True, near: float = 1e-3) -> np.ndarray:
+              cull_backfaces: bool = True, near: float = 1e-3,
+              normals: np.ndarray | None = None) -> np.ndarray:
     """(H, W) int32 buffer of the nearest face index per pixel (-1: background).
 
     Faces are drawn far to near (painter's algorithm, sorted by mean depth); with
     ``cull_backfaces`` faces turned away from the camera (normal along the view ray) are skipped,
     which needs consistently wound faces (outward normals ``cross(v1 - v0, v2 - v0)``).
+    ``normals`` (F, 3) may be passed when already computed (any positive length).
     """
     import cv2
 
@@ -90,7 +92,8 @@ def rasterize(vertices, faces, camera: Camera, image_size: tuple[int, int], *,
     tri = vertices[faces]
     keep = (tri[..., 2] > near).all(axis=1)
     if cull_backfaces:
-        normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        if normals is None:
+            normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
         keep &= np.einsum("fi,fi->f", normals, tri[:, 0]) < 0
     uv = camera.project(vertices)[faces]  # (F, 3, 2)
     lo, hi = uv.min(axis=1), uv.max(axis=1)
@@ -147,8 +150,10 @@ def render_mesh(image, vertices, faces, *, focal=5000.0, principal=None,
         raise ValueError(f"image: expected shape (H, W, 3), got {image.shape}")
     h, w = image.shape[:2]
     camera = Camera.of(focal, principal, (h, w))
-    buffer = rasterize(vertices, faces, camera, (h, w), cull_backfaces=cull_backfaces)
-    colors = shade_faces(face_normals(vertices, faces), color, light=light, ambient=ambient)
+    normals = face_normals(vertices, faces)
+    buffer = rasterize(vertices, faces, camera, (h, w), cull_backfaces=cull_backfaces,
+                       normals=normals)
+    colors = shade_faces(normals, color, light=light, ambient=ambient)
     covered = buffer >= 0
     out = image.copy()
     if covered.any():

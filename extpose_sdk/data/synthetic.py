@@ -309,6 +309,7 @@ class SyntheticDataset:
         self.model_path = Path(model_path) if model_path is not None else synthetic_model_path(
             kind, root)
         self._model = None
+        self._scenes: dict[int, tuple] = {}  # a few sequences' backgrounds, per worker
         from extpose_sdk.keypoints.layouts import get_layout
 
         layout = get_layout(DETECTED_LAYOUT[kind])
@@ -381,15 +382,23 @@ class SyntheticDataset:
         return random_motion(self.kind, rng, distance)
 
     # ---- rendering
+    def scene(self, sequence: int) -> tuple[np.ndarray, list[Occluder], np.ndarray]:
+        """Background, occluders and mesh colour of ``sequence`` (cached for a few sequences)."""
+        if sequence not in self._scenes:
+            if len(self._scenes) >= 8:
+                self._scenes.pop(next(iter(self._scenes)))
+            rng = _rng(self.seed, self.split, "scene", sequence)
+            background = random_background(rng, self.image_size)
+            background.flags.writeable = False
+            self._scenes[sequence] = (background, random_occluders(rng, self.occluders),
+                                      rng.uniform(80, 255, 3))
+        return self._scenes[sequence]
+
     def render(self, sequence: int, frames: list[int]) -> list[Frame]:
         """The full-image frames of ``sequence`` (before cropping and augmentation)."""
         from extpose_sdk.render import Camera, render_mesh
 
-        h, w = self.image_size
-        scene = _rng(self.seed, self.split, "scene", sequence)
-        background = random_background(scene, self.image_size)
-        occluders = random_occluders(scene, self.occluders)
-        color = scene.uniform(80, 255, 3)
+        background, occluders, color = self.scene(sequence)
         camera = Camera.of(self.focal, image_size=self.image_size)
         posed = self.pose_frames(sequence, frames)
         out = []
