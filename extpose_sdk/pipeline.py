@@ -391,8 +391,9 @@ class Pipeline:
                     (p.tensors[name] for p in by_frame.values() if p.tensors[name] is not None),
                     None,
                 )
-                if sample is None:
-                    continue
+                if sample is None:  # absent in the whole window: zeros, marked absent
+                    channels = getattr(self.modalities[name], "channels", 3)
+                    sample = torch.zeros((channels, self.crop_size, self.crop_size))
                 stack = torch.zeros((1, len(frames), *sample.shape), dtype=sample.dtype)
                 seen = torch.zeros((1, len(frames)), dtype=torch.bool)
                 for t, frame in enumerate(frames):
