@@ -349,7 +349,11 @@ class Pipeline:
             rescale = 1.0  # the whole frame
         people = []
         for i, box in enumerate(boxes):
-            crop = make_crop(box, image_width=width, rescale=rescale, size=self.crop_size)
+            # HaMeR sees every hand as a right hand: a left hand's crop is mirrored
+            left = self.kind == "hand" and is_right is not None and not is_right[i]
+            crop = make_crop(
+                box, image_width=width, rescale=rescale, size=self.crop_size, flip=bool(left)
+            )
             evidence = CropEvidence(
                 size=(self.crop_size, self.crop_size),
                 transform=crop.transform,
@@ -435,6 +439,9 @@ class Pipeline:
             if pick(name) is not None
         }
         pred_cam = pick("pred_cam")
+        mirrored = self.kind == "hand" and person.is_right is False
+        if pred_cam is not None and mirrored:  # back from the mirrored crop, as HaMeR's demo does
+            pred_cam[1] = -pred_cam[1]
         result = PersonResult(
             frame=frame,
             track_id=person.track_id,
@@ -453,8 +460,9 @@ class Pipeline:
                 body = self.body_model(
                     **{k: torch.as_tensor(v)[None].to(self.device) for k, v in params.items()},
                 )
-            result.vertices = body.vertices[0].float().cpu().numpy()
-            result.joints_3d = body.joints[0].float().cpu().numpy()
+            sign = np.array([-1.0 if mirrored else 1.0, 1.0, 1.0], dtype=np.float32)
+            result.vertices = body.vertices[0].float().cpu().numpy() * sign
+            result.joints_3d = body.joints[0].float().cpu().numpy() * sign
             if result.cam_t is not None:
                 result.keypoints_2d = project_full_image(result.joints_3d, result.cam_t, shape)
         return result
