@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import importlib.util
 import resource
 import tempfile
 import time
@@ -44,7 +45,7 @@ def write_clip(path: Path, frames: int, size=(120, 160), seed: int = 0) -> None:
 
 def build_pipeline(window: int) -> tuple[Pipeline, str]:
     registries = get_registries()
-    if "mano" in registries.head.names():
+    if "mano" in registries.head.names() and importlib.util.find_spec("extpose_sdk.model"):
         pipeline = Pipeline.from_plugins(
             model=None, backbone="vitpose", head="mano", modalities=("rgb",), frames=window,
             backbone_options=TINY,
@@ -52,7 +53,7 @@ def build_pipeline(window: int) -> tuple[Pipeline, str]:
         return pipeline, "vitpose (tiny) + mano head"
     import torch
 
-    class Readout(torch.nn.Module):  # until a head is registered: the backbone and a linear map
+    class Readout(torch.nn.Module):  # until MeshRecoveryModel exists: the backbone and a linear map
         def __init__(self) -> None:
             super().__init__()
             self.vit = registries.backbone.build("vitpose", **TINY)
@@ -73,7 +74,7 @@ def build_pipeline(window: int) -> tuple[Pipeline, str]:
 
     modality = {"rgb": registries.modality.build("rgb")}
     return Pipeline(Readout(), modality, kind="body", frames=window, random_weights=True), (
-        "vitpose (tiny) + linear readout (no head registered yet)"
+        "vitpose (tiny) + linear readout (no MeshRecoveryModel yet)"
     )
 
 
