@@ -1,6 +1,10 @@
 """ExtPose plugin for HaMeR: the official hand model and its ExtPose extension.
 
 Registered through the ``extpose`` entry point; nothing is built until a factory is called.
+The MANO head and the shared recipe code live in the core (``mano`` head,
+``extpose_sdk.model.build_mesh_recovery_model``); this package names the recipes. HaMeR sees
+every hand as a right hand: ``extpose_sdk.Pipeline`` mirrors left-hand crops and flips
+``pred_cam[1]`` back, as HaMeR's demo does.
 """
 
 from extpose_sdk import hookimpl, lazy
@@ -12,4 +16,20 @@ def extpose_register_backbones(register):
         "hamer",
         lazy("extpose_sdk.vit:build_vitpose"),
         "HaMeR's ViTPose-H backbone (256x192, patch 16 pad 2, width 1280, depth 32, 16 heads)",
+    )
+
+
+@hookimpl
+def extpose_register_models(register):
+    register(
+        "hamer",
+        lazy("extpose_plugin_hamer.recipes:hamer"),
+        "HaMeR: ViTPose-H + MANO transformer head (right hands); checkpoint= the official .ckpt",
+        kind="hand",
+    )
+    register(
+        "extpose-hamer",
+        lazy("extpose_plugin_hamer.recipes:extpose_hamer"),
+        "HaMeR weights extended with skeleton images and video frames (rgb+skeleton, no new parameters)",
+        kind="hand",
     )

@@ -1,0 +1,257 @@
+"""Reading official HMR2.0 / HaMeR Lightning checkpoints safely, and ExtPose's own checkpoints.
+
+A user's checkpoint file is a security boundary: nothing here unpickles arbitrary objects.
+
+- ``read_lightning_state_dict(path)`` first tries ``torch.load(weights_only=True)`` (tensors and
+  plain containers only). The official files also hold ``hyper_parameters['cfg']``, a pickled
+  OmegaConf config, which ``weights_only`` refuses; for those, a restricted unpickler rebuilds
+  tensors and containers, turns the classes of known configuration libraries (``omegaconf``,
+  ``typing``, ``pathlib``...) into inert stand-ins that run no code, and refuses any other class
+  with an error naming it and how to opt in (``trust=True`` / ``--trust-checkpoint``).
+- ``load_official_state_dict(model, path, prefixes)`` keeps the model's keys (``backbone.*``,
+  ``smpl_head.*`` / ``mano_head.*``), skips ``discriminator.*``, the licensed ``smpl.*`` /
+  ``mano.*`` buffers and bookkeeping keys, and fails naming missing / unexpected keys and shape
+  mismatches.
+- ExtPose checkpoints are a ``.safetensors`` file plus a ``.json`` config beside it
+  (``save_extpose_checkpoint`` / ``load_extpose_checkpoint``).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+
+#: Official state-dict prefixes that are not part of the SDK's model.
+SKIPPED_PREFIXES = ("discriminator.", "smpl.", "mano.")
+#: Bookkeeping keys of the official state dict.
+SKIPPED_KEYS = ("initialized",)
+#: Modules whose classes are configuration data: rebuilt as inert stand-ins, never imported.
+CONFIG_MODULES = ("omegaconf", "typing", "pathlib", "yacs", "argparse", "enum")
+#: Builtins a checkpoint may reference as plain data types.
+SAFE_BUILTINS = {
+    "dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray", "int", "float",
+    "bool", "complex", "slice", "range", "object", "NoneType", "type",
+}
+#: Callables that rebuild tensors in torch's own pickle format.
+SAFE_TORCH = {
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_tensor_v3"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"),
+    ("torch._tensor", "_rebuild_from_type_v2"),
+    ("torch", "Size"),
+    ("torch", "Tensor"),
+    ("torch.nn.parameter", "Parameter"),
+    ("torch", "device"),
+    ("collections", "OrderedDict"),
+    ("collections", "defaultdict"),
+}
+TRUST_HINT = (
+    "if you trust this file's origin, load it with trust=True "
+    "(command line: --trust-checkpoint), which unpickles it in full"
+)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read, or does not fit the model (the message names the keys)."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint holding a pickled object outside the allow-list."""
+
+
+class InertObject:
+    """Stand-in for a configuration object: keeps its arguments and state, runs no code."""
+
+    _qualname = "?"
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.args, self.kwargs, self.state = args, kwargs, None
+
+    def __setstate__(self, state) -> None:
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"<inert {self._qualname}>"
+
+
+def _inert_class(module: str, name: str) -> type:
+    return type(name, (InertObject,), {"_qualname": f"{module}.{name}", "__module__": __name__})
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Rebuilds tensors and containers; config classes become inert; anything else is refused."""
+
+    def find_class(self, module: str, name: str):
+        module = "builtins" if module == "__builtin__" else module
+        if (module, name) in SAFE_TORCH:
+            return super().find_class(module, name)
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            return getattr(torch, name)
+        if module == "builtins" and name in SAFE_BUILTINS:
+            return super().find_class(module, name)
+        if module.split(".")[0] in CONFIG_MODULES:
+            return _inert_class(module, name)
+        raise UnsafeCheckpointError(
+            f"checkpoint holds a pickled {module}.{name}, which the safe loader does not allow; "
+            + TRUST_HINT
+        )
+
+
+class _RestrictedPickleModule:
+    """What ``torch.load(pickle_module=...)`` needs: ``Unpickler`` and ``load``."""
+
+    Unpickler = _RestrictedUnpickler
+    __name__ = "extpose_restricted_pickle"
+
+    @staticmethod
+    def load(file, **kwargs):
+        return _RestrictedUnpickler(file, **kwargs).load()
+
+
+def read_checkpoint(path: str | Path, *, trust: bool = False) -> dict[str, Any]:
+    """The whole checkpoint object (a dict), read without running code from the file.
+
+    ``trust=True`` unpickles in full (only for files of trusted origin).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    if trust:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        pass  # holds something beyond tensors and containers (the official OmegaConf cfg)
+    except (RuntimeError, EOFError, OSError) as error:
+        raise CheckpointError(f"checkpoint {path} cannot be read (corrupted or not a torch file): {error}") from error
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule)
+    except UnsafeCheckpointError as error:
+        raise UnsafeCheckpointError(f"{path}: {error}") from None
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
+        raise CheckpointError(f"checkpoint {path} cannot be read (corrupted or not a torch file): {error}") from error
+
+
+def read_lightning_state_dict(path: str | Path, *, trust: bool = False) -> dict[str, torch.Tensor]:
+    """The ``state_dict`` of a Lightning ``.ckpt`` (or a bare state dict), safely read."""
+    checkpoint = read_checkpoint(path, trust=trust)
+    if isinstance(checkpoint, dict) and "state_dict" in checkpoint:
+        checkpoint = checkpoint["state_dict"]
+    if not isinstance(checkpoint, dict) or not all(
+        isinstance(v, torch.Tensor) for v in checkpoint.values()
+    ):
+        raise CheckpointError(f"{path} holds no state dict of tensors (Lightning 'state_dict')")
+    return dict(checkpoint)
+
+
+@attrs.frozen
+class LoadReport:
+    """What loading a state dict did: keys it skipped on purpose, and none missing / unexpected."""
+
+    loaded: tuple[str, ...]
+    skipped: tuple[str, ...]
+
+
+def select_official_keys(state_dict: dict[str, torch.Tensor]) -> tuple[dict, list[str]]:
+    """Drop ``discriminator.*``, ``smpl.*`` / ``mano.*`` buffers and bookkeeping keys."""
+    kept, skipped = {}, []
+    for key, value in state_dict.items():
+        if key.startswith(SKIPPED_PREFIXES) or key in SKIPPED_KEYS:
+            skipped.append(key)
+        else:
+            kept[key] = value
+    return kept, skipped
+
+
+def load_state_dict_checked(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], source="") -> None:
+    """``module.load_state_dict`` that fails naming missing / unexpected keys and shape mismatches."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mismatched = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)}, model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys ({len(missing)}): {_few(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys ({len(unexpected)}): {_few(unexpected)}")
+    if mismatched:
+        problems.append(f"shape mismatches ({len(mismatched)}): {_few(mismatched)}")
+    if problems:
+        where = f" from {source}" if source else ""
+        raise CheckpointError(f"state dict{where} does not fit {type(module).__name__}: " + "; ".join(problems))
+    module.load_state_dict(state_dict, strict=True)
+
+
+def load_official_checkpoint(module: torch.nn.Module, path, *, trust: bool = False) -> LoadReport:
+    """Load an official HMR2.0 / HaMeR ``.ckpt`` into ``module`` (keys ``backbone.*``, ``*_head.*``)."""
+    kept, skipped = select_official_keys(read_lightning_state_dict(path, trust=trust))
+    load_state_dict_checked(module, kept, source=str(path))
+    return LoadReport(loaded=tuple(kept), skipped=tuple(skipped))
+
+
+def save_extpose_checkpoint(module: torch.nn.Module, path, config: dict[str, Any]) -> tuple[Path, Path]:
+    """Write ``path`` (.safetensors weights) and ``path`` with ``.json`` (the recipe config)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    save_file(tensors, str(path))
+    config_path = path.with_suffix(".json")
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True))
+    return path, config_path
+
+
+def read_extpose_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state_dict, config)`` of an ExtPose checkpoint (the JSON config may be absent: ``{}``)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    try:
+        state_dict = load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from error
+    config_path = path.with_suffix(".json")
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    return state_dict, config
+
+
+def read_any_state_dict(path, *, trust: bool = False) -> dict[str, torch.Tensor]:
+    """State dict of an ExtPose ``.safetensors`` or an official ``.ckpt``, official extras dropped."""
+    if Path(path).suffix == ".safetensors":
+        state_dict = read_extpose_checkpoint(path)[0]
+    else:
+        state_dict = read_lightning_state_dict(path, trust=trust)
+    return select_official_keys(state_dict)[0]
+
+
+def convert_checkpoint(source, target, *, trust: bool = False, config: dict | None = None) -> Path:
+    """Official ``.ckpt`` -> ExtPose ``.safetensors`` (+ ``.json``), official extras dropped."""
+    from safetensors.torch import save_file
+
+    state_dict = read_any_state_dict(source, trust=trust)
+    target = Path(target)
+    save_file({k: v.contiguous() for k, v in state_dict.items()}, str(target))
+    target.with_suffix(".json").write_text(
+        json.dumps({"source": Path(source).name, **(config or {})}, indent=2, sort_keys=True)
+    )
+    return target
+
+
+def _few(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+

@@ -1,0 +1,227 @@
+"""``MeshRecoveryModel``: a ViT backbone, optionally extended, and a mesh head, as one module.
+
+    model = MeshRecoveryModel(backbone, head, modalities=("rgb", "skeleton"), mask="frame")
+    out = model({"rgb": x, "skeleton": s})  # x, s: (B, 3, 256, 256) or (B, T, 3, 256, 256)
+    out.body_pose  # (B, 23, 3, 3) or (B, T, 23, 3, 3)
+
+Inputs are normalised 256x256 crops as the official preprocessing makes them; the backbone sees
+the central columns that fit its image size (``x[..., 32:-32]`` for ViTPose's 256x192). With RGB
+only and single frames the model is the official one (backbone, then head on the frame's
+tokens); with more modalities or T > 1 frames the backbone runs through ``ExtendedViT`` and the
+head reads each frame's tokens of all present modalities. State-dict keys are the official ones:
+``backbone.*`` and ``smpl_head.*`` / ``mano_head.*``.
+
+``build_mesh_recovery_model`` is the shared recipe behind ``hmr2``, ``hamer``, ``extpose-hmr2``
+and ``extpose-hamer`` (registered by their plugin packages).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+from torch import nn
+
+from extpose_sdk.heads.mesh import MANOHead, MeshParams, SMPLHead
+
+
+@attrs.define
+class MeshOutput(MeshParams):
+    """A head's fields plus ``pred_cam_t (.., 3)``: the crop camera as a translation
+    (focal 5000, crop 256). Leading dims ``(B,)`` or ``(B, T)`` as the input's."""
+
+    pred_cam_t: torch.Tensor | None = None
+
+
+CROP_SIZE = 256
+FOCAL_LENGTH = 5000.0
+
+
+class MeshRecoveryModel(nn.Module):
+    """Backbone + head. ``forward(inputs, present=None) -> MeshOutput``.
+
+    Args:
+        backbone: an ``extpose_sdk.vit.BaseViT``.
+        head: a registered head (``smpl``, ``mano``...): ``head(context, context_mask)``.
+        modalities: the input names, in token order; ``"rgb"`` first for the official models.
+        mask: ``ExtendedViT``'s attention mask when the extension runs (``"frame"``, ``"paper"``...).
+        head_name: the head's state-dict prefix; by default ``smpl_head`` / ``mano_head`` for the
+            official heads (so official checkpoints load), ``head`` otherwise.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: nn.Module,
+        modalities: tuple[str, ...] | list[str] = ("rgb",),
+        mask: Any = "frame",
+        attention: str = "auto",
+        checkpointing: bool = False,
+        head_name: str | None = None,
+    ) -> None:
+        super().__init__()
+        if not modalities:
+            raise ValueError("MeshRecoveryModel needs at least one modality")
+        self.backbone = backbone
+        self.head_name = head_name or _default_head_name(head)
+        self.add_module(self.head_name, head)
+        self.modalities = tuple(modalities)
+        self.mask = mask
+        self.attention = attention
+        self.checkpointing = checkpointing
+        self._extended: dict[str, Any] = {}  # ExtendedViT, kept out of the state dict
+
+    @property
+    def head(self) -> nn.Module:
+        return getattr(self, self.head_name)
+
+    def forward(
+        self,
+        inputs: dict[str, torch.Tensor],
+        present: dict[str, torch.Tensor] | None = None,
+    ) -> MeshOutput:
+        inputs = self._check_inputs(inputs)
+        first = next(iter(inputs.values()))
+        video = first.dim() == 5
+        B, T = first.shape[0], (first.shape[1] if video else 1)
+        if not video:
+            inputs = {name: x[:, None] for name, x in inputs.items()}
+            if present is not None:
+                present = {n: (p[:, None] if p.dim() == 1 else p) for n, p in present.items()}
+        inputs = {name: self._backbone_view(x) for name, x in inputs.items()}
+        if self._is_plain(inputs, present, T):
+            params = self.head(self.backbone(inputs["rgb"][:, 0]))
+        else:
+            tokens = self._extended_vit()(inputs, present)
+            context, context_mask = tokens.frame_context()
+            params = self.head(context, context_mask)
+        return _with_cam_t(params, (B, T) if video else (B,))
+
+    # -- helpers, in the order forward uses them --
+
+    def _check_inputs(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        unknown = [name for name in inputs if name not in self.modalities]
+        if unknown or not inputs:
+            raise ValueError(
+                f"inputs {sorted(inputs)} do not fit this model's modalities {list(self.modalities)}"
+            )
+        shapes = {name: tuple(x.shape) for name, x in inputs.items()}
+        first = next(iter(shapes.values()))
+        for name, shape in shapes.items():
+            if len(shape) not in (4, 5) or shape[-3] != 3 or shape[:-3] != first[:-3]:
+                raise ValueError(
+                    f"input {name!r} must have shape (B, 3, {CROP_SIZE}, {CROP_SIZE}) or "
+                    f"(B, T, 3, {CROP_SIZE}, {CROP_SIZE}) with the same (B, T) for every modality; "
+                    f"got {shapes}"
+                )
+        return {name: inputs[name] for name in self.modalities if name in inputs}
+
+    def _backbone_view(self, x: torch.Tensor) -> torch.Tensor:
+        """The central columns the backbone embeds: ``x[..., 32:-32]`` for 256 -> 192."""
+        height, width = self.backbone.img_size
+        if x.shape[-2] != height or x.shape[-1] < width:
+            raise ValueError(
+                f"input crops must have shape (.., 3, {height}, W >= {width}) for this backbone "
+                f"(official: (.., 3, 256, 256)); got {tuple(x.shape)}"
+            )
+        left = (x.shape[-1] - width) // 2
+        return x[..., left : left + width]
+
+    def _is_plain(self, inputs, present, T: int) -> bool:
+        if T != 1 or list(inputs) != ["rgb"] or self.modalities != ("rgb",):
+            return False
+        return present is None or bool(torch.as_tensor(present.get("rgb", True)).all())
+
+    def _extended_vit(self):
+        if "vit" not in self._extended:
+            try:
+                from extpose_sdk.extend import ExtendedViT
+            except ImportError as error:  # pragma: no cover - the extension is part of the core
+                raise ImportError(
+                    "more than RGB or T > 1 frames need extpose_sdk.extend.ExtendedViT"
+                ) from error
+            self._extended["vit"] = ExtendedViT(
+                self.backbone, mask=self.mask, attention=self.attention,
+                checkpointing=self.checkpointing,
+            )
+        return self._extended["vit"]
+
+
+def _default_head_name(head: nn.Module) -> str:
+    if isinstance(head, SMPLHead):
+        return "smpl_head"
+    if isinstance(head, MANOHead):
+        return "mano_head"
+    return "head"
+
+
+def _with_cam_t(params: MeshParams, leading: tuple[int, ...]) -> MeshOutput:
+    """``MeshOutput`` with ``pred_cam_t`` and every field reshaped to ``leading`` dims."""
+    from extpose_sdk.cameras import crop_cam_to_translation
+
+    fields = {
+        field.name: getattr(params, field.name) for field in attrs.fields(type(params))
+    }
+    fields = {
+        name: None if value is None else value.reshape(*leading, *value.shape[1:])
+        for name, value in fields.items()
+    }
+    fields["pred_cam_t"] = crop_cam_to_translation(
+        fields["pred_cam"], focal_length=FOCAL_LENGTH, crop_size=CROP_SIZE
+    )
+    return MeshOutput(**fields)
+
+
+#: Keyword options of a recipe that size the head (``head_dim=32`` -> the head's ``dim=32``).
+HEAD_OPTIONS = {
+    "head_dim": "dim",
+    "head_depth": "depth",
+    "head_heads": "heads",
+    "head_dim_head": "dim_head",
+    "head_mlp_dim": "mlp_dim",
+    "mean_params": "mean_params",
+}
+EXTENDED_MODALITIES = ("rgb", "skeleton")
+
+
+def build_mesh_recovery_model(
+    head: str,
+    *,
+    checkpoint: str | Path | None = None,
+    backbone: str = "vitpose",
+    modalities: tuple[str, ...] = ("rgb",),
+    mask: Any = "frame",
+    trust_checkpoint: bool = False,
+    attention: str = "auto",
+    **options: Any,
+) -> MeshRecoveryModel:
+    """The shared recipe: backbone (registered name, size options) + head (``smpl`` / ``mano``).
+
+    ``options`` are the backbone's (``embed_dim, depth, num_heads, img_size...``) and the head's
+    with a ``head_`` prefix (``head_dim, head_depth, head_heads, head_dim_head, head_mlp_dim``,
+    ``mean_params``). ``checkpoint``: an official Lightning ``.ckpt`` or an ExtPose
+    ``.safetensors`` (its JSON config's ``options`` size the model before loading).
+    """
+    from extpose_sdk import checkpoints
+    from extpose_sdk.plugins import get_registries
+
+    state_dict = None
+    if checkpoint is not None and Path(checkpoint).suffix == ".safetensors":
+        state_dict, config = checkpoints.read_extpose_checkpoint(checkpoint)
+        options = {**config.get("options", {}), **options}
+    head_options = {HEAD_OPTIONS[k]: options.pop(k) for k in list(options) if k in HEAD_OPTIONS}
+    registries = get_registries()
+    vit = registries.backbone.build(backbone, **options)
+    head_module = registries.head.build(
+        head, context_dim=vit.embed_dim, token_grid=tuple(vit.grid_size), **head_options
+    )
+    model = MeshRecoveryModel(vit, head_module, modalities=modalities, mask=mask, attention=attention)
+    if state_dict is not None:
+        checkpoints.load_state_dict_checked(
+            model, checkpoints.select_official_keys(state_dict)[0], source=str(checkpoint)
+        )
+    elif checkpoint is not None:
+        checkpoints.load_official_checkpoint(model, checkpoint, trust=trust_checkpoint)
+    return model.eval()
