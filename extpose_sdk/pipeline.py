@@ -40,10 +40,15 @@ class FitError(ValueError):
     """Components that do not fit together (a hand head on a body recipe, say)."""
 
 
-def kind_of_model(name: str) -> str:
-    """``"hand"`` for HaMeR-family recipes and MANO heads, ``"body"`` otherwise."""
-    lowered = name.lower()
-    return "hand" if ("hamer" in lowered or "mano" in lowered or "hand" in lowered) else "body"
+def kind_of_model(name: str | None) -> str | None:
+    """``"hand"`` for HaMeR-family names and MANO heads, ``"body"`` for HMR2.0-family names and
+    SMPL heads, None for a name that says neither (a generic backbone such as ``vitpose``)."""
+    lowered = (name or "").lower()
+    if any(word in lowered for word in ("hamer", "mano", "hand")):
+        return "hand"
+    if any(word in lowered for word in ("hmr", "smpl", "body")):
+        return "body"
+    return None
 
 
 @attrs.define
@@ -120,15 +125,16 @@ class Pipeline:
 
         registries = get_registries()
         modality_names = tuple(modalities) if modalities is not None else ("rgb", "skeleton")
-        kind = kind_of_model(model or backbone or "")
+        kind = kind_of_model(model) or kind_of_model(backbone)
         if head is not None:
-            head_kind = HEAD_KINDS.get(head, kind_of_model(head))
-            if (model or backbone) and head_kind != kind:
+            head_kind = HEAD_KINDS.get(head) or kind_of_model(head)
+            if kind is not None and head_kind is not None and head_kind != kind:
                 raise FitError(
                     f"head {head!r} predicts {_what(head_kind)} but {model or backbone!r} is "
                     f"a {_what(kind)} model; use head {BODY_MODEL_OF_KIND[kind]!r}"
                 )
-            kind = head_kind
+            kind = head_kind or kind
+        kind = kind or "body"
         if mask is not None:
             model_options["mask"] = mask
         if backbone is not None or head is not None:
@@ -519,7 +525,7 @@ def keypoint_source_for(path: str | Path, **options: Any) -> Any:
 
 
 def _what(kind: str) -> str:
-    return "MANO hands" if kind == "hand" else "SMPL bodies"
+    return "hand (MANO)" if kind == "hand" else "body (SMPL)"
 
 
 def _per_image(value: Any, count: int, single: bool) -> list[Any]:

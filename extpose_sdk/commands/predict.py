@@ -63,7 +63,16 @@ def _options(pairs: list[str]) -> dict:
 
 
 #: The tiny model size ``--sample`` uses (random weights: fast on a CPU, not meaningful).
-SAMPLE_OPTIONS = {"embed_dim": 32, "depth": 2, "num_heads": 4}
+SAMPLE_OPTIONS = {
+    "embed_dim": 32,
+    "depth": 2,
+    "num_heads": 4,
+    "head_dim": 32,
+    "head_depth": 1,
+    "head_heads": 2,
+    "head_dim_head": 16,
+    "head_mlp_dim": 64,
+}
 SAMPLE_MODEL = {"body": "extpose-hmr2", "hand": "extpose-hamer"}
 
 
