@@ -86,11 +86,11 @@ class MeshRecoveryModel(nn.Module):
         first = next(iter(inputs.values()))
         video = first.dim() == 5
         B, T = first.shape[0], (first.shape[1] if video else 1)
+        inputs = {name: self._backbone_view(x) for name, x in inputs.items()}
         if not video:
             inputs = {name: x[:, None] for name, x in inputs.items()}
             if present is not None:
                 present = {n: (p[:, None] if p.dim() == 1 else p) for n, p in present.items()}
-        inputs = {name: self._backbone_view(x) for name, x in inputs.items()}
         if self._is_plain(inputs, present, T):
             params = self.head(self.backbone(inputs["rgb"][:, 0]))
         else:
