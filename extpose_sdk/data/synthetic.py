@@ -52,7 +52,7 @@ def synthetic_model_path(kind: str, cache_dir: str | Path | None = None) -> Path
     from extpose_sdk.synthetic.body_model_files import write_synthetic_mano, write_synthetic_smpl
 
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = folder / ("SMPL_SYNTHETIC.npz" if kind == "body" else "MANO_SYNTHETIC_RIGHT.npz")
+    path = folder / ("SMPL_SYNTHETIC_NEUTRAL.pkl" if kind == "body" else "MANO_SYNTHETIC_RIGHT.pkl")
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.stem}.{os.getpid()}{path.suffix}")
