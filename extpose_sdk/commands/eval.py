@@ -28,6 +28,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--gt-body-model", action="append", default=[], metavar="[GENDER=]PATH",
                         help="body-model file(s) for ground truth given as parameters (3DPW: "
                              "male=...pkl female=...pkl); repeatable")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="model recipe option (repeatable), e.g. --option embed_dim=32")
+    parser.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="data-set option (repeatable), e.g. --dataset-option stride=8")
     parser.add_argument("--json", help="write per-sample results and the summary here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -54,13 +58,16 @@ def run(args) -> int:
         return 2
     protocol = get_protocol(protocol_name)
     kind = "smpl" if protocol.joint_set.startswith("smpl") else "mano"
-    options = {"root": args.root}
+    from extpose_sdk.commands.predict import _options
+
+    options = {**_options(args.dataset_option), "root": args.root}
     if args.split:
         options["split"] = args.split
     if args.clip_length:
         options["clip_length"] = args.clip_length
     dataset = extpose_sdk.get_registries().dataset.build(args.dataset, **options)
-    model = extpose_sdk.load_model(args.model, checkpoint=args.checkpoint).to(args.device)
+    model = extpose_sdk.load_model(args.model, checkpoint=args.checkpoint,
+                                   **_options(args.option)).to(args.device)
     gt_models = {}
     for item in args.gt_body_model:
         gender, _, path = item.rpartition("=")
