@@ -66,15 +66,35 @@ class UnsafeCheckpointError(CheckpointError):
 
 
 class InertObject:
-    """Stand-in for a configuration object: keeps its arguments and state, runs no code."""
+    """Stand-in for a configuration object: keeps its arguments, state and items, runs no code.
+
+    Dict and list subclasses (yacs' ``CfgNode`` is a dict) get their items through
+    ``__setitem__`` / ``append`` / ``extend``, as the unpickler delivers them.
+    """
 
     _qualname = "?"
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __new__(cls, *args, **kwargs):  # the unpickler creates objects with __new__ alone
+        self = super().__new__(cls)
         self.args, self.kwargs, self.state = args, kwargs, None
+        self.mapping: dict = {}
+        self.elements: list = []
+        return self
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
 
     def __setstate__(self, state) -> None:
         self.state = state
+
+    def __setitem__(self, key, value) -> None:
+        self.mapping[key] = value
+
+    def append(self, value) -> None:
+        self.elements.append(value)
+
+    def extend(self, values) -> None:
+        self.elements.extend(values)
 
     def __repr__(self) -> str:
         return f"<inert {self._qualname}>"

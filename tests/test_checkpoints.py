@@ -99,6 +99,24 @@ def test_cfg_comes_back_as_an_inert_stand_in(tmp_path):
     assert cfg.state == {"_content": {"MODEL": {"IMAGE_SIZE": 256}}}
 
 
+def test_yacs_cfgnode_dict_subclass_comes_back_inert(tmp_path):
+    module = types.ModuleType("yacs.config")
+    CfgNode = type("CfgNode", (dict,), {"__module__": "yacs.config"})
+    module.CfgNode = CfgNode
+    cfg = CfgNode(MODEL=CfgNode(IMAGE_SIZE=256))
+    cfg.frozen = True
+    path = tmp_path / "yacs.ckpt"
+    sys.modules.update({"yacs": types.ModuleType("yacs"), "yacs.config": module})
+    try:
+        torch.save({"state_dict": {"w": torch.ones(2)}, "hyper_parameters": {"cfg": cfg}}, path)
+    finally:
+        sys.modules.pop("yacs"), sys.modules.pop("yacs.config")
+    loaded = checkpoints.read_checkpoint(path)["hyper_parameters"]["cfg"]
+    assert loaded.mapping["MODEL"].mapping == {"IMAGE_SIZE": 256}
+    assert loaded.state == {"frozen": True}
+    assert checkpoints.read_lightning_state_dict(path).keys() == {"w"}
+
+
 def test_unexpected_pickled_object_is_refused_unless_trusted(tmp_path):
     model = extpose_sdk.load_model("hmr2", **TINY)
     path = write_official_checkpoint(tmp_path / "b.ckpt", model, extra={"when": datetime.date(2024, 1, 1)})
