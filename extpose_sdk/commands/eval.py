@@ -46,6 +46,25 @@ def _body_model(path: str, kind: str):
     return load_body_model(kind, path)
 
 
+def _init_distributed(device: str) -> tuple[str, bool, bool]:
+    """Join the process group ``torchrun`` describes (WORLD_SIZE > 1): the device of this
+    process, whether it is the first (the one that prints and writes), and whether the group
+    was made here (and is to be destroyed here)."""
+    import os
+
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or torch.distributed.is_initialized():
+        first = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+        return device, first, False
+    cuda = device.startswith("cuda")
+    if cuda:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+    torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    return device, torch.distributed.get_rank() == 0, True
+
+
 def run(args) -> int:
     import extpose_sdk
     from extpose_sdk.evaluation import Evaluator
@@ -66,6 +85,7 @@ def run(args) -> int:
     if args.clip_length:
         options["clip_length"] = args.clip_length
     dataset = extpose_sdk.get_registries().dataset.build(args.dataset, **options)
+    args.device, first, joined = _init_distributed(args.device)
     model = extpose_sdk.load_model(args.model, checkpoint=args.checkpoint,
                                    **_options(args.option)).to(args.device)
     gt_models = {}
@@ -81,8 +101,15 @@ def run(args) -> int:
         device=args.device,
         progress=not args.no_progress,
     )
-    result = evaluator.run(model, dataset, name=args.dataset)
-    print(result.table())
-    if args.json:
-        print(f"wrote {result.write_json(args.json)}")
+    try:
+        result = evaluator.run(model, dataset, name=args.dataset)
+    finally:
+        if joined:
+            import torch
+
+            torch.distributed.destroy_process_group()
+    if first:
+        print(result.table())
+        if args.json:
+            print(f"wrote {result.write_json(args.json)}")
     return 0
