@@ -98,7 +98,7 @@ class MeshHead(nn.Module):
         cam = self.deccam(token) + self.init_cam
         from extpose_sdk.geometry import rot6d_to_rotmat
 
-        rotmats = rot6d_to_rotmat(pose_6d).reshape(token.shape[0], self.num_joints, 3, 3)
+        rotmats = rot6d_to_rotmat(pose_6d.reshape(token.shape[0], self.num_joints, 6))
         return MeshParams(
             global_orient=rotmats[:, :1],
             betas=betas,
