@@ -480,33 +480,43 @@ class Pipeline:
 
 
 def focal_length_of(shape: tuple[int, int]) -> float:
-    """The official full-image focal length: ``5000 / 256 * max(H, W)``."""
-    return 5000.0 / 256.0 * float(max(shape))
+    """The official full-image focal length for an image of ``shape`` (H, W) (``cameras.py``)."""
+    from extpose_sdk.cameras import full_image_focal_length
+
+    return float(full_image_focal_length(np.array([shape[1], shape[0]], dtype=np.float64)))
 
 
 def full_image_cam_t(pred_cam: np.ndarray, box: np.ndarray, shape, rescale: float) -> np.ndarray:
-    """Full-image camera translation from the crop camera ``(s, tx, ty)`` (``cameras.py``)."""
+    """Full-image camera translation from the crop camera ``(s, tx, ty)`` of ``box``'s crop."""
     from extpose_sdk.cameras import cam_crop_to_full
     from extpose_sdk.data.crops import bbox_size_of, box_to_center_scale
 
     center, scale = box_to_center_scale(box, rescale)
     return np.asarray(
         cam_crop_to_full(
-            np.asarray(pred_cam)[None],
-            center[None],
-            np.asarray([bbox_size_of(scale)]),
-            np.asarray([[shape[1], shape[0]]]),
+            np.asarray(pred_cam, dtype=np.float64),
+            np.asarray(center, dtype=np.float64),
+            np.asarray(bbox_size_of(scale), dtype=np.float64),
+            np.array([shape[1], shape[0]], dtype=np.float64),
             focal_length_of(shape),
-        )
-    )[0]
+        ),
+        dtype=np.float32,
+    )
 
 
 def project_full_image(points_3d: np.ndarray, cam_t: np.ndarray, shape) -> np.ndarray:
     """``(J, 2)`` full-image pixels of ``points_3d`` seen from ``cam_t`` (principal point: centre)."""
-    points = np.asarray(points_3d, dtype=np.float64) + np.asarray(cam_t, dtype=np.float64)
-    focal = focal_length_of(shape)
-    z = np.where(np.abs(points[:, 2:3]) < 1e-9, 1e-9, points[:, 2:3])
-    return points[:, :2] / z * focal + np.array([shape[1] / 2.0, shape[0] / 2.0])
+    import torch
+
+    from extpose_sdk.cameras import perspective_projection
+
+    projected = perspective_projection(
+        torch.as_tensor(points_3d, dtype=torch.float64),
+        torch.as_tensor(cam_t, dtype=torch.float64),
+        focal_length=focal_length_of(shape),
+        principal_point=torch.tensor([shape[1] / 2.0, shape[0] / 2.0], dtype=torch.float64),
+    )
+    return projected.numpy().astype(np.float32)
 
 
 def keypoint_source_for(path: str | Path, **options: Any) -> Any:
