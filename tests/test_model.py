@@ -64,3 +64,16 @@ def test_official_state_dict_prefixes():
     prefixes = {k.split(".")[0] for k in tiny("hamer").state_dict()}
     assert prefixes == {"backbone", "mano_head"}
 
+
+
+def test_docs_models_examples_run():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "models.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    assert len(blocks) == 2
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/models.md", "exec"), namespace)
+    assert namespace["out"].body_pose.shape == (2, 23, 3, 3)
+    assert namespace["params"].hand_pose.shape == (2, 15, 3, 3)
