@@ -27,6 +27,7 @@ from extpose_sdk.pipeline import Pipeline
 from extpose_sdk.plugins import get_registries
 
 TINY = {"embed_dim": 32, "depth": 2, "num_heads": 4}
+TINY_HEAD = {"dim": 32, "depth": 1, "heads": 2, "dim_head": 16, "mlp_dim": 64}
 
 
 def write_clip(path: Path, frames: int, size=(120, 160), seed: int = 0) -> None:
@@ -48,9 +49,9 @@ def build_pipeline(window: int) -> tuple[Pipeline, str]:
     if "mano" in registries.head.names() and importlib.util.find_spec("extpose_sdk.model"):
         pipeline = Pipeline.from_plugins(
             model=None, backbone="vitpose", head="mano", modalities=("rgb",), frames=window,
-            backbone_options=TINY,
+            backbone_options=TINY, head_options=TINY_HEAD,
         )  # fmt: skip
-        return pipeline, "vitpose (tiny) + mano head"
+        return pipeline, "vitpose (tiny) + mano head (tiny)"
     import torch
 
     class Readout(torch.nn.Module):  # until MeshRecoveryModel exists: the backbone and a linear map
