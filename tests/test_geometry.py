@@ -1,0 +1,118 @@
+"""Rotations and cameras against independent formulas (scipy) and round trips."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from extpose_sdk import cameras, geometry
+
+D = torch.float64
+
+
+def random_rotvecs(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    vecs = Rotation.random(n, random_state=seed).as_rotvec()
+    # include the hard cases: identity, tiny angles and angles at pi
+    vecs[0] = 0.0
+    vecs[1] = [1e-9, -2e-9, 0.5e-9]
+    axis = rng.normal(size=3)
+    vecs[2] = np.pi * axis / np.linalg.norm(axis)
+    return vecs
+
+
+def test_axis_angle_to_rotmat_matches_scipy():
+    vecs = random_rotvecs()
+    ours = geometry.axis_angle_to_rotmat(torch.from_numpy(vecs)).numpy()
+    np.testing.assert_allclose(ours, Rotation.from_rotvec(vecs).as_matrix(), atol=1e-10)
+
+
+def test_rotmat_to_axis_angle_matches_scipy_and_round_trips():
+    vecs = random_rotvecs()
+    R = Rotation.from_rotvec(vecs).as_matrix()
+    ours = geometry.rotmat_to_axis_angle(torch.from_numpy(R)).numpy()
+    # compare as rotations: at angle pi, v and -v are the same rotation
+    np.testing.assert_allclose(Rotation.from_rotvec(ours).as_matrix(), R, atol=1e-9)
+    np.testing.assert_allclose(ours[3:], vecs[3:], atol=1e-9)
+    assert np.linalg.norm(ours, axis=-1).max() <= np.pi + 1e-9
+
+
+def test_rot6d_official_layout_columns():
+    # the official layout reads (a1, a2) as the first two *columns*
+    R = Rotation.random(10, random_state=1).as_matrix()
+    six = torch.from_numpy(np.concatenate([R[:, :, 0], R[:, :, 1]], axis=-1))
+    np.testing.assert_allclose(geometry.rot6d_to_rotmat(six).numpy(), R, atol=1e-12)
+    np.testing.assert_allclose(geometry.rotmat_to_rot6d(torch.from_numpy(R)).numpy(), six.numpy())
+
+
+def test_rot6d_gram_schmidt_gives_rotations():
+    out = geometry.rot6d_to_rotmat(torch.randn(5, 7, 6, dtype=D))
+    assert out.shape == (5, 7, 3, 3)
+    eye = torch.eye(3, dtype=D).expand_as(out)
+    torch.testing.assert_close(out @ out.transpose(-1, -2), eye, atol=1e-10, rtol=0)
+    torch.testing.assert_close(torch.linalg.det(out), torch.ones(5, 7, dtype=D))
+
+
+def test_flips_are_mirror_images():
+    vecs = torch.from_numpy(random_rotvecs(16))
+    flipped = geometry.axis_angle_to_rotmat(geometry.flip_axis_angle(vecs))
+    torch.testing.assert_close(flipped, geometry.flip_rotmat(geometry.axis_angle_to_rotmat(vecs)))
+    M = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=D))
+    R = geometry.axis_angle_to_rotmat(vecs)
+    torch.testing.assert_close(geometry.flip_rotmat(R), M @ R @ M)
+
+
+def test_shape_errors_name_the_shape():
+    with pytest.raises(ValueError, match=r"\(\.\.\., 6\); got \(2, 5\)"):
+        geometry.rot6d_to_rotmat(torch.zeros(2, 5))
+    with pytest.raises(ValueError, match=r"\(\.\.\., 3, 3\); got \(2, 3\)"):
+        geometry.rotmat_to_axis_angle(torch.zeros(2, 3))
+
+
+def test_crop_camera_translation_official_formula():
+    cam = torch.tensor([[0.8, 0.1, -0.2]])
+    t = cameras.crop_cam_to_translation(cam)
+    torch.testing.assert_close(t, torch.tensor([[0.1, -0.2, 2 * 5000 / (256 * 0.8 + 1e-9)]]))
+
+
+def test_crop_and_full_image_cameras_project_to_the_same_pixels():
+    """Crop projection mapped to the image equals the full-image projection.
+
+    Exact for points at the root's depth (the conversion is weak-perspective by construction).
+    """
+    rng = np.random.default_rng(3)
+    points = torch.from_numpy(rng.normal(scale=0.3, size=(1, 20, 3)))
+    points[..., 2] = 0.0
+    cam = torch.tensor([[0.9, 0.05, -0.1]], dtype=D)
+    center, size = torch.tensor([[700.0, 380.0]], dtype=D), torch.tensor([300.0], dtype=D)
+    image = torch.tensor([[1280.0, 720.0]], dtype=D)
+    crop_t = cameras.crop_cam_to_translation(cam)
+    in_crop = cameras.perspective_projection(
+        points, crop_t, focal_length=5000.0, principal_point=torch.tensor([[128.0, 128.0]], dtype=D)
+    )
+    via_crop = (in_crop - 128.0) / 256.0 * size[:, None, None] + center[:, None]
+    focal = 5000.0 * size / 256.0  # the full-image focal length matching the crop's
+    full_t = cameras.cam_crop_to_full(cam, center, size, image, focal_length=focal)
+    direct = cameras.perspective_projection(
+        points, full_t, focal_length=focal, principal_point=image / 2
+    )
+    torch.testing.assert_close(direct, via_crop, atol=1e-6, rtol=0)
+
+
+def test_cam_crop_to_full_default_focal_and_numpy_inputs():
+    cam, center, size = np.array([[1.0, 0.0, 0.0]]), np.array([[640.0, 360.0]]), np.array([256.0])
+    image = np.array([[1280.0, 720.0]])
+    t = cameras.cam_crop_to_full(cam, center, size, image)
+    assert isinstance(t, np.ndarray)
+    focal = 5000 / 256 * 1280
+    np.testing.assert_allclose(t, [[0.0, 0.0, 2 * focal / 256]], rtol=1e-9)
+
+
+def test_projection_with_user_intrinsics_and_rotation():
+    K = torch.tensor([[1000.0, 0, 320], [0, 1100.0, 240], [0, 0, 1]])
+    R = geometry.axis_angle_to_rotmat(torch.tensor([0.0, np.pi / 2, 0.0]))
+    p = torch.tensor([[[0.0, 0.0, -2.0]]])  # rotated to (-2, 0, 0) then shifted to depth 4
+    out = cameras.perspective_projection(p, torch.tensor([[0.0, 0.0, 4.0]]), K, rotation=R)
+    torch.testing.assert_close(out, torch.tensor([[[320 - 1000 * 2 / 4, 240.0]]]), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="needs K"):
+        cameras.perspective_projection(p)
