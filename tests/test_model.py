@@ -77,3 +77,38 @@ def test_docs_models_examples_run():
         exec(compile(block, "docs/models.md", "exec"), namespace)
     assert namespace["out"].body_pose.shape == (2, 23, 3, 3)
     assert namespace["params"].hand_pose.shape == (2, 15, 3, 3)
+
+
+def test_frames_through_the_extension_equal_frame_by_frame_with_the_frame_mask():
+    model = tiny(mask="frame")
+    clip = crops(2, 3)
+    with torch.no_grad():
+        out = model({"rgb": clip})
+        one = model({"rgb": clip[:, 1]})
+    assert out.body_pose.shape == (2, 3, 23, 3, 3) and out.pred_cam_t.shape == (2, 3, 3)
+    assert torch.allclose(out.betas[:, 1], one.betas, atol=1e-5)
+    assert torch.allclose(out.body_pose[:, 1], one.body_pose, atol=1e-5)
+
+
+def test_extended_recipe_with_absent_skeleton_equals_the_original():
+    original, extended = tiny("hamer"), tiny("extpose-hamer")
+    extended.load_state_dict(original.state_dict())
+    x = crops(2)
+    with torch.no_grad():
+        base = original({"rgb": x})
+        out = extended(
+            {"rgb": x, "skeleton": torch.zeros_like(x)},
+            present={"rgb": torch.ones(2, dtype=torch.bool), "skeleton": torch.zeros(2, dtype=torch.bool)},
+        )
+    assert torch.allclose(out.hand_pose, base.hand_pose, atol=1e-5)
+    assert torch.allclose(out.pred_cam, base.pred_cam, atol=1e-5)
+
+
+def test_skeleton_evidence_changes_the_extended_prediction():
+    model = tiny("extpose-hmr2")
+    x = crops(1, 2)
+    with torch.no_grad():
+        a = model({"rgb": x, "skeleton": torch.zeros_like(x)})
+        b = model({"rgb": x, "skeleton": torch.randn_like(x)})
+    assert a.betas.shape == (1, 2, 10)
+    assert not torch.allclose(a.betas, b.betas, atol=1e-5)
