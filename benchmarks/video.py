@@ -12,7 +12,6 @@ peak) at 500, 1000 and 2000 frames: with chunked reading these must not grow wit
 from __future__ import annotations
 
 import argparse
-import ctypes
 import importlib.util
 import resource
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from extpose_sdk.data.video import fixed_mmap_threshold
 from extpose_sdk.pipeline import Pipeline
 from extpose_sdk.plugins import get_registries
 
@@ -79,20 +79,6 @@ def build_pipeline(window: int) -> tuple[Pipeline, str]:
     )
 
 
-def fixed_mmap_threshold(size: int = 128 * 1024) -> bool:
-    """Ask glibc to mmap every allocation >= ``size`` (as ``MALLOC_MMAP_THRESHOLD_`` does).
-
-    glibc otherwise raises its threshold after the first large free, so per-frame buffers (frames,
-    crops) are carved from the heap between small long-lived allocations (the results) and the
-    heap can no longer shrink: resident memory then grows with the video's length although no
-    Python object holds it.
-    """
-    try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, size))  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        return False
-
-
 def rss_mb() -> float:
     """Resident memory now (Linux)."""
     with open("/proc/self/statm") as f:
@@ -115,7 +101,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if not args.glibc_default:
-        fixed_mmap_threshold()
+        fixed_mmap_threshold()  # as extpose predict does
     if args.tracemalloc:
         tracemalloc.start()
     import torch

@@ -105,8 +105,10 @@ def run(args) -> int:
             file=sys.stderr,
         )
         return 2
+    from extpose_sdk.data.video import fixed_mmap_threshold
     from extpose_sdk.pipeline import RANDOM_WEIGHTS_NOTE, Pipeline
 
+    fixed_mmap_threshold()  # memory stays flat over long videos (see the function)
     pipeline = Pipeline.from_plugins(
         model=args.model,
         checkpoint=args.checkpoint,

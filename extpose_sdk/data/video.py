@@ -218,6 +218,23 @@ def read_image(path: str | Path, *, frame: int | None = None) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def fixed_mmap_threshold(size: int = 128 * 1024) -> bool:
+    """Ask glibc to mmap every allocation >= ``size`` (what ``MALLOC_MMAP_THRESHOLD_`` does).
+
+    glibc otherwise raises its threshold after the first large free, so per-frame buffers (frames,
+    crops) are carved from the heap between small long-lived allocations (the results) and the
+    heap cannot shrink: resident memory then grows with a video's length although no object holds
+    it (measured: 1.2 GB -> 1.6 GB from 500 to 2,000 frames; flat with this). Process-wide, so
+    only the ``extpose predict`` command and the benchmark call it. False where not glibc.
+    """
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, size))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
+
+
 def decord_available() -> bool:
     return importlib.util.find_spec("decord") is not None
 
