@@ -74,16 +74,10 @@ def _distributed() -> bool:
 
 
 def _rotmats(axis_angle: torch.Tensor) -> torch.Tensor:
-    """(N, 3J) axis-angle -> (N, J, 3, 3) (Rodrigues)."""
-    v = axis_angle.reshape(axis_angle.shape[0], -1, 3).double()
-    angle = v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    k = v / angle
-    zero = torch.zeros_like(k[..., 0])
-    cross = torch.stack([zero, -k[..., 2], k[..., 1], k[..., 2], zero, -k[..., 0],
-                         -k[..., 1], k[..., 0], zero], dim=-1).reshape(*k.shape[:-1], 3, 3)
-    eye = torch.eye(3, dtype=v.dtype).expand_as(cross)
-    s, c = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
-    return (eye + s * cross + (1 - c) * cross @ cross).to(axis_angle.dtype)
+    """(N, 3J) flattened axis-angle -> (N, J, 3, 3)."""
+    from extpose_sdk.geometry import axis_angle_to_rotmat
+
+    return axis_angle_to_rotmat(axis_angle.reshape(axis_angle.shape[0], -1, 3))
 
 
 def _accepts(model: torch.nn.Module, argument: str) -> bool:

@@ -210,3 +210,20 @@ def test_eval_command_prints_a_table_and_writes_json(tmp_path, capsys):
         assert main(["eval", "--model", "echo-test", "--dataset", "tiny-freihand",
                      "--root", str(root), "--no-progress"]) == 2
     assert "no protocol for data set 'tiny-freihand'" in capsys.readouterr().err
+
+
+def test_a_real_tiny_extended_model_on_3dpw_clips(tmp_path):
+    from extpose_sdk.commands.predict import SAMPLE_OPTIONS
+
+    model = extpose_sdk.load_model("extpose-hmr2", **SAMPLE_OPTIONS)
+    assert model.modalities == ("rgb", "skeleton")  # skeleton rendered from 3DPW's OpenPose
+    root = fixtures.write_3dpw(tmp_path / "3DPW", frames=4, actors=1)
+    data = extpose_sdk.get_registries().dataset.build("3dpw", root=root, clip_length=2)
+    smpl = fake_smpl(1.0)
+    result = Evaluator("3dpw", body_model=smpl, gt_body_model=smpl, batch_size=2,
+                       progress=False).run(model, data)
+    assert result.summary["n"] == 4
+    for name in ("mpjpe", "pa_mpjpe", "pve", "pa_pve", "accel"):
+        assert math.isfinite(result.summary[name])
+    assert result.summary["pa_mpjpe"] == pytest.approx(0, abs=1e-3)  # the stand-in is rigid
+
