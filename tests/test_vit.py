@@ -67,7 +67,7 @@ def test_attention_backends_agree(masked):
 
 def test_attention_rejects_unknown_backend_and_float_masks():
     q = torch.randn(1, 1, 2, 4)
-    with pytest.raises(ValueError, match="available: auto, reference, sdpa"):
+    with pytest.raises(ValueError, match="available: auto, reference, sdpa, xformers"):
         attention(q, q, q, backend="flash9")
     with pytest.raises(TypeError, match="boolean"):
         attention(q, q, q, mask=torch.zeros(2, 2))
