@@ -96,3 +96,30 @@ def test_a_change_reaches_only_images_the_mask_allows(name):
     assert torch.equal(late[:2], base[:2]) and not torch.allclose(late[2], base[2])
     early = forward(torch.cat([torch.randn(1, 3, 64, 48), images[1:]]))
     assert not torch.allclose(early[1], base[1]) and not torch.allclose(early[2], base[2])
+
+
+# -- the extension's invariants on every backbone -------------------------------------------
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_extension_invariants(name):
+    """No new parameter; one frame of RGB gives the backbone's own tokens; with ``frame`` masks a
+    change to one frame reaches no other frame, with ``full`` it reaches all."""
+    from extpose_sdk.extend import ExtendedViT
+
+    backbone = build(name)
+    extended = ExtendedViT(backbone, mask="frame").eval()
+    assert sum(p.numel() for p in extended.parameters()) == sum(p.numel() for p in backbone.parameters())
+    x = torch.randn(2, 3, 64, 48)
+    clip = {"rgb": torch.randn(1, 3, 3, 64, 48), "skeleton": torch.randn(1, 3, 3, 64, 48)}
+    changed = {"rgb": clip["rgb"], "skeleton": clip["skeleton"].clone()}
+    changed["skeleton"][:, 0] = torch.randn(3, 64, 48)
+    with torch.no_grad():
+        single = extended({"rgb": x[:, None]}).tokens[:, 0, 0]
+        torch.testing.assert_close(single, backbone(x), atol=1e-5, rtol=0)
+        before, after = extended(clip).tokens[0], extended(changed).tokens[0]
+        torch.testing.assert_close(after[1:], before[1:], atol=1e-6, rtol=0)
+        assert not torch.allclose(after[0], before[0])
+        full = ExtendedViT(backbone, mask="full").eval()
+        before, after = full(clip).tokens[0], full(changed).tokens[0]
+        assert not torch.allclose(after[2, 0], before[2, 0])

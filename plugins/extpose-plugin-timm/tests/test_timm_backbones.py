@@ -228,3 +228,50 @@ def test_the_docs_examples_run():
     assert blocks
     for block in blocks:
         exec(compile(block, str(doc), "exec"), {})
+
+
+# -- through the ExtPose extension ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_extended_one_frame_rgb_is_timms_forward_features_and_adds_no_parameter(name):
+    from extpose_sdk.extend import ExtendedViT
+
+    backbone = tiny(name)
+    extended = ExtendedViT(backbone, mask="paper").eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        out = extended({"rgb": x[:, None]})
+        expected = backbone.model.forward_features(x)
+    assert out.tokens.shape == (2, 1, 1, backbone.num_tokens, 32)
+    torch.testing.assert_close(out.tokens[:, 0, 0], expected, atol=1e-5, rtol=0)
+    count = sum(p.numel() for p in extended.parameters())
+    assert count == sum(p.numel() for p in backbone.model.parameters())
+    assert count == sum(p.numel() for p in timm.create_model(name, num_classes=0, **TINY).parameters())
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_extended_masks_reach_only_allowed_frames_and_modalities(name):
+    """One block, T=3, rgb + skeleton; frame 2's RGB changes. ``frame``: frames 0 and 1 are
+    untouched. ``paper``: RGB of every frame and frame 2's skeleton change; the skeleton of
+    frames 0 and 1 (other frame, other modality) does not."""
+    from extpose_sdk.extend import ExtendedViT
+
+    backbone = tiny(name, depth=1)
+    clip = {"rgb": torch.randn(1, 3, 3, 32, 32), "skeleton": torch.randn(1, 3, 3, 32, 32)}
+    changed = {"rgb": clip["rgb"].clone(), "skeleton": clip["skeleton"]}
+    changed["rgb"][:, 2] = torch.randn(3, 32, 32)
+
+    def tokens(mask, inputs):
+        with torch.no_grad():
+            return ExtendedViT(backbone, mask=mask).eval()(inputs).tokens[0]  # (T, M, N, D)
+
+    before, after = tokens("frame", clip), tokens("frame", changed)
+    torch.testing.assert_close(after[:2], before[:2], atol=1e-6, rtol=0)
+    assert not torch.allclose(after[2], before[2])
+    before, after = tokens("paper", clip), tokens("paper", changed)
+    rgb, skeleton = 0, 1
+    torch.testing.assert_close(after[:2, skeleton], before[:2, skeleton], atol=1e-6, rtol=0)
+    for t in range(3):
+        assert not torch.allclose(after[t, rgb], before[t, rgb])
+    assert not torch.allclose(after[2, skeleton], before[2, skeleton])
