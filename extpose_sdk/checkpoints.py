@@ -189,8 +189,13 @@ def select_official_keys(state_dict: dict[str, torch.Tensor]) -> tuple[dict, lis
     return kept, skipped
 
 
-def load_state_dict_checked(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], source="") -> None:
-    """``module.load_state_dict`` that fails naming missing / unexpected keys and shape mismatches."""
+def load_state_dict_checked(
+    module: torch.nn.Module, state_dict: dict[str, torch.Tensor], source="", *, assign: bool = False
+) -> None:
+    """``module.load_state_dict`` that fails naming missing / unexpected keys and shape mismatches.
+
+    ``assign=True`` takes the given tensors as the module's (for a module built on ``meta``).
+    """
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
@@ -209,7 +214,7 @@ def load_state_dict_checked(module: torch.nn.Module, state_dict: dict[str, torch
     if problems:
         where = f" from {source}" if source else ""
         raise CheckpointError(f"state dict{where} does not fit {type(module).__name__}: " + "; ".join(problems))
-    module.load_state_dict(state_dict, strict=True)
+    module.load_state_dict(state_dict, strict=True, assign=assign)
 
 
 def load_official_checkpoint(module: torch.nn.Module, path, *, trust: bool = False) -> LoadReport:

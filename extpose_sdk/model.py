@@ -17,6 +17,7 @@ and ``extpose-hamer`` (registered by their plugin packages).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -212,16 +213,21 @@ def build_mesh_recovery_model(
         state_dict, config = checkpoints.read_extpose_checkpoint(checkpoint)
         options = {**config.get("options", {}), **options}
     head_options = {HEAD_OPTIONS[k]: options.pop(k) for k in list(options) if k in HEAD_OPTIONS}
+    if checkpoint is not None and state_dict is None:
+        state_dict = checkpoints.read_lightning_state_dict(checkpoint, trust=trust_checkpoint)
     registries = get_registries()
-    vit = registries.backbone.build(backbone, **options)
-    head_module = registries.head.build(
-        head, context_dim=vit.embed_dim, token_grid=tuple(vit.grid_size), **head_options
-    )
-    model = MeshRecoveryModel(vit, head_module, modalities=modalities, mask=mask, attention=attention)
+    # with weights to load, build without allocating (meta) and take the checkpoint's tensors
+    with torch.device("meta") if state_dict is not None else contextlib.nullcontext():
+        vit = registries.backbone.build(backbone, **options)
+        head_module = registries.head.build(
+            head, context_dim=vit.embed_dim, token_grid=tuple(vit.grid_size), **head_options
+        )
+        model = MeshRecoveryModel(
+            vit, head_module, modalities=modalities, mask=mask, attention=attention
+        )
     if state_dict is not None:
         checkpoints.load_state_dict_checked(
-            model, checkpoints.select_official_keys(state_dict)[0], source=str(checkpoint)
+            model, checkpoints.select_official_keys(state_dict)[0], source=str(checkpoint),
+            assign=True,
         )
-    elif checkpoint is not None:
-        checkpoints.load_official_checkpoint(model, checkpoint, trust=trust_checkpoint)
     return model.eval()

@@ -85,6 +85,8 @@ def test_official_layout_checkpoint_loads_with_nothing_missing(tmp_path, name):
     loaded = extpose_sdk.load_model(name, checkpoint=str(path), **TINY)
     for key, value in source.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
+    assert not any(t.is_meta for t in loaded.state_dict().values())  # built on meta, all assigned
+    assert all(p.requires_grad for p in loaded.parameters())
     report = checkpoints.load_official_checkpoint(loaded, path)
     assert set(report.skipped) == {"discriminator.D_conv1.weight", "smpl.body_pose_mean",
                                    "mano.faces_tensor", "initialized"}
