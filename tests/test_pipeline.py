@@ -235,3 +235,18 @@ def test_a_registered_recipe_runs_at_tiny_size():
     eye = torch.eye(3).expand_as(rotations)
     torch.testing.assert_close(rotations @ rotations.transpose(-1, -2), eye, atol=1e-4, rtol=0)
     assert np.isfinite(arrays["cam_t"]).all()
+
+
+def test_extpose_predict_names_a_missing_input(tmp_path, capsys):
+    from extpose_sdk.cli import main
+
+    tiny = ["--option", "embed_dim=32", "--option", "depth=1", "--option", "num_heads=2",
+            "--option", "head_dim=16", "--option", "head_depth=1"]  # fmt: skip
+    missing = tmp_path / "missing.mp4"
+    code = main(
+        ["predict", str(missing), "--out", str(tmp_path / "out"), "--model", "hamer", *tiny]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "missing.mp4" in err and "random weights: the mesh is not meaningful" in err
+    assert load_results(tmp_path / "out" / "results.json")["complete"] is False

@@ -133,9 +133,17 @@ def predict(pipeline, source, out: Path, *, render: bool = False, wireframe: boo
     from extpose_sdk.data.video import VideoReadError, open_video
     from extpose_sdk.overlays import OverlayWriter, draw_frame
     from extpose_sdk.pipeline import RANDOM_WEIGHTS_NOTE
+    from extpose_sdk.results import Results
 
     out.mkdir(parents=True, exist_ok=True)
-    reader = open_video(source, backend=backend)
+    try:
+        reader = open_video(source, backend=backend)
+    except (VideoReadError, FileNotFoundError) as error:
+        failed = Results(model=pipeline.name, random_weights=pipeline.random_weights,
+                         complete=False, error=str(error))  # fmt: skip
+        failed.save(out / "results.json")
+        print(f"extpose predict: error: {error}", file=sys.stderr)
+        return 1
     single_image = len(reader) == 1
     faces = getattr(pipeline.body_model, "faces", None)
     if faces is not None and hasattr(faces, "cpu"):
