@@ -29,3 +29,22 @@ def test_mesh_recovery_model_on_a_timm_backbone(backbone, head, pose):
     assert getattr(out, field).shape == (2, joints, 3, 3)
     assert out.betas.shape == (2, 10) and out.pred_cam_t.shape == (2, 3)
     assert torch.isfinite(out.pred_cam_t).all()
+
+
+def test_pipeline_from_plugins_with_a_timm_backbone_rgb_and_skeleton():
+    import numpy as np
+
+    from extpose_sdk import Pipeline
+
+    # model=None: components one by one (the default recipe name would make this a hand model)
+    pipeline = Pipeline.from_plugins(
+        model=None, backbone="timm:vit_small_patch16_224", head="smpl",
+        modalities=["rgb", "skeleton"], backbone_options=BACKBONE, head_options=HEAD,
+    )
+    assert pipeline.kind == "body" and list(pipeline.modalities) == ["rgb", "skeleton"]
+    clip = {"rgb": torch.randn(1, 2, 3, 256, 256), "skeleton": torch.randn(1, 2, 3, 256, 256)}
+    with torch.no_grad():
+        out = pipeline.model(clip)
+    assert out.body_pose.shape == (1, 2, 23, 3, 3) and out.pred_cam_t.shape == (1, 2, 3)
+    results = pipeline(np.zeros((120, 160, 3), np.uint8))  # one image, whole frame, RGB only
+    assert results.complete and len(results.frames) == 1
