@@ -250,3 +250,20 @@ def test_extpose_predict_names_a_missing_input(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "missing.mp4" in err and "random weights: the mesh is not meaningful" in err
     assert load_results(tmp_path / "out" / "results.json")["complete"] is False
+
+
+def test_windowed_equals_whole_clip_with_the_extended_recipe():
+    from extpose_sdk.commands.predict import SAMPLE_OPTIONS
+
+    def pipeline(frames, overlap=None):
+        torch.manual_seed(0)
+        return Pipeline.from_plugins(
+            model="extpose-hamer", frames=frames, overlap=overlap, mask="full", **SAMPLE_OPTIONS
+        )
+
+    clip = frames_of(5)
+    whole = pipeline(5).video(clip)
+    covering = pipeline(16, 4).video(clip)
+    np.testing.assert_allclose(betas(covering), betas(whole), atol=1e-5)
+    # with attention across all frames, a shorter window changes what each frame sees
+    assert not np.allclose(betas(pipeline(2, 0).video(clip)), betas(whole), atol=1e-6)
