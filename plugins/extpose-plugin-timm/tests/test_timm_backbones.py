@@ -250,28 +250,52 @@ def test_extended_one_frame_rgb_is_timms_forward_features_and_adds_no_parameter(
     assert count == sum(p.numel() for p in timm.create_model(name, num_classes=0, **TINY).parameters())
 
 
+REACH = [  # mask, frames that see frame 1 (other than itself), across frames only its own modality
+    ("frame", lambda f: False, False),
+    ("full", lambda f: True, False),
+    ("paper", lambda f: True, True),
+    ("window(1)", lambda f: abs(f - 1) <= 1, False),
+    ("causal(1)", lambda f: 0 <= f - 1 <= 1, False),
+    ("paper+causal(8)", lambda f: f >= 1, True),
+]
+
+
 @pytest.mark.parametrize("name", FAMILIES)
-def test_extended_masks_reach_only_allowed_frames_and_modalities(name):
-    """One block, T=3, rgb + skeleton; frame 2's RGB changes. ``frame``: frames 0 and 1 are
-    untouched. ``paper``: RGB of every frame and frame 2's skeleton change; the skeleton of
-    frames 0 and 1 (other frame, other modality) does not."""
+def test_extended_masks_reach_exactly_what_they_allow(name):
+    """One block (one hop of attention), T=4, rgb + skeleton; frame 1's RGB changes: the
+    (frame, modality) outputs that move are exactly those the mask lets see it."""
     from extpose_sdk.extend import ExtendedViT
 
     backbone = tiny(name, depth=1)
-    clip = {"rgb": torch.randn(1, 3, 3, 32, 32), "skeleton": torch.randn(1, 3, 3, 32, 32)}
+    g = torch.Generator().manual_seed(1)
+    clip = {m: torch.randn(1, 4, 3, 32, 32, generator=g) for m in ("rgb", "skeleton")}
     changed = {"rgb": clip["rgb"].clone(), "skeleton": clip["skeleton"]}
-    changed["rgb"][:, 2] = torch.randn(3, 32, 32)
-
-    def tokens(mask, inputs):
+    changed["rgb"][:, 1] += torch.randn(3, 32, 32, generator=g)
+    for mask, frame_ok, same_modality in REACH:
+        extended = ExtendedViT(backbone, mask=mask).eval()
         with torch.no_grad():
-            return ExtendedViT(backbone, mask=mask).eval()(inputs).tokens[0]  # (T, M, N, D)
+            moved = (extended(clip).tokens[0] - extended(changed).tokens[0]).abs().amax((-1, -2)) > 1e-6
+        expected = torch.tensor([
+            [f == 1 or (frame_ok(f) and (not same_modality or m == 0)) for m in range(2)]
+            for f in range(4)
+        ])
+        assert torch.equal(moved, expected), mask
 
-    before, after = tokens("frame", clip), tokens("frame", changed)
-    torch.testing.assert_close(after[:2], before[:2], atol=1e-6, rtol=0)
-    assert not torch.allclose(after[2], before[2])
-    before, after = tokens("paper", clip), tokens("paper", changed)
-    rgb, skeleton = 0, 1
-    torch.testing.assert_close(after[:2, skeleton], before[:2, skeleton], atol=1e-6, rtol=0)
-    for t in range(3):
-        assert not torch.allclose(after[t, rgb], before[t, rgb])
-    assert not torch.allclose(after[2, skeleton], before[2, skeleton])
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_extended_absent_images_are_as_if_not_there(name):
+    """Absent images are left out of the sequence (packing): a sample equals the same sample
+    run with only its present images, for each family (EVA-02: the rope follows the images)."""
+    from extpose_sdk.extend import ExtendedViT
+
+    backbone = tiny(name)
+    extended = ExtendedViT(backbone, mask="paper").eval()
+    clip = {m: torch.randn(2, 3, 3, 32, 32) for m in ("rgb", "skeleton")}
+    present = {"skeleton": torch.tensor([[False, False, False], [True, True, True]])}
+    with torch.no_grad():
+        out = extended(clip, present=present).tokens
+        rgb_only = extended({"rgb": clip["rgb"][:1]}).tokens
+        both = extended({m: x[1:] for m, x in clip.items()}).tokens
+    torch.testing.assert_close(out[:1, :, :1], rgb_only, atol=1e-5, rtol=0)
+    assert (out[0, :, 1] == 0).all()
+    torch.testing.assert_close(out[1:], both, atol=1e-5, rtol=0)
