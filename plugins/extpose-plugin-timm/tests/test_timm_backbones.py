@@ -299,3 +299,17 @@ def test_extended_absent_images_are_as_if_not_there(name):
     torch.testing.assert_close(out[:1, :, :1], rgb_only, atol=1e-5, rtol=0)
     assert (out[0, :, 1] == 0).all()
     torch.testing.assert_close(out[1:], both, atol=1e-5, rtol=0)
+
+
+def test_a_deep_copy_runs_its_own_blocks():
+    """Copies (an EMA model, say) must call their own timm blocks, not the original's."""
+    import copy
+
+    backbone = tiny("eva02_small_patch14_224")
+    twin = copy.deepcopy(backbone)
+    assert twin.blocks[0].block is twin.model.blocks[0]
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        twin.model.blocks[0].mlp.fc1.weight.add_(1.0)
+        torch.testing.assert_close(twin(x), twin.model.forward_features(x), atol=1e-5, rtol=0)
+        assert not torch.allclose(twin(x), backbone(x))
