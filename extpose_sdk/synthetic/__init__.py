@@ -1,0 +1,1 @@
+"""Synthetic files in official formats (SMPL / MANO model files), made without licensed data."""
