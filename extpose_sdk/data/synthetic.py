@@ -92,7 +92,7 @@ class Motion:
     weight: np.ndarray       # (P, S), rows sum to 1
     yaw: tuple[float, float, float]     # centre, amplitude (rad), frequency (Hz)
     tilt: tuple[float, float]           # pitch, roll (rad)
-    position: np.ndarray     # (3,) mean root position, camera frame (m)
+    position: np.ndarray     # (3,) mean joint centroid, camera frame (m)
     drift: np.ndarray        # (3, 2) amplitude (m), frequency (Hz) per axis
     betas: np.ndarray        # (10,)
 
@@ -369,7 +369,7 @@ class SyntheticDataset:
             output = _forward(self.body_model, self.kind, orient, pose, betas)
         vertices = output["vertices"].reshape(n, -1, 3)
         joints = output["joints"].reshape(n, -1, 3)
-        root = joints[:, _root_joint(self.kind, joints.shape[1])]
+        root = joints.mean(axis=1)  # the joints' centroid goes where the motion says
         shift = motion.root_position(t) - root
         return {"global_orient": orient, POSE_KEY[self.kind]: pose, "betas": betas,
                 "transl": shift, "vertices": vertices + shift[:, None],
@@ -377,7 +377,7 @@ class SyntheticDataset:
 
     def motion(self, sequence: int) -> Motion:
         rng = _rng(self.seed, self.split, "motion", sequence)
-        distance = self.focal * SUBJECT_SIZE[self.kind] / (rng.uniform(0.45, 0.75) *
+        distance = self.focal * SUBJECT_SIZE[self.kind] / (rng.uniform(0.4, 0.6) *
                                                          self.image_size[0])
         return random_motion(self.kind, rng, distance)
 
@@ -464,13 +464,6 @@ class SyntheticDataset:
     def batch(self, indices) -> dict[str, Any]:
         """The collated samples of ``indices`` (a convenience for benchmarks and tests)."""
         return stack([self[i] for i in indices])
-
-
-def _root_joint(kind: str, count: int) -> int:
-    """Index of the joint placed at the motion's root position: pelvis (SMPL44: 39), wrist."""
-    if kind == "body":
-        return 39 if count == 44 else 0
-    return 0
 
 
 def _detector_points(kind: str, keypoints: np.ndarray) -> np.ndarray:
