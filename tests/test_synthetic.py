@@ -1,10 +1,64 @@
-"""The synthetic data set: stand-in detections, argument errors, docs examples (the rendering
-tests that need the synthetic body-model files are added once those files exist)."""
+"""The synthetic data set: keypoints fall on the rendered subject, determinism, clips, video."""
 
 import numpy as np
 import pytest
+import torch
 
-from extpose_sdk.data.synthetic import DetectionNoise, SyntheticDataset
+import extpose_sdk
+from extpose_sdk.data.sample import check_sample
+from extpose_sdk.data.synthetic import DetectionNoise, SyntheticDataset, write_sample_video
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("synthetic-models")
+
+
+def _build(cache, kind, **options):
+    options = {"num_sequences": 2, "sequence_length": 8, "image_size": (160, 160), **options}
+    return extpose_sdk.get_registries().dataset.build(f"synthetic-{kind}", root=cache, **options)
+
+
+@pytest.mark.parametrize("kind", ["body", "hand"])
+def test_projected_keypoints_fall_on_the_rendered_subject(cache, kind):
+    data = _build(cache, kind, occluders=0)
+    for frame in data.render(1, [0, 5]):
+        h, w = frame.image.shape[:2]
+        uv = np.round(frame.keypoints_2d[:, :2]).astype(int)
+        inside = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
+        assert inside.mean() > 0.9
+        u, v = uv[inside, 0], uv[inside, 1]
+        changed = np.abs(frame.image.astype(int) - frame.background.astype(int)).sum(-1) > 0
+        assert changed[v, u].mean() > 0.85  # pixels at the joints are not background
+        assert (frame.faces[v, u] >= 0).mean() > 0.85
+        assert 0.02 < changed.mean() < 0.8  # a subject, not the whole picture
+
+
+def test_clips_have_t_frames_and_follow_the_sample_layout(cache):
+    clips = _build(cache, "hand", clip_length=4, split="test")
+    clip = clips[len(clips) - 1]
+    check_sample(clip, clip=True, sizes={"K": 21, "J": 21})
+    assert clip["rgb"].shape == (4, 3, 256, 256) and clip["valid"].all()
+    assert clip["hand_pose"].shape == (4, 45) and clip["is_right"].tolist() == [1.0] * 4
+    assert clip["joint_set"] == "mano21" and clip["detected_layout"] == "openpose_hand21"
+    # the motion is smooth: neighbouring frames' joints move by centimetres, not metres
+    step = (clip["keypoints_3d"][1:, :, :3] - clip["keypoints_3d"][:-1, :, :3]).norm(dim=-1)
+    assert step.max() < 0.05
+    frames = _build(cache, "body", augment=False)
+    sample = frames[3]
+    check_sample(sample, sizes={"K": 44, "J": 17})
+    # ground-truth 2D joints lie inside the crop, and the 3D joints are in front of the camera
+    assert sample["keypoints_2d"][:, :2].abs().max() < 0.5
+    assert (sample["keypoints_3d"][:, 2] > 0).all()
+
+
+def test_deterministic_per_seed_and_index(cache):
+    a = _build(cache, "body", seed=7)[5]
+    b = _build(cache, "body", seed=7)[5]  # a fresh object, as in another worker
+    c = _build(cache, "body", seed=8)[5]
+    for key in ("rgb", "keypoints_2d", "detected_keypoints_2d", "body_pose"):
+        torch.testing.assert_close(a[key], b[key])
+    assert not torch.equal(a["rgb"], c["rgb"])
 
 
 def test_detections_are_noisy_stand_ins():
@@ -23,6 +77,23 @@ def test_detections_are_noisy_stand_ins():
     np.testing.assert_allclose(swapped[:, :2], truth[::-1])
 
 
+def test_write_sample_video(tmp_path, cache):
+    import cv2
+
+    from extpose_sdk.data.synthetic import synthetic_model_path
+
+    detections = write_sample_video(tmp_path / "person.mp4", frames=6, size=(96, 128),
+                                    keypoints_path=tmp_path / "person.npz",
+                                    model_path=synthetic_model_path("body", cache))
+    capture = cv2.VideoCapture(str(tmp_path / "person.mp4"))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    assert count == 6 and detections.shape == (6, 17, 3)
+    saved = np.load(tmp_path / "person.npz")
+    assert saved["keypoints"].shape == (6, 1, 17, 3) and str(saved["layout"]) == "coco17"
+
+
 def test_unknown_kind_and_split_name_the_choices():
     with pytest.raises(ValueError, match="body, hand"):
         SyntheticDataset(kind="dog")
@@ -30,13 +101,14 @@ def test_unknown_kind_and_split_name_the_choices():
         SyntheticDataset(split="val")
 
 
-def test_docs_examples_run(capsys):
+def test_docs_examples_run(tmp_path, monkeypatch, capsys):
     import re
     from pathlib import Path
 
+    monkeypatch.setenv("EXTPOSE_CACHE", str(tmp_path))
     text = (Path(__file__).parents[1] / "docs" / "data.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     assert len(blocks) == 5
-    for block in blocks[:3]:  # crops, augmentation, rendering (no body model needed)
+    for block in blocks:
         exec(compile(block, "docs/data.md", "exec"), {})
     assert "(3, 256, 256)" in capsys.readouterr().out

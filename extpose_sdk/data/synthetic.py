@@ -484,9 +484,7 @@ def _forward(model, kind: str, orient, pose, betas) -> dict[str, np.ndarray]:
 
     pose_key = POSE_KEY[kind]
     output = model(global_orient=tensor(orient), betas=tensor(betas), **{pose_key: tensor(pose)})
-    faces = getattr(model, "faces", None)
-    if faces is None:
-        faces = model.faces_tensor
+    faces = output.faces
     return {"vertices": output.vertices.detach().cpu().numpy().astype(np.float64),
             "joints": output.joints.detach().cpu().numpy().astype(np.float64),
             "faces": np.asarray(faces.cpu() if hasattr(faces, "cpu") else faces, dtype=np.int64)}
