@@ -12,7 +12,7 @@ import sys
 import warnings
 
 #: Sub-command modules under ``extpose_sdk.commands``, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("plugins", "predict", "eval")
+COMMANDS: tuple[str, ...] = ("plugins", "predict", "eval", "convert")
 
 
 def build_parser() -> argparse.ArgumentParser:
