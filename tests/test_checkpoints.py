@@ -192,3 +192,19 @@ def test_convert_official_to_safetensors(tmp_path):
     assert config["source"] == "e.ckpt"
     loaded = extpose_sdk.load_model("hmr2", checkpoint=str(target))
     assert torch.equal(loaded.smpl_head.deccam.weight, model.smpl_head.deccam.weight)
+
+
+def test_extpose_convert_checkpoint_command(tmp_path, capsys):
+    from extpose_sdk.cli import main
+
+    model = extpose_sdk.load_model("hmr2", **TINY)
+    source = write_official_checkpoint(tmp_path / "f.ckpt", model)
+    assert main(["convert", "checkpoint", str(source), str(tmp_path / "f.safetensors")]) == 0
+    state_dict, _ = checkpoints.read_extpose_checkpoint(tmp_path / "f.safetensors")
+    assert set(state_dict) == set(model.state_dict())
+    unsafe = tmp_path / "g.ckpt"
+    torch.save({"state_dict": model.state_dict(), "when": datetime.date(2024, 1, 1)}, unsafe)
+    assert main(["convert", "checkpoint", str(unsafe), str(tmp_path / "g.safetensors")]) == 1
+    assert "datetime.date" in capsys.readouterr().err
+    argv = ["convert", "checkpoint", str(unsafe), str(tmp_path / "g.safetensors"), "--trust-checkpoint"]
+    assert main(argv) == 0

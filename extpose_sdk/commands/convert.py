@@ -46,7 +46,7 @@ def _add_checkpoint(conversions) -> None:
         "checkpoint", help="an official HMR2.0 / HaMeR .ckpt -> .safetensors (+ .json)")
     parser.add_argument("source", help="the Lightning .ckpt")
     parser.add_argument("target", help="the .safetensors to write")
-    parser.add_argument("--trust", action="store_true",
+    parser.add_argument("--trust", "--trust-checkpoint", dest="trust", action="store_true",
                         help="unpickle objects the safe reader refuses (only for files you trust)")
     parser.set_defaults(func=run_checkpoint)
 
