@@ -206,7 +206,8 @@ class Evaluator:
             if self.body_model is None:
                 raise ValueError("the model's output has no pred_keypoints_3d: give the "
                                  "Evaluator a body_model to compute joints from its parameters")
-            pose_key = "body_pose" if hasattr(output, "body_pose") else "hand_pose"
+            pose_key = ("body_pose" if getattr(output, "body_pose", None) is not None
+                        else "hand_pose")
             params = {k: _flatten(getattr(output, k), clip).to(self.device)
                       for k in ("global_orient", pose_key, "betas")}
             result = self.body_model(**params)

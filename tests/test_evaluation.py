@@ -138,7 +138,7 @@ def test_missing_body_model_and_modalities_are_explained(tmp_path):
         def __getitem__(self, i):
             return {k: v for k, v in self.dataset[i].items() if k != "crop_transform"}
 
-    with pytest.raises(ValueError, match="has no 'rgb' images and lacks"):
+    with pytest.raises(ValueError, match=r"none of the modalities \['rgb'\] is in the batch"):
         Evaluator("3dpw", progress=False).run(EchoModel(), NoEvidence(data, None))
     data = WithInput(data, lambda s: torch.zeros(44, 3))
     with pytest.raises(ValueError, match="give the Evaluator a gt_body_model"):
@@ -227,3 +227,19 @@ def test_a_real_tiny_extended_model_on_3dpw_clips(tmp_path):
         assert math.isfinite(result.summary[name])
     assert result.summary["pa_mpjpe"] == pytest.approx(0, abs=1e-3)  # the stand-in is rigid
 
+
+
+def test_real_body_model_files_on_freihand_without_detections(tmp_path):
+    from extpose_sdk.body_models import load_body_model
+    from extpose_sdk.commands.predict import SAMPLE_OPTIONS
+    from extpose_sdk.synthetic.body_model_files import write_synthetic_mano
+
+    write_synthetic_mano(tmp_path / "MANO_RIGHT.pkl")
+    mano = load_body_model("mano", tmp_path / "MANO_RIGHT.pkl")
+    root = fixtures.write_freihand(tmp_path / "FreiHAND")
+    data = extpose_sdk.get_registries().dataset.build("freihand", root=root)
+    model = extpose_sdk.load_model("extpose-hamer", **SAMPLE_OPTIONS)  # skeleton absent here
+    result = Evaluator("freihand", body_model=mano, progress=False).run(model, data)
+    assert result.summary["n"] == 2
+    assert set(result.summary) == {"n", "mpjpe", "pa_mpjpe", "pve", "pa_pve", "f@5mm", "f@15mm"}
+    assert all(math.isfinite(v) for v in result.summary.values())

@@ -32,17 +32,22 @@ def add_parser(subparsers) -> None:
                         help="model recipe option (repeatable), e.g. --option embed_dim=32")
     parser.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
                         help="data-set option (repeatable), e.g. --dataset-option stride=8")
+    parser.add_argument("--joint-regressor-extra", metavar="PATH",
+                        help="HMR2.0's SMPL_to_J19.pkl: the 19 extra SMPL joints the 3DPW / H36M "
+                             "protocols score (without it they are approximated)")
     parser.add_argument("--json", help="write per-sample results and the summary here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
-def _body_model(path: str, kind: str):
+def _body_model(path: str, kind: str, regressor: str | None = None):
     """The SMPL / MANO model in ``path`` (its gender is the file's: SMPL_MALE.pkl...)."""
     try:
         from extpose_sdk.body_models import load_body_model
     except ImportError as error:  # pragma: no cover - body models are another part of the SDK
         raise SystemExit(f"extpose eval: body models are unavailable: {error}") from error
+    if kind == "smpl" and regressor:
+        return load_body_model(kind, path, joint_regressor_extra=regressor)
     return load_body_model(kind, path)
 
 
@@ -91,10 +96,10 @@ def run(args) -> int:
     gt_models = {}
     for item in args.gt_body_model:
         gender, _, path = item.rpartition("=")
-        gt_models[gender or "neutral"] = _body_model(path, kind)
+        gt_models[gender or "neutral"] = _body_model(path, kind, args.joint_regressor_extra)
     evaluator = Evaluator(
         protocol,
-        body_model=_body_model(args.body_model, kind) if args.body_model else None,
+        body_model=_body_model(args.body_model, kind, args.joint_regressor_extra) if args.body_model else None,
         gt_body_model=gt_models.get("neutral") if set(gt_models) == {"neutral"} else gt_models or None,
         batch_size=args.batch_size,
         num_workers=args.workers,

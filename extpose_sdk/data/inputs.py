@@ -4,7 +4,8 @@ A batch in the sample layout may carry a modality's images already (``rgb``; a d
 pre-renders ``skeleton``); any other registered modality is rendered here, per frame, from the
 crop evidence the sample layout keeps: ``detected_keypoints_2d`` (full-image px) with
 ``detected_layout``, and ``crop_transform``. A frame whose evidence the modality cannot use (no
-confident keypoint) gets zeros and ``present=False``, so the model treats it as absent.
+confident keypoint, no detected keypoints at all) gets zeros and ``present=False``, so the model
+treats it as absent; a batch in which no modality is present anywhere is an error.
 
     inputs, present = model_inputs(batch, ("rgb", "skeleton"))
     output = model(inputs)            # inputs["skeleton"]: (B, 3, 256, 256) or (B, T, 3, 256, 256)
@@ -43,6 +44,10 @@ def model_inputs(batch: Mapping[str, Any], modalities: Sequence[str], *,
     for name in modalities:
         if name not in inputs:
             inputs[name], present[name] = _render(batch, name, clip, (options or {}).get(name, {}))
+    if not any(bool(p.any()) for p in present.values()):
+        have = sorted(k for k, v in batch.items() if torch.is_tensor(v))
+        raise ValueError(f"none of the modalities {list(modalities)} is in the batch or can be "
+                         f"rendered from its evidence; it has {have}")
     return inputs, present
 
 
@@ -50,12 +55,11 @@ def _render(batch: Mapping[str, Any], name: str, clip: bool, options: Mapping[st
     from extpose_sdk.modalities import CropEvidence
     from extpose_sdk.plugins import get_registries
 
-    needed = ("detected_keypoints_2d", "crop_transform")
-    if any(key not in batch for key in needed):
-        have = sorted(k for k, v in batch.items() if torch.is_tensor(v))
-        raise ValueError(f"the batch has no {name!r} images and lacks {list(needed)} to render "
-                         f"them; it has {have}")
     modality = get_registries().modality.build(name, **options)
+    if "detected_keypoints_2d" not in batch or "crop_transform" not in batch:
+        lead = _lead(batch, clip)
+        return (torch.zeros(*lead, modality.channels, CROP_SIZE, CROP_SIZE),
+                torch.zeros(lead, dtype=torch.bool))
     keypoints = batch["detected_keypoints_2d"]
     transforms = batch["crop_transform"]
     lead = keypoints.shape[: 2 if clip else 1]
@@ -76,3 +80,12 @@ def _render(batch: Mapping[str, Any], name: str, clip: bool, options: Mapping[st
         present.append(usable)
     stacked = torch.stack(images).reshape(*lead, modality.channels, CROP_SIZE, CROP_SIZE)
     return stacked, torch.tensor(present, dtype=torch.bool).reshape(lead)
+
+
+def _lead(batch: Mapping[str, Any], clip: bool) -> tuple[int, ...]:
+    """``(B,)`` or ``(B, T)`` of a batch."""
+    if clip:
+        return tuple(batch["valid"].shape)
+    first = next(v for v in batch.values() if torch.is_tensor(v))
+    return (first.shape[0],)
+
