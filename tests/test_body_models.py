@@ -247,3 +247,15 @@ def test_synthetic_humanoid_and_hand_are_plausible(files, smpl_data):
     assert h.shape == (778, 3) and hand["posedirs"].shape == (778, 3, 135)
     np.testing.assert_allclose(hand["hands_components"] @ hand["hands_components"].T,
                                np.eye(45), atol=1e-9)
+
+
+def test_docs_body_models_example_runs():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "body-models.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    assert len(blocks) == 1
+    namespace: dict = {}
+    exec(compile(blocks[0], "docs/body-models.md", "exec"), namespace)
+    assert namespace["out"].joints.shape == (2, 44, 3)
+    assert namespace["hand"].joints.shape == (2, 21, 3)
