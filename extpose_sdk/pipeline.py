@@ -62,6 +62,10 @@ class _Person:
     is_right: bool | None
 
 
+#: The recipe ``Pipeline.from_plugins()`` builds when given neither a recipe nor components.
+DEFAULT_MODEL = "extpose-hamer"
+
+
 @attrs.define(eq=False)
 class Pipeline:
     """A mesh-recovery model with its pre- and post-processing. Build with ``from_plugins``.
@@ -97,7 +101,7 @@ class Pipeline:
     @classmethod
     def from_plugins(
         cls,
-        model: str | None = "extpose-hamer",
+        model: str | None = None,
         *,
         checkpoint: str | Path | None = None,
         body_model: str | Path | Any | None = None,
@@ -119,11 +123,14 @@ class Pipeline:
         Either a recipe by name (``model="extpose-hamer"``, weights from ``checkpoint``; other
         keyword options go to the recipe), or components one by one (``backbone=``, ``head=``,
         ``modalities=``) joined by ``MeshRecoveryModel``. Components that do not fit raise
-        ``FitError``: a hand head with a body recipe, a SMPL file for a hand model.
+        ``FitError``: a hand head with a body recipe, a SMPL file for a hand model. With neither
+        a recipe nor components, the recipe is ``extpose-hamer``.
         """
         from extpose_sdk.plugins import get_registries
 
         registries = get_registries()
+        if model is None and backbone is None and head is None:
+            model = DEFAULT_MODEL
         modality_names = tuple(modalities) if modalities is not None else ("rgb", "skeleton")
         kind = kind_of_model(model) or kind_of_model(backbone)
         if head is not None:

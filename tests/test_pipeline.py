@@ -281,3 +281,10 @@ def test_extpose_predict_sample_runs_end_to_end_without_a_download(tmp_path, cap
     assert np.isfinite(saved["keypoints_2d"]).all()
     assert len(list(open_video(out / "overlay.mp4", backend="opencv"))) == frames
     assert "random weights: the mesh is not meaningful" in capsys.readouterr().out
+
+
+def test_a_recipe_and_a_head_that_do_not_fit_fail_clearly():
+    from extpose_sdk.pipeline import FitError, Pipeline
+
+    with pytest.raises(FitError, match="head 'smpl' predicts"):
+        Pipeline.from_plugins(model="extpose-hamer", backbone="vitpose", head="smpl")

@@ -36,9 +36,9 @@ def test_pipeline_from_plugins_with_a_timm_backbone_rgb_and_skeleton():
 
     from extpose_sdk import Pipeline
 
-    # model=None: components one by one (the default recipe name would make this a hand model)
+    # the call, components one by one
     pipeline = Pipeline.from_plugins(
-        model=None, backbone="timm:vit_small_patch16_224", head="smpl",
+        backbone="timm:vit_small_patch16_224", head="smpl",
         modalities=["rgb", "skeleton"], backbone_options=BACKBONE, head_options=HEAD,
     )
     assert pipeline.kind == "body" and list(pipeline.modalities) == ["rgb", "skeleton"]
