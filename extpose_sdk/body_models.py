@@ -120,6 +120,7 @@ _NUMPY_ALLOWED = {
     ("numpy._core.numeric", "_frombuffer"),
 }  # fmt: skip
 _SPARSE_ALLOWED = {"csc_matrix", "csr_matrix", "coo_matrix"}
+_BUILTINS_ALLOWED = {"object": object, "set": set, "frozenset": frozenset}
 
 
 class _ModelUnpickler(pickle.Unpickler):
@@ -144,8 +145,8 @@ class _ModelUnpickler(pickle.Unpickler):
             import copyreg
 
             return copyreg._reconstructor
-        if (module, name) in {("__builtin__", "object"), ("builtins", "object")}:
-            return object
+        if module in ("__builtin__", "builtins") and name in _BUILTINS_ALLOWED:
+            return _BUILTINS_ALLOWED[name]  # chumpy's pickled state holds a set
         if (module, name) == ("_codecs", "encode"):  # bytes in protocol-2 pickles from python 3
             import codecs
 
@@ -163,9 +164,7 @@ def _to_array(value: Any, key: str, path: Path) -> Any:
         if isinstance(state, tuple) and state and isinstance(state[0], dict):
             state = state[0]
         if not isinstance(state, dict) or "x" not in state:
-            raise BodyModelFileError(
-                f"{path}: {key!r} is a chumpy expression without a stored value; convert the "
-                "file where chumpy runs (np.asarray of each entry) or take the official file")
+            return value  # a chumpy expression, not an array: refused if it is a needed key
         return _to_array(state["x"], key, path)
     return value
 
@@ -221,9 +220,15 @@ def read_model_file(path: str | Path, kind: str | None = None) -> dict[str, Any]
 def _check(data: dict[str, Any], kind: str, path: Path) -> None:
     what = f"{path} is not a {kind.upper()} model file (expected {EXPECTED_FILE[kind]} from "
     what += f"{WHERE[kind]})"
-    missing = [k for k in REQUIRED_KEYS + (MANO_KEYS if kind == "mano" else ()) if k not in data]
+    required = REQUIRED_KEYS + (MANO_KEYS if kind == "mano" else ())
+    missing = [k for k in required if k not in data]
     if missing:
         raise BodyModelFileError(f"{what}: missing keys {', '.join(missing)}")
+    unreadable = [k for k in required if isinstance(data[k], _ChumpyArray)]
+    if unreadable:
+        raise BodyModelFileError(
+            f"{path}: {', '.join(unreadable)} are chumpy expressions without a stored value; "
+            "convert the file where chumpy runs (np.asarray of each entry) or use the official file")
     vertices = np.shape(data["v_template"])
     joints = np.shape(data["J_regressor"])
     expected = (NUM_VERTICES[kind], NUM_JOINTS[kind])
@@ -240,7 +245,8 @@ def _data_struct(data: dict[str, Any]):
     for key, value in data.items():
         if hasattr(value, "toarray"):  # scipy sparse
             value = value.toarray()
-        arrays[key] = np.asarray(value)
+        if isinstance(value, (np.ndarray, np.generic)):
+            arrays[key] = value
     return Struct(**arrays)
 
 

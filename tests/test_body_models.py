@@ -29,16 +29,29 @@ import numpy as np
 
 
 class Ch:
-    """Like chumpy's Ch: the value in ``x``, unpicklable parents dropped from the state."""
+    """Like chumpy's Ch: the value in ``x``, bookkeeping beside it, the caches dropped."""
 
     def __init__(self, x):
         self.x = np.asarray(x)
+        self._dirty_vars = {"x"}
+        self._depends_on_deps = {}
+        self._itr = None
+        self._make_dense = False
         self._parents = {}
+        self._cache = {}
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        del state["_parents"]
+        del state["_parents"], state["_cache"]
         return state
+
+
+class Add(Ch):
+    """An expression: no stored value."""
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+        self._parents, self._cache = {}, {}
 '''
 
 
@@ -68,9 +81,10 @@ def mano(files):
     return load_body_model("mano", files["mano"])
 
 
-def _chumpy_pickle(path, arrays, tmp_path, chumpy_keys):
+def _chumpy_pickle(path, arrays, tmp_path, chumpy_keys, expression_keys=()):
     """Pickle ``arrays`` (protocol 2, as the official files) with ``chumpy_keys`` as chumpy
-    objects of a fake chumpy package that is gone again afterwards."""
+    arrays and ``expression_keys`` as chumpy expressions of a fake chumpy package that is gone
+    again afterwards."""
     package = tmp_path / "fake_site" / "chumpy"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("from .ch import Ch\n")
@@ -78,8 +92,10 @@ def _chumpy_pickle(path, arrays, tmp_path, chumpy_keys):
     sys.path.insert(0, str(package.parent))
     try:
         import chumpy
+        from chumpy.ch import Add
 
         data = {k: chumpy.Ch(v) if k in chumpy_keys else v for k, v in arrays.items()}
+        data.update({k: Add(chumpy.Ch(arrays[k]), 1.0) for k in expression_keys})
         data["J_regressor"] = csc_matrix(arrays["J_regressor"])
         with open(path, "wb") as file:
             pickle.dump(data, file, protocol=2)
@@ -202,6 +218,13 @@ def test_missing_or_wrong_files_say_what_is_expected(tmp_path, files):
         load_body_model("mano", tmp_path / "partial.npz")
     with pytest.raises(ValueError, match="smpl, mano"):
         load_body_model("smplx", files["smpl"])
+
+
+def test_chumpy_expressions_are_named_when_a_needed_key_is_one(tmp_path, smpl_data):
+    path = _chumpy_pickle(tmp_path / "SMPL_NEUTRAL.pkl", smpl_data, tmp_path, {"shapedirs"},
+                          expression_keys={"posedirs", "J"})
+    with pytest.raises(BodyModelFileError, match="posedirs are chumpy expressions"):
+        load_body_model("smpl", path)
 
 
 def test_convert_body_model_round_trip(tmp_path):
