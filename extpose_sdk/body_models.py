@@ -211,7 +211,13 @@ def read_model_file(path: str | Path, kind: str | None = None) -> dict[str, Any]
         path = path / EXPECTED_FILE[kind]
     if not path.is_file():
         raise _not_found(kind, path)
-    data = _read_npz(path) if path.suffix == ".npz" else _read_pickle(path)
+    try:
+        data = _read_npz(path) if path.suffix == ".npz" else _read_pickle(path)
+    except BodyModelFileError as error:
+        if kind is None or "unexpected object" in str(error):
+            raise
+        raise BodyModelFileError(f"{error} (expected {EXPECTED_FILE[kind]} from {WHERE[kind]}, "
+                                 "or its .npz conversion)") from error
     if kind is not None:
         _check(data, kind, path)
     return data

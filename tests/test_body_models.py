@@ -216,6 +216,9 @@ def test_missing_or_wrong_files_say_what_is_expected(tmp_path, files):
     np.savez(tmp_path / "partial.npz", **arrays)
     with pytest.raises(BodyModelFileError, match="missing keys weights, hands_mean"):
         load_body_model("mano", tmp_path / "partial.npz")
+    (tmp_path / "garbage.pkl").write_bytes(b"not a pickle at all")
+    with pytest.raises(BodyModelFileError, match=r"garbage\.pkl is not a readable.*MANO_RIGHT\.pkl"):
+        load_body_model("mano", tmp_path / "garbage.pkl")
     with pytest.raises(ValueError, match="smpl, mano"):
         load_body_model("smplx", files["smpl"])
 
