@@ -93,11 +93,13 @@ class BodyModelOutput:
 class _ChumpyArray:
     """Stands in for any chumpy object while unpickling; holds its pickled state."""
 
+    state = None
+
     def __new__(cls, *args, **kwargs):
         return object.__new__(cls)
 
     def __init__(self, *args, **kwargs):
-        self.state = None
+        pass
 
     def __setstate__(self, state):
         self.state = state
