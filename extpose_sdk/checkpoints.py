@@ -35,7 +35,7 @@ CONFIG_MODULES = ("omegaconf", "typing", "pathlib", "yacs", "argparse", "enum")
 #: Builtins a checkpoint may reference as plain data types.
 SAFE_BUILTINS = {
     "dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray", "int", "float",
-    "bool", "complex", "slice", "range", "object", "NoneType", "type",
+    "bool", "complex", "slice", "range", "object", "NoneType",
 }
 #: Callables that rebuild tensors in torch's own pickle format.
 SAFE_TORCH = {
