@@ -283,6 +283,21 @@ def _rotmats(x: torch.Tensor, joints: int, name: str, dtype: torch.dtype) -> tor
                      f"(B, {3 * joints}) axis-angle; got {tuple(x.shape)}")
 
 
+def _layer_inputs(layer, global_orient, pose_name: str, pose, joints: int, betas, transl) -> dict:
+    """Checked rotation matrices, shape and translation on the smplx layer's device and dtype."""
+    dtype, device = layer.shapedirs.dtype, layer.shapedirs.device
+    orient = _rotmats(global_orient, 1, "global_orient", dtype).to(device)
+    pose = _rotmats(pose, joints, pose_name, dtype).to(device)
+    if pose.shape[0] != orient.shape[0]:
+        raise ValueError(f"{pose_name} has batch {pose.shape[0]}, global_orient {orient.shape[0]}")
+    return {
+        "global_orient": orient,
+        pose_name: pose,
+        "betas": _betas(betas, orient.shape[0], orient),
+        "transl": None if transl is None else torch.as_tensor(transl).to(orient),
+    }
+
+
 def _betas(betas: torch.Tensor | None, batch: int, like: torch.Tensor) -> torch.Tensor:
     if betas is None:
         return like.new_zeros(batch, 10)
@@ -316,17 +331,8 @@ class SMPLModel(torch.nn.Module):
                              persistent=False)
 
     def forward(self, global_orient, body_pose, betas=None, transl=None) -> BodyModelOutput:
-        dtype = self.layer.shapedirs.dtype
-        orient = _rotmats(global_orient, 1, "global_orient", dtype)
-        pose = _rotmats(body_pose, 23, "body_pose", dtype)
-        if pose.shape[0] != orient.shape[0]:
-            raise ValueError(f"body_pose has batch {pose.shape[0]}, global_orient "
-                             f"{orient.shape[0]}")
-        device = self.layer.shapedirs.device
-        orient, pose = orient.to(device), pose.to(device)
-        out = self.layer(global_orient=orient, body_pose=pose,
-                         betas=_betas(betas, orient.shape[0], orient),
-                         transl=None if transl is None else torch.as_tensor(transl).to(orient))
+        out = self.layer(**_layer_inputs(self.layer, global_orient, "body_pose", body_pose, 23,
+                                         betas, transl))
         extra = torch.einsum("jv,bvc->bjc", self.joint_regressor_extra.to(out.vertices),
                              out.vertices)
         joints = torch.cat([out.joints[:, self.joint_map], extra], dim=1)
@@ -395,17 +401,8 @@ class MANOModel(torch.nn.Module):
         self.register_buffer("joint_map", torch.tensor(MANO_TO_OPENPOSE), persistent=False)
 
     def forward(self, global_orient, hand_pose, betas=None, transl=None) -> BodyModelOutput:
-        dtype = self.layer.shapedirs.dtype
-        orient = _rotmats(global_orient, 1, "global_orient", dtype)
-        pose = _rotmats(hand_pose, 15, "hand_pose", dtype)
-        if pose.shape[0] != orient.shape[0]:
-            raise ValueError(f"hand_pose has batch {pose.shape[0]}, global_orient "
-                             f"{orient.shape[0]}")
-        device = self.layer.shapedirs.device
-        orient, pose = orient.to(device), pose.to(device)
-        out = self.layer(global_orient=orient, hand_pose=pose,
-                         betas=_betas(betas, orient.shape[0], orient),
-                         transl=None if transl is None else torch.as_tensor(transl).to(orient))
+        out = self.layer(**_layer_inputs(self.layer, global_orient, "hand_pose", hand_pose, 15,
+                                         betas, transl))
         joints = torch.cat([out.joints, out.vertices[:, self.tip_vertices]], dim=1)
         joints, vertices = joints[:, self.joint_map], out.vertices
         if not self.is_rhand:  # HaMeR: a left hand is the right-hand result mirrored in x
