@@ -1,13 +1,15 @@
 """The ``extpose`` command: a thin dispatcher over ``extpose_sdk.commands``.
 
 Each sub-command lives in its own module exposing ``add_parser(subparsers)`` (which sets
-``func``) so commands stay small and independent.
+``func``) so commands stay small and independent. Errors about the user's input (a missing file,
+an unknown name, a bad value) print one line and exit 1; ``EXTPOSE_DEBUG=1`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 
@@ -44,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    from extpose_sdk.plugins import PluginError, get_plugin_manager, reset_plugins
+    from extpose_sdk.plugins import (
+        PluginError,
+        UnknownComponentError,
+        get_plugin_manager,
+        reset_plugins,
+    )
 
     if args.strict:
         reset_plugins()
@@ -53,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("ignore", RuntimeWarning)  # failures are shown by the command
             get_plugin_manager(strict=True if args.strict else None)
         return int(args.func(args) or 0)
-    except PluginError as error:
+    except (PluginError, UnknownComponentError, FileNotFoundError, ValueError, RuntimeError) as error:
+        # errors about the user's input: the message says what to do; EXTPOSE_DEBUG=1 shows where
+        if os.environ.get("EXTPOSE_DEBUG"):
+            raise
         print(f"extpose: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -38,3 +38,20 @@ def test_console_script_is_installed():
         capture_output=True, text=True, check=True,
     )
     assert "vitpose" in out.stdout and "modality" not in out.stdout
+
+
+def test_user_errors_print_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    missing = tmp_path / "MANO_RIGHT.pkl"
+    code = cli.main(["predict", "--sample", "--out", str(tmp_path / "out"),
+                     "--body-model", str(missing)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "mano.is.tue.mpg.de" in err and "Traceback" not in err
+    monkeypatch.setenv("EXTPOSE_DEBUG", "1")
+    import pytest
+
+    from extpose_sdk.body_models import BodyModelNotFoundError
+
+    with pytest.raises(BodyModelNotFoundError):
+        cli.main(["predict", "--sample", "--out", str(tmp_path / "out"),
+                  "--body-model", str(missing)])
