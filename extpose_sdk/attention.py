@@ -10,17 +10,54 @@ Backends:
 - ``xformers``: ``xformers.ops.memory_efficient_attention`` with the mask as an additive bias,
   when xformers is installed and the tensors are on CUDA (it has no CPU kernels).
 
-``auto`` picks xformers where it can run, else SDPA.
+``auto`` picks xformers where it can run, else SDPA; if xformers then finds no kernel for the
+inputs (a dtype or head size it does not support), ``auto`` warns and uses SDPA.
 
 A query row whose mask allows no key returns zeros (not NaN), in every backend.
+
+Instead of a boolean mask, ``mask`` may be a ``SegmentMask``: ``q, k, v`` of shape ``(1, H, L, d)``
+hold several independent sequences of different lengths back to back ("packed"), and each token
+attends only within its own sequence. xformers runs it as one kernel over a
+``BlockDiagonalMask``, without materialising an ``(L, L)`` mask; the other backends run the
+segments in batches of equal length, which gives the same result.
 """
 
 from __future__ import annotations
 
+import warnings
+
+import attrs
 import torch
 import torch.nn.functional as F
 
 BACKENDS = ("reference", "sdpa", "xformers")
+
+
+@attrs.frozen
+class SegmentMask:
+    """Independent sequences of these lengths packed back to back along the token axis."""
+
+    lengths: tuple[int, ...] = attrs.field(converter=lambda x: tuple(int(n) for n in x))
+
+    def __attrs_post_init__(self) -> None:
+        if not self.lengths or min(self.lengths) < 1:
+            raise ValueError(
+                f"SegmentMask lengths must be positive and non-empty; got {self.lengths}"
+            )
+
+    @property
+    def total(self) -> int:
+        return sum(self.lengths)
+
+    def segment_ids(self, device=None) -> torch.Tensor:
+        """``(L,)``: which segment each token belongs to."""
+        lengths = torch.tensor(self.lengths, device=device)
+        return torch.arange(len(self.lengths), device=device).repeat_interleave(lengths)
+
+    def dense(self, device=None) -> torch.Tensor:
+        """The same rule as an ``(L, L)`` boolean mask (block-diagonal; for tests and small L)."""
+        ids = self.segment_ids(device)
+        return ids[:, None] == ids[None, :]
 
 
 def _xformers_installed() -> bool:
@@ -64,20 +101,38 @@ def attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    mask: torch.Tensor | None = None,
+    mask: torch.Tensor | SegmentMask | None = None,
     backend: str = "auto",
 ) -> torch.Tensor:
-    """Scaled dot-product attention ``(B, H, L, d) -> (B, H, L, d)`` with a boolean mask."""
+    """Scaled dot-product attention ``(B, H, L, d) -> (B, H, L, d)``, boolean or segment mask."""
     if q.dim() != 4:
         raise ValueError(f"attention expects q, k, v of shape (B, H, L, d); got q {tuple(q.shape)}")
-    if mask is not None and mask.dtype != torch.bool:
+    chosen = resolve_backend(backend, q.device)
+    if isinstance(mask, SegmentMask):
+        if q.shape[0] != 1 or mask.total != q.shape[2]:
+            raise ValueError(
+                f"a SegmentMask of {len(mask.lengths)} segments, {mask.total} tokens in all, needs "
+                f"q, k, v of shape (1, H, {mask.total}, d); got q {tuple(q.shape)}"
+            )
+    elif mask is not None and mask.dtype != torch.bool:
         raise TypeError(f"attention mask must be boolean (True = may attend), got {mask.dtype}")
-    backend = resolve_backend(backend, q.device)
-    if backend == "reference":
-        return _reference(q, k, v, mask)
-    if backend == "xformers":
-        return _xformers(q, k, v, mask)
-    return _sdpa(q, k, v, mask)
+    if chosen == "xformers":
+        try:
+            return _xformers(q, k, v, mask)
+        except NotImplementedError as error:  # no xformers kernel for these inputs
+            if backend != "auto":
+                raise
+            warnings.warn(
+                f"attention='auto': xformers has no kernel for these inputs, using PyTorch SDPA "
+                f"instead ({str(error).splitlines()[0]})",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            chosen = "sdpa"
+    kernel = _reference if chosen == "reference" else _sdpa
+    if isinstance(mask, SegmentMask):
+        return _by_segment_length(q, k, v, mask, kernel)
+    return kernel(q, k, v, mask)
 
 
 def _reference(q, k, v, mask):
@@ -100,6 +155,8 @@ def _sdpa(q, k, v, mask):
 def _xformers(q, k, v, mask):
     import xformers.ops as xops
 
+    if isinstance(mask, SegmentMask):
+        return _xformers_segments(q, k, v, mask)
     bias = None
     if mask is not None:
         B, H, L, S = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
@@ -112,4 +169,30 @@ def _xformers(q, k, v, mask):
     ).transpose(1, 2)
     if mask is not None:
         out = out.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+    return out
+
+
+def _xformers_segments(q, k, v, segments: SegmentMask):
+    import xformers.ops as xops
+    from xformers.ops.fmha.attn_bias import BlockDiagonalMask
+
+    bias = BlockDiagonalMask.from_seqlens(list(segments.lengths))
+    out = xops.memory_efficient_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_bias=bias
+    )
+    return out.transpose(1, 2)
+
+
+def _by_segment_length(q, k, v, segments: SegmentMask, kernel):
+    """Segments of equal length gathered into one batch each; the kernel runs unmasked on it."""
+    lengths = torch.tensor(segments.lengths)
+    starts = lengths.cumsum(0) - lengths
+    out = torch.empty_like(q)
+    for length in lengths.unique().tolist():
+        first = starts[lengths == length]
+        index = (first[:, None] + torch.arange(length)).flatten().to(q.device)
+        shape = (first.numel(), length)
+        q_, k_, v_ = (t[0][:, index].unflatten(1, shape).transpose(0, 1) for t in (q, k, v))
+        result = kernel(q_, k_, v_, None)  # (segments, H, length, d)
+        out[0][:, index] = result.transpose(0, 1).flatten(1, 2)
     return out

@@ -15,7 +15,7 @@ import attrs
 import torch
 from torch import nn
 
-from extpose_sdk.attention import attention
+from extpose_sdk.attention import SegmentMask, attention
 
 
 class BaseViT(nn.Module):
@@ -29,6 +29,10 @@ class BaseViT(nn.Module):
         num_prefix_tokens: tokens before the patch tokens (class / register tokens; 0 for ViTPose).
         blocks: ``nn.ModuleList``; ``block(x, attn_mask=mask)`` with x ``(B, L, D)`` and a boolean
             mask broadcastable to ``(B, heads, L, L)`` (``True`` = may attend).
+        accepts_segment_masks: True if the blocks also take an
+            ``extpose_sdk.attention.SegmentMask`` for x ``(1, L, D)`` holding several sequences
+            packed back to back (per-token layers, attention within a segment, stochastic depth
+            per segment). ExtPose then packs variable-length sequences for xformers.
         norm: the final normalisation (``nn.Identity`` if the model has none).
     """
 
@@ -37,6 +41,7 @@ class BaseViT(nn.Module):
     grid_size: tuple[int, int]
     embed_dim: int
     num_prefix_tokens: int = 0
+    accepts_segment_masks: bool = False
     blocks: nn.ModuleList
     norm: nn.Module
 
@@ -133,16 +138,24 @@ class Mlp(nn.Module):
 
 
 class DropPath(nn.Module):
-    """Stochastic depth per sample (identity at evaluation)."""
+    """Stochastic depth per sample (identity at evaluation).
+
+    With ``segments``, x ``(1, L, D)`` holds packed samples and each segment is one sample.
+    """
 
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, segments: SegmentMask | None = None) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1.0 - self.p)
+        if segments is None:
+            keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1.0 - self.p)
+        else:
+            per_segment = x.new_empty(len(segments.lengths)).bernoulli_(1.0 - self.p)
+            lengths = torch.tensor(segments.lengths, device=x.device)
+            keep = per_segment.repeat_interleave(lengths)[None, :, None]
         return x * keep / (1.0 - self.p)
 
 
@@ -158,9 +171,12 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * config.mlp_ratio))
         self.drop_path = DropPath(drop_path)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), attn_mask=attn_mask))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor | SegmentMask | None = None
+    ) -> torch.Tensor:
+        segments = attn_mask if isinstance(attn_mask, SegmentMask) else None
+        x = x + self.drop_path(self.attn(self.norm1(x), attn_mask=attn_mask), segments)
+        return x + self.drop_path(self.mlp(self.norm2(x)), segments)
 
 
 class ViT(BaseViT):
@@ -179,6 +195,7 @@ class ViT(BaseViT):
         self.grid_size = config.grid_size
         self.embed_dim = config.embed_dim
         self.num_prefix_tokens = 0
+        self.accepts_segment_masks = True
         self.patch_embed = PatchEmbed(
             config.in_chans, config.embed_dim, config.patch_size, config.patch_padding
         )

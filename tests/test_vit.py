@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from extpose_sdk.attention import attention
-from extpose_sdk.vit import ViT, ViTConfig, build_vitpose
+from extpose_sdk import attention as attention_module
+from extpose_sdk.attention import SegmentMask, attention
+from extpose_sdk.vit import DropPath, ViT, ViTConfig, build_vitpose
 
 DATA = Path(__file__).parent / "data"
 
@@ -71,3 +72,59 @@ def test_attention_rejects_unknown_backend_and_float_masks():
         attention(q, q, q, backend="flash9")
     with pytest.raises(TypeError, match="boolean"):
         attention(q, q, q, mask=torch.zeros(2, 2))
+
+
+@pytest.mark.parametrize("backend", ["reference", "sdpa"])
+def test_segment_mask_equals_its_dense_block_diagonal_mask(backend):
+    segments = SegmentMask([3, 5, 3, 1])
+    q, k, v = torch.randn(3, 1, 2, segments.total, 8).unbind(0)
+    dense = segments.dense()
+    assert dense.shape == (12, 12) and dense[:3, :3].all() and not dense[:3, 3:].any()
+    packed = attention(q, k, v, segments, backend=backend)
+    expected = attention(q, k, v, dense, backend="reference")
+    torch.testing.assert_close(packed, expected, atol=1e-5, rtol=0)
+
+
+def test_segment_mask_errors_name_the_shape():
+    with pytest.raises(ValueError, match="positive"):
+        SegmentMask([2, 0])
+    q = torch.randn(2, 1, 4, 8)
+    with pytest.raises(ValueError, match=r"\(1, H, 4, d\); got q \(2, 1, 4, 8\)"):
+        attention(q, q, q, SegmentMask([1, 3]))
+
+
+def test_segment_mask_matches_xformers_block_diagonal_mask():
+    """Where xformers is installed (any device): our segments are its BlockDiagonalMask."""
+    attn_bias = pytest.importorskip("xformers.ops.fmha.attn_bias")
+    segments = SegmentMask([3, 5, 1])
+    bias = attn_bias.BlockDiagonalMask.from_seqlens(list(segments.lengths)).materialize((9, 9))
+    torch.testing.assert_close(bias.isfinite(), segments.dense())
+
+
+def test_drop_path_over_segments_drops_whole_segments():
+    torch.manual_seed(0)
+    drop = DropPath(0.5).train()
+    segments = SegmentMask([4, 2, 6, 3, 5, 1, 7])
+    out = drop(torch.ones(1, segments.total, 3), segments)[0, :, 0]
+    values = [part.unique().tolist() for part in out.split(list(segments.lengths))]
+    assert all(v in ([0.0], [2.0]) for v in values)  # each segment whole: dropped or scaled
+    assert [0.0] in values and [2.0] in values
+    assert drop.eval()(torch.ones(1, 9, 3), SegmentMask([9])).eq(1).all()
+
+
+@pytest.mark.parametrize("segmented", [False, True])
+def test_auto_falls_back_to_sdpa_where_xformers_has_no_kernel(monkeypatch, segmented):
+    """An xformers that imports but cannot run these inputs: ``auto`` warns and uses SDPA."""
+    def no_kernel(*args):
+        raise NotImplementedError("No operator found for `memory_efficient_attention_forward`")
+
+    everything = lambda device=None: ["reference", "sdpa", "xformers"]  # noqa: E731
+    monkeypatch.setattr(attention_module, "available_backends", everything)
+    monkeypatch.setattr(attention_module, "_xformers", no_kernel)
+    q, k, v = torch.randn(3, 1, 2, 6, 8).unbind(0)
+    mask = SegmentMask([2, 4]) if segmented else torch.rand(1, 1, 6, 6) > 0.3
+    with pytest.warns(RuntimeWarning, match="xformers has no kernel.*No operator found"):
+        out = attention(q, k, v, mask, backend="auto")
+    torch.testing.assert_close(out, attention(q, k, v, mask, backend="sdpa"))
+    with pytest.raises(NotImplementedError):
+        attention(q, k, v, mask, backend="xformers")
