@@ -11,9 +11,16 @@ ViT's own blocks run over it with an attention mask that decides who sees whom:
 ``window(k)`` / ``causal(k)``  frames within ``k`` / the ``k`` past frames and the present;
             combinable: ``paper+window(4)``, ``paper+causal(8)``.
 
-Absent modalities or frames (``present``) contribute no token to anyone. Samples are grouped by
-their presence pattern and only present tokens are computed ("packing"): a dropped modality costs
-nothing, and the result equals the padded computation exactly.
+Absent modalities or frames (``present``) contribute no token to anyone, and only present tokens
+are computed ("packing"): a dropped modality costs nothing, and the result equals the padded
+computation exactly. Two ways to pack (``packing``):
+
+``groups``    sequences with the same presence pattern run as one batch, a batch per pattern;
+``segments``  all sequences run as one packed sequence with a block-diagonal ``SegmentMask`` (one
+              kernel call whatever the patterns; xformers runs it without an ``(L, L)`` mask).
+              Needs a mask with no restriction inside a sequence (``frame``, ``full``) and a
+              backbone whose blocks accept segment masks;
+``auto``      ``segments`` where xformers runs and both hold, else ``groups``.
 """
 
 from __future__ import annotations
@@ -25,10 +32,11 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from extpose_sdk.attention import check_backend_name
+from extpose_sdk.attention import SegmentMask, check_backend_name, resolve_backend
 from extpose_sdk.vit import Attention, BaseViT
 
 ACROSS = ("none", "all", "same-modality")
+PACKING = ("auto", "groups", "segments")
 
 
 @attrs.frozen
@@ -54,6 +62,15 @@ class MaskSpec:
     @property
     def frames_independent(self) -> bool:
         return self.across == "none" or self.window == 0
+
+    def unrestricted(self, T: int, M: int) -> bool:
+        """True if every token of a ``(T, M)`` clip may see every other (``allowed`` all True)."""
+        if T == 1:
+            return True
+        short_window = self.window is not None and self.window < T - 1
+        if self.across == "none" or self.causal or short_window:
+            return False
+        return self.across == "all" or M == 1
 
     def allowed(self, T: int, M: int, N: int) -> torch.Tensor:
         """``(L, L)`` boolean mask over a clip laid out as ``(T, M, N)``, ``L = T * M * N``."""
@@ -146,14 +163,23 @@ class ExtendedViT(nn.Module):
         mask: str | MaskSpec = "paper",
         attention: str = "auto",
         checkpointing: bool = False,
+        packing: str = "auto",
     ) -> None:
         super().__init__()
+        if packing not in PACKING:
+            raise ValueError(f"unknown packing {packing!r}; available: {', '.join(PACKING)}")
         self.vit = vit
         self.mask = parse_mask(mask)
         self.attention = attention
         self.checkpointing = checkpointing
+        self.packing = packing
         self._mask_cache: dict[tuple, torch.Tensor] = {}
         check_backend_name(attention)
+        if packing == "segments" and not getattr(vit, "accepts_segment_masks", False):
+            raise ValueError(
+                f"packing='segments' needs a backbone whose blocks accept segment masks; "
+                f"{type(vit).__name__} does not (use packing='groups')"
+            )
         for module in vit.modules():
             if isinstance(module, Attention):
                 module.backend = attention
@@ -216,9 +242,11 @@ class ExtendedViT(nn.Module):
         return torch.stack(columns, dim=-1)
 
     def _run_packed(self, x: torch.Tensor, shown: torch.Tensor, T: int, M: int, N: int):
-        """Blocks over ``x`` ``(U, L, D)``, computing only present tokens, grouped by pattern."""
+        """Blocks over ``x`` ``(U, L, D)`` (U sequences), computing present tokens only."""
         U, L, _ = x.shape
         token_shown = shown[..., None].expand(U, T, M, N).reshape(U, L)
+        if self._packs_segments(T, M, x.device):
+            return self._run_segments(x, token_shown)
         allowed = self._allowed(T, M, N, x.device)
         out = torch.zeros_like(x)
         patterns, group_of = torch.unique(token_shown, dim=0, return_inverse=True)
@@ -232,13 +260,40 @@ class ExtendedViT(nn.Module):
             out[rows[:, None], keep[None, :]] = self._run_blocks(x[rows][:, keep], mask)
         return out
 
+    def _packs_segments(self, T: int, M: int, device) -> bool:
+        if self.packing == "groups":
+            return False
+        unrestricted = self.mask.unrestricted(T, M)
+        if self.packing == "segments":
+            if not unrestricted:
+                raise ValueError(
+                    f"packing='segments' needs a mask with no restriction inside a sequence "
+                    f"(frame or full); {self.mask} restricts it (use packing='groups')"
+                )
+            return True
+        return (
+            unrestricted
+            and getattr(self.vit, "accepts_segment_masks", False)
+            and resolve_backend(self.attention, device) == "xformers"
+        )
+
+    def _run_segments(self, x: torch.Tensor, token_shown: torch.Tensor) -> torch.Tensor:
+        """Present tokens of every sequence back to back, one sequence per segment."""
+        lengths = token_shown.sum(dim=1)
+        out = torch.zeros_like(x)
+        if not bool(lengths.any()):
+            return out
+        segments = SegmentMask(lengths[lengths > 0].tolist())
+        out[token_shown] = self._run_blocks(x[token_shown][None], segments)[0]
+        return out
+
     def _allowed(self, T: int, M: int, N: int, device) -> torch.Tensor:
         key = (T, M, N, str(device))
         if key not in self._mask_cache:
             self._mask_cache[key] = self.mask.allowed(T, M, N).to(device)
         return self._mask_cache[key]
 
-    def _run_blocks(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def _run_blocks(self, x: torch.Tensor, mask: torch.Tensor | SegmentMask | None) -> torch.Tensor:
         for block in self.vit.blocks:
             if self.checkpointing and self.training and torch.is_grad_enabled():
                 x = checkpoint(block, x, mask, use_reentrant=False)

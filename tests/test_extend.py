@@ -111,8 +111,12 @@ def padded_reference(vit, inputs, present, mask):
     return vit.norm(x).reshape(B, T, M, N, 32) * shown[..., None, None]
 
 
-@pytest.mark.parametrize("mask", ["paper", "full", "frame", "window(1)"])
-def test_packed_equals_padded(mask):
+@pytest.mark.parametrize(
+    "mask, packing",
+    [("paper", "groups"), ("full", "groups"), ("frame", "groups"), ("window(1)", "groups"),
+     ("full", "segments"), ("frame", "segments")],
+)
+def test_packed_equals_padded(mask, packing):
     vit = tiny_vit()
     inputs = clip(B=3, T=3)
     present = {
@@ -120,9 +124,34 @@ def test_packed_equals_padded(mask):
         "skeleton": torch.tensor([[False, True, True], [True, True, True], [True, True, False]]),
     }
     with torch.no_grad():
-        packed = ExtendedViT(vit, mask=mask)(inputs, present=present).tokens
+        packed = ExtendedViT(vit, mask=mask, packing=packing)(inputs, present=present).tokens
         padded = padded_reference(vit, inputs, present, mask)
     torch.testing.assert_close(packed, padded, atol=1e-5, rtol=0)
+
+
+def test_segment_packing_needs_an_unrestricted_mask_and_a_willing_backbone():
+    inputs = clip(B=1, T=3)
+    with pytest.raises(ValueError, match="packing='groups'"):
+        ExtendedViT(tiny_vit(), mask="paper", packing="segments")(inputs)
+    with torch.no_grad():  # one frame: nothing inside the sequence is restricted
+        one = ExtendedViT(tiny_vit(), mask="paper", packing="segments")(clip(B=2, T=1))
+    assert one.tokens.shape == (2, 1, 2, 16, 32)
+    with pytest.raises(ValueError, match="available: auto, groups, segments"):
+        ExtendedViT(tiny_vit(), packing="pad")
+    unwilling = tiny_vit()
+    unwilling.accepts_segment_masks = False
+    with pytest.raises(ValueError, match="ViT does not"):
+        ExtendedViT(unwilling, packing="segments")
+
+
+@pytest.mark.parametrize(
+    "mask", ["frame", "full", "paper", "window(1)", "window(3)", "causal(3)", "paper+window(5)"]
+)
+def test_unrestricted_says_whether_the_mask_is_all_true(mask):
+    spec = parse_mask(mask)
+    for T in (1, 2, 4):
+        for M in (1, 2):
+            assert spec.unrestricted(T, M) == bool(spec.allowed(T, M, 2).all()), (mask, T, M)
 
 
 def test_backends_agree():
@@ -141,10 +170,17 @@ def test_backends_agree():
 def test_xformers_agrees_on_gpu():  # pragma: no cover - no GPU in CI
     pytest.importorskip("xformers")
     inputs = {k: v.cuda() for k, v in clip(B=2, T=2).items()}
-    outs = [
-        ExtendedViT(tiny_vit().cuda(), attention=b)(inputs).tokens for b in ("sdpa", "xformers")
-    ]
+    present = {"skeleton": torch.tensor([[True, False], [False, True]], device="cuda")}
+    vit = tiny_vit().cuda()
+    runs = [("sdpa", "groups", "paper"), ("xformers", "groups", "paper"),  # dense bias
+            ("sdpa", "groups", "frame"), ("xformers", "segments", "frame")]  # block-diagonal
+    with torch.no_grad():
+        outs = [
+            ExtendedViT(vit, mask=m, attention=b, packing=p)(inputs, present=present).tokens
+            for b, p, m in runs
+        ]
     torch.testing.assert_close(outs[0], outs[1], atol=1e-4, rtol=0)
+    torch.testing.assert_close(outs[2], outs[3], atol=1e-4, rtol=0)
 
 
 def test_frame_context_for_heads():
