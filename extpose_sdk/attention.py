@@ -157,19 +157,28 @@ def _xformers(q, k, v, mask):
 
     if isinstance(mask, SegmentMask):
         return _xformers_segments(q, k, v, mask)
-    bias = None
-    if mask is not None:
-        B, H, L, S = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
-        # xformers wants a bias whose last dimension is stored padded to a multiple of 8
-        padded = torch.zeros(B, H, L, (S + 7) // 8 * 8, dtype=q.dtype, device=q.device)
-        bias = padded[..., :S]
-        bias.masked_fill_(~mask.expand(B, H, L, S), float("-inf"))
+    bias = None if mask is None else _xformers_bias(mask, q, k)
     out = xops.memory_efficient_attention(
         q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_bias=bias
     ).transpose(1, 2)
     if mask is not None:
         out = out.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
     return out
+
+
+def _xformers_bias(mask: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Additive bias for a boolean mask, stored once and expanded (stride 0) over batch and heads.
+
+    xformers wants the bias's rows stored padded to a multiple of 8; a mask shared by the batch and
+    heads then costs ``L x S`` memory, not ``B x H x L x S``.
+    """
+    B, H, L, S = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
+    mask = mask.reshape((1,) * (4 - mask.dim()) + tuple(mask.shape))
+    b, h = mask.shape[:2]
+    padded = torch.zeros(b, h, L, (S + 7) // 8 * 8, dtype=q.dtype, device=q.device)
+    bias = padded[..., :S]
+    bias.masked_fill_(~mask.expand(b, h, L, S), float("-inf"))
+    return bias.expand(B, H, L, S)
 
 
 def _xformers_segments(q, k, v, segments: SegmentMask):

@@ -128,3 +128,12 @@ def test_auto_falls_back_to_sdpa_where_xformers_has_no_kernel(monkeypatch, segme
     torch.testing.assert_close(out, attention(q, k, v, mask, backend="sdpa"))
     with pytest.raises(NotImplementedError):
         attention(q, k, v, mask, backend="xformers")
+
+
+def test_xformers_bias_is_stored_once_for_the_batch_and_heads():
+    """The dense-mask bias for xformers: -inf where masked, rows padded to 8, no B x H copy."""
+    q = torch.randn(3, 4, 37, 8)
+    mask = torch.rand(1, 1, 37, 37) > 0.3
+    bias = attention_module._xformers_bias(mask, q, q)
+    assert bias.shape == (3, 4, 37, 37) and bias.stride() == (0, 0, 40, 1)
+    torch.testing.assert_close(bias, torch.zeros(3, 4, 37, 37).masked_fill(~mask, float("-inf")))
