@@ -102,7 +102,9 @@ def main() -> None:
                     for mask in args.masks:
                         if T == 1 and mask != args.masks[0]:
                             continue  # one frame: every mask is the same
-                        expressible = parse_mask(mask).unrestricted(T, len(names))
+                        spec = parse_mask(mask)
+                        unit = 1 if spec.frames_independent else T  # frames of one sequence
+                        expressible = spec.unrestricted(unit, len(names))
                         if packing == "segments" and not expressible:
                             continue  # segments cannot express this mask
                         extended = ExtendedViT(vit, mask=mask, attention=backend, packing=packing)
