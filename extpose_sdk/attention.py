@@ -155,15 +155,23 @@ def _sdpa(q, k, v, mask):
 def _xformers(q, k, v, mask):
     import xformers.ops as xops
 
-    if isinstance(mask, SegmentMask):
-        return _xformers_segments(q, k, v, mask)
-    bias = None if mask is None else _xformers_bias(mask, q, k)
-    out = xops.memory_efficient_attention(
-        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_bias=bias
-    ).transpose(1, 2)
-    if mask is not None:
+    out = xops.memory_efficient_attention(**xformers_arguments(q, k, v, mask)).transpose(1, 2)
+    if isinstance(mask, torch.Tensor):
         out = out.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
     return out
+
+
+def xformers_arguments(q, k, v, mask) -> dict:
+    """What ``xformers.ops.memory_efficient_attention`` is called with: ``(B, L, H, d)`` tensors
+    and the mask as its ``attn_bias`` (a ``BlockDiagonalMask`` for segments, else a dense bias)."""
+    if isinstance(mask, SegmentMask):
+        from xformers.ops.fmha.attn_bias import BlockDiagonalMask
+
+        bias = BlockDiagonalMask.from_seqlens(list(mask.lengths))
+    else:
+        bias = None if mask is None else _xformers_bias(mask, q, k)
+    query, key, value = (t.transpose(1, 2) for t in (q, k, v))
+    return dict(query=query, key=key, value=value, attn_bias=bias)
 
 
 def _xformers_bias(mask: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -179,17 +187,6 @@ def _xformers_bias(mask: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> torc
     bias = padded[..., :S]
     bias.masked_fill_(~mask.expand(b, h, L, S), float("-inf"))
     return bias.expand(B, H, L, S)
-
-
-def _xformers_segments(q, k, v, segments: SegmentMask):
-    import xformers.ops as xops
-    from xformers.ops.fmha.attn_bias import BlockDiagonalMask
-
-    bias = BlockDiagonalMask.from_seqlens(list(segments.lengths))
-    out = xops.memory_efficient_attention(
-        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_bias=bias
-    )
-    return out.transpose(1, 2)
 
 
 def _by_segment_length(q, k, v, segments: SegmentMask, kernel):

@@ -137,3 +137,16 @@ def test_xformers_bias_is_stored_once_for_the_batch_and_heads():
     bias = attention_module._xformers_bias(mask, q, q)
     assert bias.shape == (3, 4, 37, 37) and bias.stride() == (0, 0, 40, 1)
     torch.testing.assert_close(bias, torch.zeros(3, 4, 37, 37).masked_fill(~mask, float("-inf")))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("kind", ["segments", "dense", "none"])
+def test_xformers_would_take_our_arguments_on_a_gpu(kind, dtype):
+    """xformers' own dispatch checks (run on CPU): the only thing missing is the CUDA device."""
+    fmha = pytest.importorskip("xformers.ops.fmha")
+    q = torch.randn(1, 4, 12, 64, dtype=dtype)
+    mask = {"segments": SegmentMask([5, 7]), "dense": torch.rand(1, 1, 12, 12) > 0.5}.get(kind)
+    inputs = fmha.Inputs(**attention_module.xformers_arguments(q, q, q, mask))
+    for op in (fmha.cutlass.FwOp, fmha.cutlass.BwOp):  # forward, and backward for training
+        reasons = op.not_supported_reasons(inputs)
+        assert reasons and all(r.startswith("device=cpu") for r in reasons), (op.NAME, reasons)
