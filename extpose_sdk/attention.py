@@ -24,6 +24,7 @@ segments in batches of equal length, which gives the same result.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import attrs
@@ -165,13 +166,20 @@ def xformers_arguments(q, k, v, mask) -> dict:
     """What ``xformers.ops.memory_efficient_attention`` is called with: ``(B, L, H, d)`` tensors
     and the mask as its ``attn_bias`` (a ``BlockDiagonalMask`` for segments, else a dense bias)."""
     if isinstance(mask, SegmentMask):
-        from xformers.ops.fmha.attn_bias import BlockDiagonalMask
-
-        bias = BlockDiagonalMask.from_seqlens(list(mask.lengths))
+        bias = _block_diagonal_mask(mask.lengths, q.device)
     else:
         bias = None if mask is None else _xformers_bias(mask, q, k)
     query, key, value = (t.transpose(1, 2) for t in (q, k, v))
     return dict(query=query, key=key, value=value, attn_bias=bias)
+
+
+@functools.lru_cache(maxsize=8)
+def _block_diagonal_mask(lengths: tuple[int, ...], device: torch.device):
+    """xformers' ``BlockDiagonalMask`` on the tensors' device (its default is ``cuda``, which is
+    not ``cuda:1``), built once per packing and reused by every block of the forward pass."""
+    from xformers.ops.fmha.attn_bias import BlockDiagonalMask
+
+    return BlockDiagonalMask.from_seqlens(list(lengths), device=device)
 
 
 def _xformers_bias(mask: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
