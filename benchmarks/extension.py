@@ -103,8 +103,7 @@ def main() -> None:
                         if T == 1 and mask != args.masks[0]:
                             continue  # one frame: every mask is the same
                         spec = parse_mask(mask)
-                        unit = 1 if spec.frames_independent else T  # frames of one sequence
-                        expressible = spec.unrestricted(unit, len(names))
+                        expressible = spec.unrestricted(spec.sequence_frames(T), len(names))
                         if packing == "segments" and not expressible:
                             continue  # segments cannot express this mask
                         extended = ExtendedViT(vit, mask=mask, attention=backend, packing=packing)

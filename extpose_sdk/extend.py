@@ -63,6 +63,11 @@ class MaskSpec:
     def frames_independent(self) -> bool:
         return self.across == "none" or self.window == 0
 
+    def sequence_frames(self, T: int) -> int:
+        """Frames per attention sequence for a T-frame clip: 1 when frames are independent (each
+        frame runs as its own sequence: cheaper, same result), else T."""
+        return 1 if self.frames_independent else T
+
     def unrestricted(self, T: int, M: int) -> bool:
         """True if every token of a ``(T, M)`` clip may see every other (``allowed`` all True)."""
         if T == 1:
@@ -194,11 +199,10 @@ class ExtendedViT(nn.Module):
         tokens = torch.stack([self._embed(inputs[name]) for name in names], dim=2)
         _, _, M, N, D = tokens.shape
         shown = self._presence(names, present, B, T, tokens.device)  # (B, T, M)
-        if self.mask.frames_independent:  # each frame is its own sequence: cheaper, same result
-            units, shown_units, T_unit = tokens.reshape(B * T, 1, M, N, D), shown.reshape(B * T, 1, M), 1
-        else:
-            units, shown_units, T_unit = tokens, shown, T
-        out = self._run_packed(units.flatten(1, 3), shown_units, T_unit, M, N)
+        T_unit = self.mask.sequence_frames(T)
+        units = tokens.reshape(B * T // T_unit, T_unit * M * N, D)
+        shown_units = shown.reshape(B * T // T_unit, T_unit, M)
+        out = self._run_packed(units, shown_units, T_unit, M, N)
         out = out.reshape(B, T, M, N, D) * shown[..., None, None]
         return ExtendedTokens(out, names, shown)
 

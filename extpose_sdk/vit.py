@@ -154,8 +154,7 @@ class DropPath(nn.Module):
             keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1.0 - self.p)
         else:
             per_segment = x.new_empty(len(segments.lengths)).bernoulli_(1.0 - self.p)
-            lengths = torch.tensor(segments.lengths, device=x.device)
-            keep = per_segment.repeat_interleave(lengths)[None, :, None]
+            keep = per_segment[segments.segment_ids(x.device)][None, :, None]
         return x * keep / (1.0 - self.p)
 
 
