@@ -1,4 +1,4 @@
-"""Built-in datasets: readers of the official 3DPW, FreiHAND and HO3D layouts."""
+"""Built-in datasets: readers of the official 3DPW, FreiHAND, HO3D and HMR2.0 / HaMeR tar layouts."""
 
 from extpose_sdk.plugins import hookimpl, lazy
 
@@ -22,4 +22,10 @@ def extpose_register_datasets(register):
         lazy("extpose_sdk.datasets.ho3d:HO3D"),
         "HO3D v2/v3 from ROOT/{train,evaluation}.txt + <split>/<seq>/{meta,rgb}/ (frames or clips)",
         example="root=HO3D_v3, split='train', clip_length=16",
+    )
+    register(
+        "tar-shards",
+        lazy("extpose_sdk.datasets.tars:TarShards"),
+        "HMR2.0 / HaMeR training tars ROOT/*.tar (or urls=pattern): <key>.jpg + <key>.data.pyd",
+        example="urls='dataset_tars/mpii-train/{000000..000009}.tar', kind='body', resampled=True",
     )
