@@ -31,9 +31,18 @@ from extpose_sdk.heads.mesh import MANOHead, MeshParams, SMPLHead
 @attrs.define
 class MeshOutput(MeshParams):
     """A head's fields plus ``pred_cam_t (.., 3)``: the crop camera as a translation
-    (focal 5000, crop 256). Leading dims ``(B,)`` or ``(B, T)`` as the input's."""
+    (focal 5000, crop 256). Leading dims ``(B,)`` or ``(B, T)`` as the input's.
+
+    With a body model attached (``MeshRecoveryModel.set_body_model``) also the body model's
+    ``pred_keypoints_3d (.., K, 3)`` and ``pred_vertices (.., V, 3)`` (metres, body-model frame,
+    no translation) and ``pred_keypoints_2d (.., K, 2)``: the joints moved by ``pred_cam_t`` and
+    projected with the crop camera, in crop-normalised coordinates (the official training
+    losses' inputs)."""
 
     pred_cam_t: torch.Tensor | None = None
+    pred_keypoints_3d: torch.Tensor | None = None
+    pred_keypoints_2d: torch.Tensor | None = None
+    pred_vertices: torch.Tensor | None = None
 
 
 CROP_SIZE = 256
@@ -98,7 +107,33 @@ class MeshRecoveryModel(nn.Module):
             tokens = self._extended_vit()(inputs, present)
             context, context_mask = tokens.frame_context()
             params = self.head(context, context_mask)
-        return _with_cam_t(params, (B, T) if video else (B,))
+        output = _with_cam_t(params, (B, T) if video else (B,))
+        if self.body_model is not None:
+            _add_joints(output, self.body_model)
+        return output
+
+    @property
+    def body_model(self) -> nn.Module | None:
+        """The SMPL / MANO model whose joints the output carries (``None``: parameters only)."""
+        return self._extended.get("body_model")
+
+    def set_body_model(self, body_model: nn.Module | None) -> MeshRecoveryModel:
+        """Attach a body model (kept out of the state dict: it holds the user's licensed data),
+        so outputs carry ``pred_keypoints_3d / _2d`` and ``pred_vertices``."""
+        if body_model is None:
+            self._extended.pop("body_model", None)
+        else:
+            for parameter in body_model.parameters():
+                parameter.requires_grad_(False)
+            self._extended["body_model"] = body_model
+        return self
+
+    def _apply(self, fn, *args, **kwargs):
+        """``.to(device)`` moves an attached body model along with the weights."""
+        result = super()._apply(fn, *args, **kwargs)
+        if self.body_model is not None:
+            self.body_model._apply(fn, *args, **kwargs)
+        return result
 
     # -- helpers, in the order forward uses them --
 
@@ -175,6 +210,24 @@ def _with_cam_t(params: MeshParams, leading: tuple[int, ...]) -> MeshOutput:
     return MeshOutput(**fields)
 
 
+def _add_joints(output: MeshOutput, body_model: nn.Module) -> None:
+    """Fill ``pred_keypoints_3d / _2d`` and ``pred_vertices`` of ``output`` in place."""
+    pose_name = "body_pose" if output.body_pose is not None else "hand_pose"
+    pose = getattr(output, pose_name)
+    lead = pose.shape[:-3]
+    flat = body_model(global_orient=output.global_orient.reshape(-1, 1, 3, 3).float(),
+                      **{pose_name: pose.reshape(-1, *pose.shape[-3:]).float()},
+                      betas=output.betas.reshape(-1, output.betas.shape[-1]).float())
+    joints, vertices = flat.joints, flat.vertices
+    cam_t = output.pred_cam_t.reshape(-1, 3).float()
+    moved = joints + cam_t[:, None]
+    focal = FOCAL_LENGTH / CROP_SIZE  # crop-normalised: the crop spans [-0.5, 0.5]
+    projected = focal * moved[..., :2] / moved[..., 2:3]
+    output.pred_keypoints_3d = joints.reshape(*lead, *joints.shape[1:])
+    output.pred_vertices = vertices.reshape(*lead, *vertices.shape[1:])
+    output.pred_keypoints_2d = projected.reshape(*lead, *projected.shape[1:])
+
+
 #: Keyword options of a recipe that size the head (``head_dim=32`` -> the head's ``dim=32``).
 HEAD_OPTIONS = {
     "head_dim": "dim",
@@ -192,10 +245,11 @@ def build_mesh_recovery_model(
     *,
     checkpoint: str | Path | None = None,
     backbone: str = "vitpose",
-    modalities: tuple[str, ...] = ("rgb",),
-    mask: Any = "frame",
+    modalities: tuple[str, ...] | None = None,
+    mask: Any = None,
     trust_checkpoint: bool = False,
     attention: str = "auto",
+    defaults: dict[str, Any] | None = None,
     **options: Any,
 ) -> MeshRecoveryModel:
     """The shared recipe: backbone (registered name, size options) + head (``smpl`` / ``mano``).
@@ -203,7 +257,9 @@ def build_mesh_recovery_model(
     ``options`` are the backbone's (``embed_dim, depth, num_heads, img_size...``) and the head's
     with a ``head_`` prefix (``head_dim, head_depth, head_heads, head_dim_head, head_mlp_dim``,
     ``mean_params``). ``checkpoint``: an official Lightning ``.ckpt`` or an ExtPose
-    ``.safetensors`` (its JSON config's ``options`` size the model before loading).
+    ``.safetensors`` (its JSON config's ``options`` size the model before loading, and its
+    ``modalities`` / ``mask`` apply unless given here), then the recipe's ``defaults``
+    (``{"modalities": ..., "mask": ...}``), then RGB with mask ``frame``.
     """
     from extpose_sdk import checkpoints
     from extpose_sdk.plugins import get_registries
@@ -212,6 +268,11 @@ def build_mesh_recovery_model(
     if checkpoint is not None and Path(checkpoint).suffix == ".safetensors":
         state_dict, config = checkpoints.read_extpose_checkpoint(checkpoint)
         options = {**config.get("options", {}), **options}
+        modalities = modalities or config.get("modalities")
+        mask = mask or config.get("mask")
+    defaults = defaults or {}
+    modalities = tuple(modalities or defaults.get("modalities") or ("rgb",))
+    mask = mask or defaults.get("mask") or "frame"
     head_options = {HEAD_OPTIONS[k]: options.pop(k) for k in list(options) if k in HEAD_OPTIONS}
     if checkpoint is not None and state_dict is None:
         state_dict = checkpoints.read_lightning_state_dict(checkpoint, trust=trust_checkpoint)

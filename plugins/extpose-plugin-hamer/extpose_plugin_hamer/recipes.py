@@ -7,12 +7,10 @@ from extpose_sdk.model import EXTENDED_MODALITIES, build_mesh_recovery_model
 
 def hamer(checkpoint=None, **options):
     """HaMeR: ViTPose-H + MANO head, RGB single frames of right hands (left ones mirrored)."""
-    options.setdefault("modalities", ("rgb",))
     return build_mesh_recovery_model("mano", checkpoint=checkpoint, **options)
 
 
 def extpose_hamer(checkpoint=None, **options):
     """HaMeR extended: RGB + skeleton images, attention across frames (mask ``paper`` by default)."""
-    options.setdefault("modalities", EXTENDED_MODALITIES)
-    options.setdefault("mask", "paper")
-    return build_mesh_recovery_model("mano", checkpoint=checkpoint, **options)
+    defaults = {"modalities": EXTENDED_MODALITIES, "mask": "paper"}
+    return build_mesh_recovery_model("mano", checkpoint=checkpoint, defaults=defaults, **options)

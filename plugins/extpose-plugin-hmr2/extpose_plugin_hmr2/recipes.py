@@ -7,12 +7,10 @@ from extpose_sdk.model import EXTENDED_MODALITIES, build_mesh_recovery_model
 
 def hmr2(checkpoint=None, **options):
     """HMR2.0: ViTPose-H + SMPL head, RGB single frames (any T works through the extension)."""
-    options.setdefault("modalities", ("rgb",))
     return build_mesh_recovery_model("smpl", checkpoint=checkpoint, **options)
 
 
 def extpose_hmr2(checkpoint=None, **options):
     """HMR2.0 extended: RGB + skeleton images, attention across frames (mask ``paper`` by default)."""
-    options.setdefault("modalities", EXTENDED_MODALITIES)
-    options.setdefault("mask", "paper")
-    return build_mesh_recovery_model("smpl", checkpoint=checkpoint, **options)
+    defaults = {"modalities": EXTENDED_MODALITIES, "mask": "paper"}
+    return build_mesh_recovery_model("smpl", checkpoint=checkpoint, defaults=defaults, **options)
