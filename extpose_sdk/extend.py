@@ -323,13 +323,29 @@ class ModalityDropout:
             raise ValueError(f"ModalityDropout.p must be in [0, 1]; got {self.p}")
         self._generator = torch.Generator().manual_seed(self.seed)
 
-    def __call__(self, present: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``present[name]`` ``(B, T)`` -> the same with dropped modalities set to False."""
+    def __call__(self, present: dict[str, torch.Tensor],
+                 rows: list[int] | None = None) -> dict[str, torch.Tensor]:
+        """``present[name]`` ``(B, T)`` -> the same with dropped modalities set to False.
+
+        ``rows``: one integer per sample (its position in a training stream). Each sample's draw
+        then depends only on ``(seed, row)``, so a batch split over processes, or resumed,
+        drops exactly what one uninterrupted process would.
+        """
         names = list(present)
         had = torch.stack([present[name].bool().any(dim=1).cpu() for name in names], dim=1)
-        keep = torch.rand(had.shape, generator=self._generator) >= self.p
+        if rows is None:
+            keep_draw = torch.rand(had.shape, generator=self._generator)
+            rescue_draw = torch.rand(had.shape, generator=self._generator)
+        else:
+            if len(rows) != had.shape[0]:
+                raise ValueError(f"rows: one per sample ({had.shape[0]}); got {len(rows)}")
+            draws = [torch.rand(2, len(names), generator=torch.Generator().manual_seed(
+                self.seed * 1_000_003 + int(row))) for row in rows]
+            both = torch.stack(draws) if draws else torch.zeros(0, 2, len(names))
+            keep_draw, rescue_draw = both[:, 0], both[:, 1]
+        keep = keep_draw >= self.p
         lost = had.any(dim=1) & ~(keep & had).any(dim=1)
-        rescue = (torch.rand(had.shape, generator=self._generator) * had).argmax(dim=1)
+        rescue = (rescue_draw * had).argmax(dim=1)
         keep[lost, rescue[lost]] = True
         return {
             name: present[name].bool() & keep[:, i, None].to(present[name].device)
