@@ -23,12 +23,14 @@ from extpose_sdk.data.sample import CROP_SIZE
 
 
 def model_inputs(batch: Mapping[str, Any], modalities: Sequence[str], *,
-                 options: Mapping[str, Mapping[str, Any]] | None = None
+                 options: Mapping[str, Mapping[str, Any]] | None = None,
+                 size: int = CROP_SIZE,
                  ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """``(inputs, present)``: per modality ``(B[, T], C, H, W)`` tensors and ``(B[, T])`` bools.
 
     ``options`` holds per-modality build options for rendered modalities
-    (``{"skeleton": {"limb_width": 6}}``).
+    (``{"skeleton": {"limb_width": 6}}``); ``size`` is the side of the rendered images (the
+    crop's: ``crop_transform`` maps to a ``size`` square).
     """
     clip = "valid" in batch
     inputs: dict[str, torch.Tensor] = {}
@@ -43,7 +45,8 @@ def model_inputs(batch: Mapping[str, Any], modalities: Sequence[str], *,
                              else torch.as_tensor(flag, dtype=torch.bool))
     for name in modalities:
         if name not in inputs:
-            inputs[name], present[name] = _render(batch, name, clip, (options or {}).get(name, {}))
+            inputs[name], present[name] = _render(batch, name, clip, (options or {}).get(name, {}),
+                                                  size)
     if not any(bool(p.any()) for p in present.values()):
         have = sorted(k for k, v in batch.items() if torch.is_tensor(v))
         raise ValueError(f"none of the modalities {list(modalities)} is in the batch or can be "
@@ -51,14 +54,15 @@ def model_inputs(batch: Mapping[str, Any], modalities: Sequence[str], *,
     return inputs, present
 
 
-def _render(batch: Mapping[str, Any], name: str, clip: bool, options: Mapping[str, Any]):
+def _render(batch: Mapping[str, Any], name: str, clip: bool, options: Mapping[str, Any],
+            size: int = CROP_SIZE):
     from extpose_sdk.modalities import CropEvidence
     from extpose_sdk.plugins import get_registries
 
     modality = get_registries().modality.build(name, **options)
     if "detected_keypoints_2d" not in batch or "crop_transform" not in batch:
         lead = _lead(batch, clip)
-        return (torch.zeros(*lead, modality.channels, CROP_SIZE, CROP_SIZE),
+        return (torch.zeros(*lead, modality.channels, size, size),
                 torch.zeros(lead, dtype=torch.bool))
     keypoints = batch["detected_keypoints_2d"]
     transforms = batch["crop_transform"]
@@ -72,13 +76,13 @@ def _render(batch: Mapping[str, Any], name: str, clip: bool, options: Mapping[st
     images, present = [], []
     for i in range(flat_keypoints.shape[0]):
         layout = layouts[i // per_item] if isinstance(layouts, list) else layouts
-        evidence = CropEvidence(size=(CROP_SIZE, CROP_SIZE), transform=flat_transforms[i],
+        evidence = CropEvidence(size=(size, size), transform=flat_transforms[i],
                                 keypoints=flat_keypoints[i], keypoint_layout=layout)
         usable = (has is None or bool(has[i])) and modality.available(evidence)
         images.append(modality(evidence) if usable
-                      else torch.zeros(modality.channels, CROP_SIZE, CROP_SIZE))
+                      else torch.zeros(modality.channels, size, size))
         present.append(usable)
-    stacked = torch.stack(images).reshape(*lead, modality.channels, CROP_SIZE, CROP_SIZE)
+    stacked = torch.stack(images).reshape(*lead, modality.channels, size, size)
     return stacked, torch.tensor(present, dtype=torch.bool).reshape(lead)
 
 

@@ -274,7 +274,8 @@ class SyntheticDataset:
         image_size: (H, W) of the full rendered image; ``crop_size``: the model's crop.
         occluders: at most this many occluders per sequence.
         augment: ``AugmentConfig`` (one draw per clip, identical for its frames), True for the
-            official recipe, False / None for none. Default: on for ``train``.
+            official recipe, a dict of changes to it (``{"flip_prob": 0.0}``), False / None for
+            none. Default: on for ``train``.
         detection_noise: ``DetectionNoise`` of the stand-in detector.
         vertices: include ground-truth ``vertices`` in samples.
         seed: everything derives from it.
@@ -296,6 +297,8 @@ class SyntheticDataset:
             augment = split == "train"
         if augment is True:
             augment = AugmentConfig()
+        if isinstance(augment, dict):  # a recipe's table: changes to the official strengths
+            augment = AugmentConfig(**augment)
         self.augment_config = augment or None
         self.kind, self.split, self.seed = kind, split, int(seed)
         self.name = f"synthetic-{kind}"
