@@ -268,7 +268,22 @@ PROTOCOLS: dict[str, Protocol] = {
     "h36m": Protocol("h36m", "smpl44", LSP14_OF_SMPL44, (PELVIS_OF_SMPL44,)),
     "freihand": Protocol("freihand", "mano21", None, (0,), f_thresholds=(0.005, 0.015)),
     "ho3d": Protocol("ho3d", "mano21", None, (0,), f_thresholds=(0.005, 0.015)),
+    # the SDK's synthetic sets: every joint, video metrics too
+    "synthetic-body": Protocol("synthetic-body", "smpl44", LSP14_OF_SMPL44, (PELVIS_OF_SMPL44,),
+                               acceleration=True),
+    "synthetic-hand": Protocol("synthetic-hand", "mano21", None, (0,),
+                               f_thresholds=(0.005, 0.015), acceleration=True),
 }
+
+
+def protocol_for_joint_set(joint_set: str, *, video: bool = False) -> Protocol:
+    """The protocol a training run validates with: ``synthetic-body`` for ``smpl44`` (HMR2.0's
+    LSP joints, pelvis-centred), ``synthetic-hand`` for ``mano21`` (all joints, wrist-centred);
+    both report the acceleration error on clips."""
+    for protocol in PROTOCOLS.values():
+        if protocol.name.startswith("synthetic") and protocol.joint_set == joint_set:
+            return protocol
+    raise KeyError(f"no validation protocol for joint set {joint_set!r}")
 
 
 def get_protocol(name: str) -> Protocol:

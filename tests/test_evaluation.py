@@ -9,7 +9,7 @@ import torch
 
 import extpose_sdk
 from extpose_sdk.datasets import fixtures
-from extpose_sdk.evaluation import Evaluator
+from extpose_sdk.engine.evaluate import Evaluator
 
 
 class WithInput(torch.utils.data.Dataset):
@@ -86,7 +86,7 @@ def test_3dpw_clips_with_gendered_ground_truth_and_acceleration(tmp_path):
     evaluator = Evaluator("3dpw", gt_body_model=smpl, batch_size=2, progress=False)
 
     def truth(sample):  # what the ground-truth side computes, per frame of the clip
-        from extpose_sdk.evaluation import _rotmats
+        from extpose_sdk.engine.evaluate import _rotmats
 
         model = smpl[sample["gender"]]
         return model(_rotmats(sample["global_orient"]), _rotmats(sample["body_pose"]),
@@ -118,7 +118,7 @@ def test_acceleration_over_a_sequence(tmp_path):
     evaluator = Evaluator("3dpw", gt_body_model=fake_smpl(1.0), batch_size=5, progress=False)
 
     def truth(sample):
-        from extpose_sdk.evaluation import _rotmats
+        from extpose_sdk.engine.evaluate import _rotmats
 
         joints = fake_smpl(1.0)(_rotmats(sample["global_orient"][None]),
                                 _rotmats(sample["body_pose"][None]), sample["betas"][None]).joints

@@ -51,28 +51,9 @@ def _body_model(path: str, kind: str, regressor: str | None = None):
     return load_body_model(kind, path)
 
 
-def _init_distributed(device: str) -> tuple[str, bool, bool]:
-    """Join the process group ``torchrun`` describes (WORLD_SIZE > 1): the device of this
-    process, whether it is the first (the one that prints and writes), and whether the group
-    was made here (and is to be destroyed here)."""
-    import os
-
-    import torch
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or torch.distributed.is_initialized():
-        first = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
-        return device, first, False
-    cuda = device.startswith("cuda")
-    if cuda:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-        torch.cuda.set_device(device)
-    torch.distributed.init_process_group("nccl" if cuda else "gloo")
-    return device, torch.distributed.get_rank() == 0, True
-
-
 def run(args) -> int:
     import extpose_sdk
-    from extpose_sdk.evaluation import Evaluator
+    from extpose_sdk.engine.distributed import distributed_context
     from extpose_sdk.metrics import PROTOCOLS, get_protocol
 
     protocol_name = args.protocol or args.dataset
@@ -90,9 +71,17 @@ def run(args) -> int:
     if args.clip_length:
         options["clip_length"] = args.clip_length
     dataset = extpose_sdk.get_registries().dataset.build(args.dataset, **options)
-    args.device, first, joined = _init_distributed(args.device)
+    with distributed_context(args.device) as dist:
+        return _evaluate(args, dataset, protocol, kind, dist)
+
+
+def _evaluate(args, dataset, protocol, kind: str, dist) -> int:
+    import extpose_sdk
+    from extpose_sdk.commands.predict import _options
+    from extpose_sdk.engine.evaluate import Evaluator
+
     model = extpose_sdk.load_model(args.model, checkpoint=args.checkpoint,
-                                   **_options(args.option)).to(args.device)
+                                   **_options(args.option)).to(dist.device)
     gt_models = {}
     for item in args.gt_body_model:
         gender, _, path = item.rpartition("=")
@@ -103,17 +92,11 @@ def run(args) -> int:
         gt_body_model=gt_models.get("neutral") if set(gt_models) == {"neutral"} else gt_models or None,
         batch_size=args.batch_size,
         num_workers=args.workers,
-        device=args.device,
+        device=dist.device,
         progress=not args.no_progress,
     )
-    try:
-        result = evaluator.run(model, dataset, name=args.dataset)
-    finally:
-        if joined:
-            import torch
-
-            torch.distributed.destroy_process_group()
-    if first:
+    result = evaluator.run(model, dataset, name=args.dataset)
+    if dist.first:
         print(result.table())
         if args.json:
             print(f"wrote {result.write_json(args.json)}")

@@ -1,6 +1,6 @@
 """The Evaluator: a model over a data set, scored with a benchmark's protocol.
 
-    from extpose_sdk.evaluation import Evaluator
+    from extpose_sdk.engine.evaluate import Evaluator
     result = Evaluator("3dpw", gt_body_model=smpl_by_gender).run(model, dataset)
     print(result.table()); result.write_json("3dpw.json")
 
@@ -70,7 +70,9 @@ class EvaluationResult:
 
 
 def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
+    from extpose_sdk.engine.distributed import is_initialized
+
+    return is_initialized()
 
 
 def _rotmats(axis_angle: torch.Tensor) -> torch.Tensor:
@@ -252,10 +254,9 @@ class Evaluator:
         return joints.detach().cpu(), vertices.detach().cpu()
 
     def _gather(self, rows: list[dict]) -> list[dict]:
-        if _distributed():
-            everything: list[list[dict] | None] = [None] * torch.distributed.get_world_size()
-            torch.distributed.all_gather_object(everything, rows)
-            rows = [row for part in everything for row in (part or [])]
+        from extpose_sdk.engine.distributed import gather_objects
+
+        rows = [row for part in gather_objects(rows) for row in (part or [])]
         unique = {(r["dataset"], r["sequence"], r["frame"]): r for r in rows}
         return sorted(unique.values(), key=lambda r: (r["dataset"], r["sequence"], r["frame"]))
 

@@ -1,0 +1,206 @@
+"""Training data: registered data sets mixed by weight, modality images, a resumable order.
+
+The engine sees one global stream of sample indices, a pure function of ``(seed, position)``:
+data set ``d`` is drawn with probability ``weight_d``, then a uniform item of it (with
+replacement, as official training resamples its shards). Optimizer step ``s`` consumes stream
+positions ``[s * B, (s + 1) * B)`` for the global batch ``B``; rank ``r`` of ``W`` takes the
+``r``-th contiguous share, and each DataLoader worker builds whole batches of it. So a run is
+the same whatever the number of processes and workers, and resuming at step ``s`` needs only
+``s``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def with_modalities(sample: dict[str, Any], modalities: Sequence[str], *, size: int | None = None,
+                    keypoint_noise: float = 0.0, rng: np.random.Generator | None = None
+                    ) -> dict[str, Any]:
+    """``sample`` (a frame or a clip) with every modality image present and ``has_<modality>``.
+
+    Missing modalities are rendered from ``detected_keypoints_2d`` (see
+    ``extpose_sdk.data.inputs``); ``keypoint_noise`` first jitters those keypoints by that
+    fraction of the box side (a detector's error) with ``rng``.
+    """
+    from extpose_sdk.data.inputs import model_inputs
+    from extpose_sdk.data.sample import STRING_KEYS
+
+    missing = [m for m in modalities if m not in sample]
+    if not missing and all(f"has_{m}" in sample for m in modalities):
+        return sample
+    sample = dict(sample)
+    if keypoint_noise > 0 and "detected_keypoints_2d" in sample:
+        sample["detected_keypoints_2d"] = _jitter(sample["detected_keypoints_2d"],
+                                                  sample.get("box"), keypoint_noise,
+                                                  rng or np.random.default_rng())
+    if size is None:
+        size = int(sample["rgb"].shape[-1]) if "rgb" in sample else 256
+    batch = {k: (v if k in STRING_KEYS or not torch.is_tensor(v) else v[None])
+             for k, v in sample.items()}
+    if "valid" in sample:
+        batch = {k: ([v] if k in STRING_KEYS else v) for k, v in batch.items()}
+    else:
+        batch = {k: ([v] if isinstance(v, str) else v) for k, v in batch.items()}
+    inputs, present = model_inputs(batch, list(modalities), size=size)
+    for name in modalities:
+        sample[name] = inputs[name][0]
+        sample[f"has_{name}"] = present[name][0]
+    return sample
+
+
+def _jitter(points: torch.Tensor, box: torch.Tensor | None, fraction: float,
+            rng: np.random.Generator) -> torch.Tensor:
+    side = points.new_tensor(1.0)
+    if box is not None:
+        side = torch.maximum(box[..., 2] - box[..., 0], box[..., 3] - box[..., 1])[..., None, None]
+    noise = torch.from_numpy(rng.normal(0.0, fraction, (*points.shape[:-1], 2))).to(points)
+    out = points.clone()
+    out[..., :2] = points[..., :2] + noise * side
+    return out
+
+
+class WithModalities(torch.utils.data.Dataset):
+    """A data set whose samples carry every modality image (``with_modalities``)."""
+
+    def __init__(self, dataset, *, modalities: Sequence[str], size: int,
+                 keypoint_noise: float = 0.0, seed: int = 0) -> None:
+        self.dataset = dataset
+        self.name = getattr(dataset, "name", type(dataset).__name__)
+        self.modalities = tuple(modalities)
+        self.size = size
+        self.keypoint_noise = keypoint_noise
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: int) -> dict[str, Any]:
+        rng = np.random.default_rng([self.seed, item, 7]) if self.keypoint_noise else None
+        return with_modalities(self.dataset[item], self.modalities, size=self.size,
+                               keypoint_noise=self.keypoint_noise, rng=rng)
+
+
+class TrainingSet(torch.utils.data.Dataset):
+    """Several data sets behind one index ``(set, item)``."""
+
+    def __init__(self, datasets: Sequence[Any]) -> None:
+        self.datasets = list(datasets)
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.datasets)
+
+    def __getitem__(self, index: tuple[int, int]) -> dict[str, Any]:
+        which, item = index
+        return self.datasets[which][item]
+
+
+def stream_indices(weights: Sequence[float], lengths: Sequence[int], seed: int,
+                   start: int, count: int) -> list[tuple[int, int]]:
+    """Positions ``[start, start + count)`` of the global stream: ``(set, item)`` pairs."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError(f"data-set weights must be >= 0 with a positive sum; got {list(weights)}")
+    probabilities = weights / weights.sum()
+    out = []
+    for position in range(start, start + count):
+        rng = np.random.default_rng([seed, position])
+        which = int(rng.choice(len(lengths), p=probabilities)) if len(lengths) > 1 else 0
+        out.append((which, int(rng.integers(lengths[which]))))
+    return out
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """Batch sampler: for steps ``first_step...``, this rank's ``accumulate`` micro-batches.
+
+    Endless (the loop stops it); ``first_step`` is where a resumed run starts.
+    """
+
+    def __init__(self, weights: Sequence[float], lengths: Sequence[int], *, batch_size: int,
+                 rank: int, world_size: int, accumulate: int = 1, seed: int = 0,
+                 first_step: int = 0) -> None:
+        if batch_size % (world_size * accumulate):
+            raise ValueError(f"batch_size {batch_size} must divide by processes x accumulate "
+                             f"({world_size} x {accumulate})")
+        self.weights, self.lengths = list(weights), list(lengths)
+        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
+        self.accumulate, self.seed, self.first_step = accumulate, seed, first_step
+        self.micro = batch_size // (world_size * accumulate)
+
+    def __iter__(self):
+        step = self.first_step
+        share = self.batch_size // self.world_size
+        while True:
+            start = step * self.batch_size + self.rank * share
+            for m in range(self.accumulate):
+                yield stream_indices(self.weights, self.lengths, self.seed,
+                                     start + m * self.micro, self.micro)
+            step += 1
+
+
+def build_training_set(recipe, *, progress: bool = True) -> tuple[TrainingSet, list[float]]:
+    """The recipe's training data sets (cached when ``data.cache`` is set) and their weights."""
+    datasets, weights = [], []
+    for i, entry in enumerate(recipe.data.train):
+        dataset = _dataset(entry, recipe, split_default="train",
+                           cache=_cache_folder(recipe.data.cache, i, len(recipe.data.train)),
+                           progress=progress)
+        datasets.append(WithModalities(dataset, modalities=recipe.model.modalities,
+                                       size=recipe.data.crop_size,
+                                       keypoint_noise=recipe.data.keypoint_noise,
+                                       seed=recipe.train.seed + i))
+        weights.append(float(entry.get("weight", 1.0)))
+    return TrainingSet(datasets), weights
+
+
+def build_validation_set(recipe, *, progress: bool = True):
+    """The recipe's validation data set (or ``None``), with its modality images."""
+    entry = recipe.data.val
+    if not entry:
+        return None
+    dataset = _dataset(entry, recipe, split_default="test", cache=recipe.data.val_cache or None,
+                       progress=progress)
+    return WithModalities(dataset, modalities=recipe.model.modalities, size=recipe.data.crop_size)
+
+
+def _cache_folder(cache: str, i: int, count: int) -> str | None:
+    if not cache:
+        return None
+    return cache if count == 1 else f"{cache}/{i}"
+
+
+def _dataset(entry: Mapping[str, Any], recipe, *, split_default: str, cache: str | None,
+             progress: bool):
+    """One registered data set of a recipe entry ``{name, split, options}``, maybe cached."""
+    import extpose_sdk
+    from extpose_sdk.data.cache import CachedDataset, build_cache, read_manifest
+
+    unknown = set(entry) - {"name", "weight", "split", "options"}
+    if unknown or "name" not in entry:
+        raise ValueError(f"data entry {dict(entry)}: needs name, may have weight, split, "
+                         f"options; unknown: {sorted(unknown)}")
+    frames = recipe.model.frames
+    options = dict(entry.get("options", {}))
+    options.setdefault("split", entry.get("split", split_default))
+    clip_length = options.pop("clip_length", None) or (frames if frames > 1 else None)
+    if cache is not None and clip_length is None:
+        clip_length = options.pop("cache_clip_length", None)
+    options.pop("cache_clip_length", None)
+    if clip_length:
+        options["clip_length"] = clip_length
+    describe = {"name": entry["name"], "options": options}
+    if cache is None:
+        return extpose_sdk.get_registries().dataset.build(entry["name"], **options)
+    manifest = read_manifest(cache)
+    if manifest is None or manifest["done"] < manifest["count"]:
+        dataset = extpose_sdk.get_registries().dataset.build(entry["name"], **options)
+        build_cache(dataset, cache, modalities=recipe.model.modalities,
+                    size=recipe.data.crop_size, describe=describe, progress=progress)
+    elif manifest.get("describe") != describe:
+        raise FileExistsError(f"{cache} holds a cache of {manifest.get('describe')}, not of "
+                              f"{describe}; set data.cache to another folder")
+    return CachedDataset(cache, frames=frames if frames == 1 else None)

@@ -1,0 +1,130 @@
+"""Checkpoints of a training run: weights a user loads, and the state a resumed run needs.
+
+    OUT/checkpoints/step-000500/model.safetensors   weights (load_model / extpose predict read it)
+                                model.json          how to rebuild the model (recipe, options)
+                                recipe.toml         the resolved training recipe
+                                state.pt            optimizer, scheduler, scaler, every rank's
+                                                    RNG, step (torch.load(weights_only=True))
+    OUT/checkpoints/latest                          the newest complete checkpoint's folder name
+    OUT/best/                                       the best checkpoint by the recipe's metric
+
+A checkpoint is written into a temporary folder and renamed into place, and ``latest`` is
+replaced atomically after it, so a run killed at any moment leaves the previous checkpoint
+whole. Only the last ``keep_last`` step folders are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+LATEST = "latest"
+
+
+def step_name(step: int) -> str:
+    return f"step-{step:07d}"
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's random states as tensors and plain values (``weights_only``-loadable)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(keys.astype(np.int64)),
+             "numpy": [kind, int(pos), int(has_gauss), float(cached)],
+             "python": _python_state(random.getstate())}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, state["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss,
+                         cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def _python_state(state) -> list[Any]:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Strict JSON (NaN / inf become null), written atomically."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(_finite(data), indent=1, allow_nan=False))
+    os.replace(partial, path)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def save_weights(model: torch.nn.Module, folder: Path, config: dict[str, Any]) -> Path:
+    """``folder/model.safetensors`` + ``model.json`` (the SDK's checkpoint format)."""
+    from extpose_sdk.checkpoints import save_extpose_checkpoint
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path, _ = save_extpose_checkpoint(model, folder / "model.safetensors", config)
+    return path
+
+
+def save_checkpoint(out: Path, step: int, *, model: torch.nn.Module, config: dict[str, Any],
+                    recipe_toml: str, state: dict[str, Any], keep_last: int) -> Path:
+    """Write checkpoint ``step`` atomically, point ``latest`` at it, drop the oldest ones."""
+    root = out / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / step_name(step)
+    partial = root / f".{step_name(step)}.{os.getpid()}.partial"
+    if partial.exists():
+        shutil.rmtree(partial)
+    save_weights(model, partial, config)
+    (partial / "recipe.toml").write_text(recipe_toml)
+    torch.save(state, partial / "state.pt")
+    if final.exists():  # the same step again (a resumed run re-saving): replace it whole
+        shutil.rmtree(final)
+    os.replace(partial, final)
+    latest = root / f".{LATEST}.{os.getpid()}"
+    latest.write_text(final.name + "\n")
+    os.replace(latest, root / LATEST)
+    steps = sorted(p for p in root.glob("step-*") if p.is_dir())
+    for old in steps[: max(0, len(steps) - max(1, keep_last))]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """The newest complete checkpoint folder of a run (``None`` when it has none)."""
+    root = Path(out) / "checkpoints"
+    pointer = root / LATEST
+    if pointer.is_file():
+        folder = root / pointer.read_text().strip()
+        if (folder / "state.pt").is_file():
+            return folder
+    steps = sorted(p for p in root.glob("step-*") if (p / "state.pt").is_file())
+    return steps[-1] if steps else None
+
+
+def load_state(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(weights, state)`` of a checkpoint folder, both read without running code."""
+    from extpose_sdk.checkpoints import read_extpose_checkpoint
+
+    weights, _ = read_extpose_checkpoint(folder / "model.safetensors")
+    state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+    return weights, state
