@@ -14,7 +14,7 @@ import sys
 import warnings
 
 #: Sub-command modules under ``extpose_sdk.commands``, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("plugins", "predict", "eval", "convert")
+COMMANDS: tuple[str, ...] = ("plugins", "predict", "train", "eval", "convert")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +42,11 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and not any(a.startswith("-") for a in extra):
+        args.overrides = [*args.overrides, *extra]  # key=value after an option (train)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return 2
