@@ -7,6 +7,14 @@ positions ``[s * B, (s + 1) * B)`` for the global batch ``B``; rank ``r`` of ``W
 ``r``-th contiguous share, and each DataLoader worker builds whole batches of it. So a run is
 the same whatever the number of processes and workers, and resuming at step ``s`` needs only
 ``s``.
+
+Streamed data sets (``torch.utils.data.IterableDataset``: the official WebDataset shards,
+``tar-shards``) have no index. A recipe with one of them reads ``MixedStream`` instead: each
+rank and DataLoader worker draws the set of every sample by weight from its own seeded generator
+(as the official ``wds.RandomMix``) and takes the next sample of that stream; the shards split
+themselves over ranks and workers. Resuming then restarts the streams with a new seed for the
+step it resumes at: the order is not the uninterrupted one (the official loader is resampled and
+shuffled anyway), the rest of the state (weights, optimizer, schedule, RNG) is exact.
 """
 
 from __future__ import annotations
@@ -85,6 +93,63 @@ class WithModalities(torch.utils.data.Dataset):
                                keypoint_noise=self.keypoint_noise, rng=rng)
 
 
+class StreamWithModalities(torch.utils.data.IterableDataset):
+    """A streamed data set whose samples carry every modality image."""
+
+    def __init__(self, dataset, *, modalities: Sequence[str], size: int,
+                 keypoint_noise: float = 0.0, seed: int = 0) -> None:
+        self.dataset = dataset
+        self.name = getattr(dataset, "name", type(dataset).__name__)
+        self.modalities, self.size = tuple(modalities), size
+        self.keypoint_noise, self.seed = keypoint_noise, seed
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, 7, _worker_id()])
+        for sample in self.dataset:
+            yield with_modalities(sample, self.modalities, size=self.size,
+                                  keypoint_noise=self.keypoint_noise, rng=rng)
+
+
+def _worker_id() -> int:
+    info = torch.utils.data.get_worker_info()
+    return 0 if info is None else info.id
+
+
+def is_stream(dataset) -> bool:
+    return isinstance(dataset, torch.utils.data.IterableDataset)
+
+
+class MixedStream(torch.utils.data.IterableDataset):
+    """Endless collated micro-batches of ``micro`` samples mixed by weight (streamed sets)."""
+
+    def __init__(self, datasets: Sequence[Any], weights: Sequence[float], *, micro: int,
+                 seed: int, rank: int, first_step: int) -> None:
+        self.datasets, self.micro = list(datasets), micro
+        weights = np.asarray(weights, dtype=np.float64)
+        self.probabilities = weights / weights.sum()
+        self.seed, self.rank, self.first_step = seed, rank, first_step
+
+    def __iter__(self):
+        from extpose_sdk.data.sample import collate
+
+        rng = np.random.default_rng([self.seed, self.rank, self.first_step, _worker_id()])
+        streams = [iter(d) if is_stream(d) else None for d in self.datasets]
+        while True:
+            batch = []
+            for _ in range(self.micro):
+                which = int(rng.choice(len(self.datasets), p=self.probabilities))
+                dataset = self.datasets[which]
+                if streams[which] is None:
+                    batch.append(dataset[int(rng.integers(len(dataset)))])
+                    continue
+                try:
+                    batch.append(next(streams[which]))
+                except StopIteration:  # a finite stream starts again
+                    streams[which] = iter(dataset)
+                    batch.append(next(streams[which]))
+            yield collate(batch)
+
+
 class TrainingSet(torch.utils.data.Dataset):
     """Several data sets behind one index ``(set, item)``."""
 
@@ -149,10 +214,10 @@ def build_training_set(recipe, *, progress: bool = True) -> tuple[TrainingSet, l
         dataset = _dataset(entry, recipe, split_default="train",
                            cache=_cache_folder(recipe.data.cache, i, len(recipe.data.train)),
                            progress=progress)
-        datasets.append(WithModalities(dataset, modalities=recipe.model.modalities,
-                                       size=recipe.data.crop_size,
-                                       keypoint_noise=recipe.data.keypoint_noise,
-                                       seed=recipe.train.seed + i))
+        wrap = StreamWithModalities if is_stream(dataset) else WithModalities
+        datasets.append(wrap(dataset, modalities=recipe.model.modalities,
+                             size=recipe.data.crop_size, keypoint_noise=recipe.data.keypoint_noise,
+                             seed=recipe.train.seed + i))
         weights.append(float(entry.get("weight", 1.0)))
     return TrainingSet(datasets), weights
 
@@ -195,6 +260,8 @@ def _dataset(entry: Mapping[str, Any], recipe, *, split_default: str, cache: str
     describe = {"name": entry["name"], "options": options}
     if cache is None:
         return extpose_sdk.get_registries().dataset.build(entry["name"], **options)
+    if "root" not in options and entry["name"] == "tar-shards":
+        raise ValueError("data.cache caches indexable data sets; stream tar-shards without it")
     manifest = read_manifest(cache)
     if manifest is None or manifest["done"] < manifest["count"]:
         dataset = extpose_sdk.get_registries().dataset.build(entry["name"], **options)

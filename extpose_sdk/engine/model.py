@@ -28,6 +28,10 @@ def load_training_body_model(path: str, kind: str):
     """The body model of ``kind`` (``body`` / ``hand``) from ``path`` or ``"synthetic"``."""
     from extpose_sdk.body_models import load_body_model
 
+    if not path:
+        name = "MANO_RIGHT.pkl" if kind == "hand" else "SMPL_NEUTRAL.pkl"
+        raise ValueError(f"the recipe needs a body model for its losses: add "
+                         f"model.body_model=PATH/{name} (licensed; see docs/body-models.md)")
     if path == "synthetic":
         from extpose_sdk.data.synthetic import synthetic_model_path
 
@@ -80,10 +84,15 @@ def mean_parameters(dataset, count: int, pose_key: str) -> dict[str, torch.Tenso
     """
     from extpose_sdk.geometry import axis_angle_to_rotmat, rotmat_to_rot6d
 
+    from itertools import islice
+
     rotations, betas, scales = [], [], []
-    step = max(1, len(dataset) // max(1, count))
-    for i in range(0, len(dataset), step):
-        sample = dataset[i]
+    if isinstance(dataset, torch.utils.data.IterableDataset):
+        samples = islice(iter(dataset), count)
+    else:
+        step = max(1, len(dataset) // max(1, count))
+        samples = (dataset[i] for i in range(0, len(dataset), step))
+    for sample in samples:
         orient = sample["global_orient"].reshape(-1, 1, 3)  # (F, 1, 3): a frame or a clip
         pose = sample[pose_key].reshape(orient.shape[0], -1, 3)
         rotations.append(axis_angle_to_rotmat(torch.cat([orient, pose], 1)))

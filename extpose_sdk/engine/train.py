@@ -120,10 +120,13 @@ def loss_terms(output, batch: dict[str, Any], weights, pelvis_id: int,
         return flag * (valid if valid is not None else 1.0)
 
     terms: dict[str, torch.Tensor] = {}
-    if weights.keypoints_3d:
+    # a data set labelled in another joint set (3DPW's 24 SMPL joints for HMR2.0's 44) trains
+    # through its parameters only
+    same_joints = batch["keypoints_3d"].shape[-2] == output.pred_keypoints_3d.shape[-2]
+    if weights.keypoints_3d and same_joints:
         terms["keypoints_3d"] = weights.keypoints_3d * L.keypoint_3d_loss(
             frames(output.pred_keypoints_3d), confident(batch["keypoints_3d"]), pelvis_id)
-    if weights.keypoints_2d:
+    if weights.keypoints_2d and same_joints:
         terms["keypoints_2d"] = weights.keypoints_2d * L.keypoint_2d_loss(
             frames(output.pred_keypoints_2d), confident(batch["keypoints_2d"]))
     gt_orient = axis_angle_to_rotmat(frames(batch["global_orient"]).reshape(-1, 1, 3))
@@ -137,7 +140,7 @@ def loss_terms(output, batch: dict[str, Any], weights, pelvis_id: int,
     if weights.betas:
         terms["betas"] = weights.betas * L.parameter_loss(
             frames(output.betas), frames(batch["betas"]), has("betas"))
-    if weights.temporal and clip:
+    if weights.temporal and clip and same_joints:
         terms["temporal"] = weights.temporal * L.temporal_loss(
             output.pred_keypoints_3d.float(), batch["keypoints_3d"].float(), batch["valid"])
     if discriminator is not None and weights.adversarial:
@@ -191,10 +194,9 @@ def train(recipe, out: str | Path, *, resume: str | Path | None = "auto", progre
 
 
 def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distributed) -> TrainResult:
-    from extpose_sdk.data.sample import collate
     from extpose_sdk.engine import distributed as D
     from extpose_sdk.engine import state as S
-    from extpose_sdk.engine.data import StepBatches, build_training_set, build_validation_set
+    from extpose_sdk.engine.data import build_training_set, build_validation_set
     from extpose_sdk.engine.log import TrainingLog
     from extpose_sdk.engine.model import (
         PELVIS,
@@ -262,13 +264,7 @@ def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distribute
     if dist.active:
         ddp = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
-    sampler = StepBatches(weights, [len(d) for d in training_set.datasets],
-                          batch_size=optim.batch_size, rank=dist.rank,
-                          world_size=dist.world_size, accumulate=optim.accumulate,
-                          seed=train_cfg.seed, first_step=step)
-    loader = torch.utils.data.DataLoader(training_set, batch_sampler=sampler,
-                                         num_workers=recipe.data.workers, collate_fn=collate,
-                                         persistent_workers=recipe.data.workers > 0)
+    loader = _loader(training_set, weights, recipe, dist, step)
     dropout = ModalityDropout(p=train_cfg.modality_dropout, seed=train_cfg.seed)
     log = TrainingLog(out, enabled=dist.first, tensorboard=train_cfg.tensorboard,
                       progress=progress, total=optim.max_steps, initial=step)
@@ -389,6 +385,30 @@ def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distribute
         validate()
     log.close(plot=train_cfg.plot)
     return TrainResult(step, status, folder, best, skipped, last_loss)
+
+
+def _loader(training_set, weights, recipe, dist: Distributed, step: int):
+    """Micro-batches of this rank from ``step`` on: exact positions for indexable sets,
+    a weighted mix of streams when any set is streamed (see ``extpose_sdk.engine.data``)."""
+    from extpose_sdk.data.sample import collate
+    from extpose_sdk.engine.data import MixedStream, StepBatches, is_stream
+
+    optim = recipe.optim
+    workers = recipe.data.workers
+    if any(is_stream(d) for d in training_set.datasets):
+        if optim.batch_size % (dist.world_size * optim.accumulate):
+            raise ValueError(f"batch_size {optim.batch_size} must divide by processes x "
+                             f"accumulate ({dist.world_size} x {optim.accumulate})")
+        stream = MixedStream(training_set.datasets, weights,
+                             micro=optim.batch_size // (dist.world_size * optim.accumulate),
+                             seed=recipe.train.seed, rank=dist.rank, first_step=step)
+        return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers,
+                                           persistent_workers=workers > 0)
+    sampler = StepBatches(weights, [len(d) for d in training_set.datasets],
+                          batch_size=optim.batch_size, rank=dist.rank, world_size=dist.world_size,
+                          accumulate=optim.accumulate, seed=recipe.train.seed, first_step=step)
+    return torch.utils.data.DataLoader(training_set, batch_sampler=sampler, num_workers=workers,
+                                       collate_fn=collate, persistent_workers=workers > 0)
 
 
 def _resume_folder(out: Path, resume) -> Path | None:

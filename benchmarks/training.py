@@ -1,0 +1,110 @@
+"""Training throughput of the engine: samples/s and peak memory of real optimizer steps.
+
+    python benchmarks/training.py                 # CPU: the synthetic-hand-base model size
+    python benchmarks/training.py --steps 30 --processes 1 2
+    python benchmarks/training.py --device cuda --size vit-h --frames 16   # on a GPU machine
+
+Each configuration is a real `extpose train` run (data from a small uint8 cache, model, losses,
+AdamW, checkpoint-free) for `--steps` steps; the first `--warmup` steps are not timed. The
+figures are medians of the logged per-step samples/s, and the peak resident memory (CPU) or
+peak allocated memory (GPU) of the first process. Two processes run under torchrun (gloo on
+CPU), each with half the threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SIZES = {
+    "small": {"img_size": [128, 128], "embed_dim": 128, "depth": 6, "num_heads": 4,
+              "head_dim": 128, "head_depth": 2, "head_heads": 4, "head_dim_head": 32,
+              "head_mlp_dim": 256},
+    "vit-h": {},  # the official ViTPose-H + head
+}
+
+
+def recipe_text(size: str, crop: int, frames: int, modalities: list[str], checkpointing: bool,
+                batch: int, steps: int, device: str, cache: Path, amp: str) -> str:
+    from extpose_sdk.engine.recipe import recipe_from_dict
+
+    options = {"num_sequences": 2, "sequence_length": 16, "crop_size": crop,
+               "augment": {"flip_prob": 0.0}, "cache_clip_length": 8}
+    recipe = recipe_from_dict({
+        "name": "benchmark",
+        "model": {"recipe": "extpose-hamer", "modalities": modalities, "frames": frames,
+                  "options": SIZES[size], "checkpointing": checkpointing,
+                  "mean_params_samples": 8},
+        "data": {"crop_size": crop, "cache": str(cache / f"{crop}"),
+                 "train": [{"name": "synthetic-hand", "options": options}]},
+        "optim": {"lr": 1e-4, "batch_size": batch, "max_steps": steps, "amp": amp},
+        "train": {"device": device, "log_every": 1, "save_every": 10**9, "plot": False,
+                  "tensorboard": False, "modality_dropout": 0.5 if len(modalities) > 1 else 0.0},
+    })
+    return recipe.to_toml()
+
+
+def run(args, frames: int, modalities: list[str], checkpointing: bool, processes: int,
+        folder: Path) -> dict:
+    name = f"T{frames}-{'+'.join(modalities)}-ckpt{int(checkpointing)}-p{processes}"
+    path = folder / f"{name}.toml"
+    batch = args.batch if frames == 1 else max(processes, args.batch // frames)
+    path.write_text(recipe_text(args.size, args.crop, frames, modalities, checkpointing, batch,
+                                args.steps, args.device, folder / "cache", args.amp))
+    out = folder / name
+    threads = max(1, (os.cpu_count() or 1) // processes)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    command = [sys.executable, "-m", "extpose_sdk", "train", str(path), "--out", str(out),
+               "--no-progress"]
+    if processes > 1:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   f"--nproc_per_node={processes}", *command[1:]]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "samples_per_s" in r][args.warmup:]
+    return {"config": name, "frames": frames, "modalities": "+".join(modalities),
+            "checkpointing": checkpointing, "processes": processes, "batch": batch,
+            "samples_per_s": statistics.median(r["samples_per_s"] for r in steps),
+            "frames_per_s": statistics.median(r["samples_per_s"] for r in steps) * frames,
+            "peak_memory_mb": max(r["memory_mb"] for r in steps)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=32, help="frames per step at T = 1")
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--frames", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        configs = [(t, m, c, 1) for t in args.frames for m in (["rgb"], ["rgb", "skeleton"])
+                   for c in (False, True)]
+        configs += [(args.frames[0], ["rgb", "skeleton"], False, p) for p in args.processes if p > 1]
+        for frames, modalities, checkpointing, processes in configs:
+            row = run(args, frames, modalities, checkpointing, processes, folder)
+            rows.append(row)
+            print(f"{row['config']:32s} batch {row['batch']:3d}  {row['samples_per_s']:7.1f} "
+                  f"samples/s  {row['frames_per_s']:7.1f} frames/s  "
+                  f"peak {row['peak_memory_mb']:7.0f} MB", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""The engine's pieces with pinned values: the data order, dropout by row, the mean
+parameters, the lr schedule, the uint8 cache, and checkpoint files."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from extpose_sdk.data.cache import CachedDataset, build_cache
+from extpose_sdk.engine.data import StepBatches, stream_indices
+from extpose_sdk.engine.model import _weak_perspective_scale, mean_parameters
+from extpose_sdk.engine.recipe import OptimRecipe
+from extpose_sdk.engine.train import lr_factor
+from extpose_sdk.extend import ModalityDropout
+
+
+def take(sampler, n):
+    out, it = [], iter(sampler)
+    for _ in range(n):
+        out.append(next(it))
+    return out
+
+
+def test_ranks_and_micro_batches_split_the_one_process_order():
+    one = take(StepBatches([1.0, 3.0], [5, 7], batch_size=8, rank=0, world_size=1, seed=3), 2)
+    ranks = [take(StepBatches([1.0, 3.0], [5, 7], batch_size=8, rank=r, world_size=2,
+                              accumulate=2, seed=3), 4) for r in (0, 1)]
+    for step in range(2):
+        # rank 0 takes the first half of each global batch, rank 1 the second, in micro-batches
+        joined = (ranks[0][2 * step] + ranks[0][2 * step + 1]
+                  + ranks[1][2 * step] + ranks[1][2 * step + 1])
+        assert joined == one[step]
+    resumed = take(StepBatches([1.0, 3.0], [5, 7], batch_size=8, rank=0, world_size=1, seed=3,
+                               first_step=1), 1)
+    assert resumed[0] == one[1]
+    with pytest.raises(ValueError, match="must divide"):
+        StepBatches([1.0], [5], batch_size=6, rank=0, world_size=4)
+
+
+def test_the_mix_follows_the_weights():
+    draws = stream_indices([1.0, 3.0], [10, 10], seed=0, start=0, count=4000)
+    share = sum(1 for which, _ in draws if which == 1) / len(draws)
+    assert share == pytest.approx(0.75, abs=0.03)
+    assert all(0 <= item < 10 for _, item in draws)
+    assert stream_indices([0.0, 1.0], [3, 3], seed=1, start=5, count=3) == \
+        stream_indices([0.0, 1.0], [3, 3], seed=1, start=5, count=3)
+    with pytest.raises(ValueError, match="positive sum"):
+        stream_indices([0.0], [3], seed=0, start=0, count=1)
+
+
+def test_dropout_by_row_does_not_depend_on_the_batch_it_is_in():
+    dropout = ModalityDropout(p=0.5, seed=4)
+    present = {"rgb": torch.ones(6, 2, dtype=torch.bool), "skeleton": torch.ones(6, 2, dtype=torch.bool)}
+    whole = dropout(present, rows=list(range(10, 16)))
+    halves = [dropout({k: v[:3] for k, v in present.items()}, rows=list(range(10, 13))),
+              dropout({k: v[3:] for k, v in present.items()}, rows=list(range(13, 16)))]
+    for name in present:
+        assert torch.equal(whole[name], torch.cat([h[name] for h in halves]))
+    kept = torch.stack([whole["rgb"][:, 0], whole["skeleton"][:, 0]], 1)
+    assert kept.any(1).all()  # never both dropped
+    assert not kept.all()  # p = 0.5 over 6 samples drops something (pinned by the seed)
+
+
+def test_lr_schedule_warms_up_then_follows_the_cosine():
+    optim = OptimRecipe(max_steps=110, warmup_steps=10, schedule="cosine", min_lr_ratio=0.1)
+    assert lr_factor(0, optim) == pytest.approx(0.1)
+    assert lr_factor(9, optim) == pytest.approx(1.0)
+    assert lr_factor(10, optim) == pytest.approx(1.0)
+    assert lr_factor(60, optim) == pytest.approx(0.55)
+    assert lr_factor(110, optim) == pytest.approx(0.1)
+    assert lr_factor(50, OptimRecipe(schedule="constant")) == 1.0
+    with pytest.raises(ValueError, match="constant or cosine"):
+        lr_factor(0, OptimRecipe(schedule="linear"))
+
+
+def test_weak_perspective_scale_recovers_the_camera():
+    X = torch.tensor([[[0.0, 0.0, 5.0, 1.0], [0.1, 0.0, 5.0, 1.0], [0.0, 0.2, 5.0, 1.0],
+                       [0.3, -0.1, 5.0, 0.0]]])
+    x = torch.zeros(1, 4, 3)
+    x[..., :2] = 3.0 / 2 * X[..., :2] + torch.tensor([0.05, -0.02])
+    x[..., 2] = 1.0
+    x[0, 3, :2] = 9.0  # an unlabelled 3D joint: its 2D point does not count
+    assert _weak_perspective_scale(x, X).item() == pytest.approx(3.0)
+
+
+class Frames:
+    def __init__(self, samples):
+        self.samples = samples
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        return self.samples[i]
+
+
+def test_mean_parameters_average_rotations_and_betas():
+    from extpose_sdk.geometry import rotmat_to_rot6d
+
+    angle = 0.4
+    samples = []
+    for sign in (1.0, -1.0):  # two orientations symmetric about a third: the mean is the middle
+        samples.append({
+            "global_orient": torch.tensor([0.0, 0.0, 0.3 + sign * angle]),
+            "hand_pose": torch.zeros(45),
+            "betas": torch.full((10,), 1.0 + sign),
+            "keypoints_2d": torch.tensor([[0.0, 0.0, 1.0], [0.2, 0.0, 1.0], [0.0, 0.4, 1.0]]),
+            "keypoints_3d": torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.1, 0.0, 1.0, 1.0],
+                                          [0.0, 0.2, 1.0, 1.0]]),
+        })
+    means = mean_parameters(Frames(samples), 2, "hand_pose")
+    c, s = math.cos(0.3), math.sin(0.3)
+    expected = rotmat_to_rot6d(torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]))
+    assert torch.allclose(means["pose"][:6], expected, atol=1e-6)
+    assert torch.allclose(means["pose"][6:12], torch.tensor([1.0, 0, 0, 0, 1, 0]), atol=1e-6)
+    assert torch.allclose(means["betas"], torch.ones(10))
+    assert means["cam"].tolist() == pytest.approx([4.0, 0.0, 0.0])
+
+
+def test_the_cache_gives_back_what_was_cached(tmp_path):
+    rng = np.random.default_rng(0)
+    mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None] * 255
+    std = torch.tensor([0.229, 0.224, 0.225])[:, None, None] * 255
+    samples = []
+    for i in range(3):
+        pixels = torch.as_tensor(rng.integers(0, 256, (2, 3, 8, 8)), dtype=torch.float32)
+        samples.append({"rgb": (pixels - mean) / std, "skeleton": (pixels.flip(-1) - mean) / std,
+                        "keypoints_3d": torch.as_tensor(rng.normal(size=(2, 4, 4)),
+                                                        dtype=torch.float32),
+                        "valid": torch.tensor([True, i != 2]), "frame": torch.tensor([0, 1]),
+                        "sequence": f"s{i}"})
+    folder = build_cache(Frames(samples), tmp_path / "c", modalities=("rgb", "skeleton"),
+                         describe={"name": "toy"}, progress=False, flush_every=2)
+    clips = CachedDataset(folder)
+    assert len(clips) == 3
+    for original, read in zip(samples, (clips[i] for i in range(3)), strict=True):
+        for key in ("rgb", "skeleton"):
+            assert torch.allclose(read[key], original[key], atol=1e-5)  # uint8 exact
+        assert torch.equal(read["keypoints_3d"], original["keypoints_3d"])
+        assert read["sequence"] == original["sequence"]
+    frames = CachedDataset(folder, frames=1)
+    assert len(frames) == 5  # the padded frame of the last clip is left out
+    assert torch.equal(frames[4]["keypoints_3d"], samples[2]["keypoints_3d"][0])
+    with pytest.raises(FileExistsError, match="holds a cache of"):
+        build_cache(Frames(samples[:2]), folder, describe={"name": "toy"}, progress=False)
+    with pytest.raises(ValueError, match="frames=4 needs a cache of clips of that length"):
+        CachedDataset(folder, frames=4)
+
+
+def test_a_half_written_cache_continues(tmp_path):
+    samples = [{"keypoints_3d": torch.full((2, 4), float(i))} for i in range(5)]
+
+    class Failing(Frames):
+        def __getitem__(self, i):
+            if i == 3:
+                raise RuntimeError("disk hiccup")
+            return super().__getitem__(i)
+
+    with pytest.raises(RuntimeError, match="disk hiccup"):
+        build_cache(Failing(samples), tmp_path / "c", modalities=(), describe={"n": 1},
+                    progress=False, flush_every=1)
+    with pytest.raises(ValueError, match="incomplete \\(3 of 5"):
+        CachedDataset(tmp_path / "c")
+    build_cache(Frames(samples), tmp_path / "c", modalities=(), describe={"n": 1}, progress=False)
+    done = CachedDataset(tmp_path / "c")
+    assert [float(done[i]["keypoints_3d"][0, 0]) for i in range(5)] == [0, 1, 2, 3, 4]
