@@ -150,3 +150,27 @@ def test_two_processes_reach_the_weights_of_one(cache, tmp_path):
     difference = max_difference(weights(tmp_path / "one" / final), weights(tmp_path / "two" / final))
     assert difference <= 1e-6, difference
     assert losses(tmp_path / "one") == pytest.approx(losses(tmp_path / "two"), rel=1e-5)
+
+
+def test_training_streams_the_official_tar_shards(tmp_path):
+    """A body model trains on WebDataset shards in the official layout (several people per
+    image), through the same loop; the pelvis-centred loss uses joint 39."""
+    pytest.importorskip("webdataset")
+    from tests.test_tar_shards import entry, person, write_shard
+
+    shard = write_shard(tmp_path / "shards" / "000000.tar", [
+        (f"img{i}", entry([person("body", center=(30.0 + 5 * i, 32.0)),
+                           person("body", center=(50.0, 30.0))])) for i in range(3)])
+    recipe = recipe_from_dict({
+        "model": {"recipe": "extpose-hmr2", "modalities": ["rgb", "skeleton"],
+                  "options": TINY_MODEL, "mean_params_samples": 4},
+        "data": {"crop_size": 32, "train": [{"name": "tar-shards", "options": {
+            "urls": [shard], "crop_size": 32, "shuffle": 0}}]},
+        "optim": {"lr": 1e-3, "batch_size": 2, "max_steps": 3},
+        "train": {"save_every": 1000, "plot": False, "tensorboard": False}})
+    result = train(recipe, tmp_path / "run", progress=False)
+    assert result.status == "finished" and result.step == 3
+    values = losses(tmp_path / "run")
+    assert len(values) == 1 and math.isfinite(values[0])  # log_every 10: the last step
+    model = extpose_sdk.load_model("extpose-hmr2", checkpoint=str(result.checkpoint / "model.safetensors"))
+    assert model.head.pose_name == "body_pose"
