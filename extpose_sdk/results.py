@@ -5,6 +5,12 @@
     arrays = results.to_numpy()                     # one array per field, people stacked
     results.save("out/results.npz")                 # or .json
 
+While a clip runs, ``ResultsStream`` appends each finished frame to a JSON Lines file and flushes
+it, so a crash or a kill keeps every frame written so far; ``load_results`` reads that file back
+too (a torn last line, cut by a kill mid-write, is skipped). JSON is strict: NaN and infinities
+are written as ``null`` and counted in the metadata (``non_finite``). Files are written to a
+temporary name and renamed into place, so an interrupted save never leaves half a file.
+
 Coordinates: ``box`` and ``keypoints`` (the 2D evidence that was used) and ``keypoints_2d`` (the
 model's 3D joints projected into the full image) are full-image pixels; ``cam_t`` is the
 full-image camera translation (metres) of the mesh; ``joints_3d`` and ``vertices`` are in the
@@ -14,6 +20,7 @@ body model's frame, before ``cam_t`` (present only when a body model was given).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +79,14 @@ class PersonResult:
             out["is_right"] = np.asarray(self.is_right)
         return out
 
+    def is_finite(self) -> bool:
+        """False when any number of this result is NaN or infinite (the model or input broke)."""
+        return all(
+            np.isfinite(value).all()
+            for value in self.arrays().values()
+            if np.asarray(value).dtype.kind == "f"
+        )
+
 
 @attrs.define
 class FrameResult:
@@ -125,6 +140,11 @@ class Results:
         out["num_frames"] = np.asarray(len(self.frames))
         return out
 
+    @property
+    def non_finite(self) -> int:
+        """How many person-frames hold a NaN or infinite number (written as null in JSON)."""
+        return sum(not person.is_finite() for person in self.people)
+
     def metadata(self) -> dict[str, Any]:
         return {
             "model": self.model,
@@ -132,50 +152,161 @@ class Results:
             "complete": self.complete,
             "error": self.error,
             "num_frames": len(self.frames),
-            "fps": self.fps,
+            "fps": self.fps if np.isfinite(self.fps) else 0.0,
+            "non_finite": self.non_finite,
         }
 
     def to_json(self) -> str:
-        """The results as JSON: metadata and a list of frames, each with its people."""
-        frames = [
-            {
-                "index": frame.index,
-                "people": [
-                    {name: _jsonable(value) for name, value in person.arrays().items()}
-                    for person in frame.people
-                ],
-            }
-            for frame in self.frames
-        ]
-        return json.dumps({**self.metadata(), "frames": frames})
+        """The results as strict JSON (NaN -> null): metadata and the frames with their people."""
+        frames = [frame_json(frame) for frame in self.frames]
+        return json.dumps({**self.metadata(), "frames": frames}, allow_nan=False)
 
     def save(self, path: str | Path) -> Path:
-        """Write ``.npz`` (arrays of ``to_numpy()`` plus metadata) or ``.json`` by suffix."""
+        """Write ``.npz`` (arrays of ``to_numpy()`` plus metadata), ``.json`` or ``.jsonl``.
+
+        The file is written under a temporary name and renamed into place: an interrupted save
+        leaves the earlier file (if any) whole.
+        """
         path = Path(path)
+        if path.suffix not in (".json", ".jsonl", ".npz"):
+            raise ValueError(
+                f"{path}: results are saved as .npz, .json or .jsonl, not {path.suffix!r}"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix == ".json":
-            path.write_text(self.to_json())
-        elif path.suffix == ".npz":
-            arrays = {k: v for k, v in self.to_numpy().items() if v.dtype != object}
-            np.savez(path, **arrays, metadata=np.asarray(json.dumps(self.metadata())))
-        else:
-            raise ValueError(f"{path}: results are saved as .npz or .json, not {path.suffix!r}")
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial{path.suffix}")
+        try:
+            if path.suffix == ".json":
+                partial.write_text(self.to_json())
+            elif path.suffix == ".jsonl":
+                with ResultsStream(partial, self) as stream:
+                    stream.write(self.frames)
+                    stream.finish(self)
+            else:
+                arrays = {k: v for k, v in self.to_numpy().items() if v.dtype != object}
+                np.savez(partial, **arrays, metadata=np.asarray(json.dumps(self.metadata())))
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
         return path
 
 
+def frame_json(frame: FrameResult) -> dict[str, Any]:
+    """One frame as plain JSON values (NaN and infinities as None)."""
+    return {
+        "index": frame.index,
+        "people": [
+            {name: _jsonable(value) for name, value in person.arrays().items()}
+            for person in frame.people
+        ],
+    }
+
+
+class ResultsStream:
+    """Finished frames appended to a JSON Lines file as they are made: a crash keeps them.
+
+    Line 1 is the metadata (``"stream": "extpose-results"``), then one line per frame, then a
+    last line ``{"end": true, ...}`` with the final metadata (``complete``, ``error``). ``write``
+    flushes after each call (the pipeline calls it once per finished window), so a process killed
+    with SIGKILL loses at most the window being written; ``load_results`` skips a torn last line.
+    """
+
+    MAGIC = "extpose-results"
+
+    def __init__(self, path: str | Path, results: Results) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.frames = 0
+        self._line({"stream": self.MAGIC, **results.metadata()})
+
+    def _line(self, value: dict[str, Any]) -> None:
+        self._file.write(json.dumps(value, allow_nan=False) + "\n")
+
+    def write(self, frames: list[FrameResult]) -> None:
+        """Append ``frames`` and flush them to the operating system."""
+        for frame in frames:
+            self._line(frame_json(frame))
+        self.frames += len(frames)
+        self._file.flush()
+
+    def finish(self, results: Results) -> None:
+        """The closing line: the run ended (``complete`` / ``error`` say how)."""
+        self._line({"end": True, **results.metadata(), "num_frames": self.frames})
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> ResultsStream:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
 def load_results(path: str | Path) -> dict[str, Any]:
-    """Read back a saved ``.npz`` (arrays + ``metadata`` dict) or ``.json`` results file."""
+    """Read back a saved ``.npz`` (arrays + ``metadata`` dict), ``.json`` or ``.jsonl`` file.
+
+    A ``.jsonl`` stream reads like the ``.json`` file; one that has no closing line (the process
+    was killed) reads with ``complete: false`` and an ``error`` saying so.
+    """
     path = Path(path)
     if path.suffix == ".json":
         return json.loads(path.read_text())
+    if path.suffix == ".jsonl":
+        return _load_stream(path)
     with np.load(path, allow_pickle=False) as data:
         out: dict[str, Any] = {k: data[k] for k in data.files if k != "metadata"}
         out["metadata"] = json.loads(str(data["metadata"]))
     return out
 
 
+def _load_stream(path: Path) -> dict[str, Any]:
+    lines = path.read_text(encoding="utf-8").split("\n")
+    try:
+        header = json.loads(lines[0])
+    except json.JSONDecodeError:
+        header = {}
+    if header.get("stream") != ResultsStream.MAGIC:
+        raise ValueError(f"{path}: not an ExtPose results stream (first line is not its header)")
+    header.pop("stream")
+    frames, end = [], None
+    for line in lines[1:]:
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            break  # the torn last line of a killed process (or the empty end)
+        if value.get("end"):
+            end = value
+            break
+        frames.append(value)
+    metadata = {**header, **(end or {})}
+    metadata.pop("end", None)
+    if end is None:
+        metadata["complete"] = False
+        metadata["error"] = metadata.get("error") or (
+            f"the run stopped after {len(frames)} frames without finishing (killed?)"
+        )
+        metadata["non_finite"] = sum(
+            _holds_null(person) for frame in frames for person in frame["people"]
+        )
+    metadata["num_frames"] = len(frames)
+    return {**metadata, "frames": frames}
+
+
+def _holds_null(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_holds_null(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_null(v) for v in value)
+    return value is None
+
+
 def _jsonable(value: np.ndarray) -> Any:
     value = np.asarray(value)
     if value.dtype.kind == "f":
-        return np.round(value.astype(np.float64), 6).tolist()
+        value = np.round(value.astype(np.float64), 6)
+        if not np.isfinite(value).all():
+            return np.where(np.isfinite(value), value, None).tolist()
+        return value.tolist()
     return value.tolist()
