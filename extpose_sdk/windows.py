@@ -13,6 +13,8 @@ gives exactly whole-clip inference.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import attrs
 
 
@@ -37,32 +39,77 @@ class Window:
 
 def plan_windows(num_frames: int, size: int, overlap: int = 0) -> list[Window]:
     """The windows covering ``num_frames`` frames, each frame kept from exactly one window."""
-    if num_frames < 0:
-        raise ValueError(f"num_frames must be >= 0, got {num_frames}")
+    return list(iter_windows(num_frames, size, overlap))
+
+
+def _check(size: int, overlap: int) -> None:
     if size < 1:
         raise ValueError(f"window size must be >= 1, got {size}")
     if not 0 <= overlap < size:
         raise ValueError(f"overlap must be in [0, size={size}), got {overlap}")
+
+
+def iter_windows(num_frames: int, size: int, overlap: int = 0, *, first: int = 0) -> Iterator[Window]:
+    """``plan_windows``' windows one at a time from window number ``first``: memory stays
+    constant whatever ``num_frames`` is."""
+    if num_frames < 0:
+        raise ValueError(f"num_frames must be >= 0, got {num_frames}")
+    _check(size, overlap)
     if num_frames == 0:
-        return []
+        return
     stride = size - overlap
     size = min(size, num_frames)
-    starts = list(range(0, num_frames - size + 1, stride))
-    if starts[-1] + size < num_frames:
-        starts.append(num_frames - size)
-    centers = [s + (size - 1) / 2.0 for s in starts]
-    windows = []
-    for i, start in enumerate(starts):
+    regular = (num_frames - size) // stride + 1  # windows starting every stride frames
+    tail = (regular - 1) * stride + size < num_frames  # one more, moved back to end the clip
+    count = regular + int(tail)
+
+    def start(i: int) -> int:
+        return i * stride if i < regular else num_frames - size
+
+    def center(i: int) -> float:
+        return start(i) + (size - 1) / 2.0
+
+    for i in range(first, count):
         # a frame belongs to the window whose centre is nearest; boundaries are the midpoints
         # between neighbouring centres (a frame exactly at a midpoint goes to the earlier one)
-        keep_start = start if i == 0 else _first_after(
-            (centers[i - 1] + centers[i]) / 2.0
+        keep_start = start(i) if i == 0 else _first_after((center(i - 1) + center(i)) / 2.0)
+        keep_stop = (
+            start(i) + size if i == count - 1 else _first_after((center(i) + center(i + 1)) / 2.0)
         )
-        keep_stop = start + size if i == len(starts) - 1 else _first_after(
-            (centers[i] + centers[i + 1]) / 2.0
-        )
-        windows.append(Window(start, start + size, keep_start, keep_stop))
-    return windows
+        yield Window(start(i), start(i) + size, keep_start, keep_stop)
+
+
+class WindowPlanner:
+    """The windows of a clip whose length is unknown until it ends (a video's declared frame
+    count is not trusted): ``ready(frames_read)`` gives the windows that can run now,
+    ``ready(frames_read, ended=True)`` the rest. Together they are exactly
+    ``plan_windows(frames_read_at_the_end, size, overlap)``.
+
+    A window runs once the frames after it show that the next window is a regular one, so at
+    most ``size + (size - overlap)`` frames wait at any time.
+    """
+
+    def __init__(self, size: int, overlap: int = 0) -> None:
+        _check(size, overlap)
+        self.size, self.overlap = size, overlap
+        self.stride = size - overlap
+        self.next = 0  # the number of the next window to give
+
+    def ready(self, available: int, *, ended: bool = False) -> list[Window]:
+        if ended:
+            windows = list(iter_windows(available, self.size, self.overlap, first=self.next))
+            self.next += len(windows)
+            return windows
+        windows = []
+        # window i is a regular one with a regular successor once frames up to the successor's
+        # end exist: then its bounds and kept frames are those of any longer clip
+        half = self.stride / 2.0 + (self.size - 1) / 2.0  # from a start to a boundary
+        while (self.next + 1) * self.stride + self.size <= available:
+            start = self.next * self.stride
+            keep_start = start if self.next == 0 else _first_after(start - self.stride + half)
+            windows.append(Window(start, start + self.size, keep_start, _first_after(start + half)))
+            self.next += 1
+        return windows
 
 
 def owner_of(frame: int, windows: list[Window]) -> Window:
