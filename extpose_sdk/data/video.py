@@ -9,6 +9,13 @@ in chunks of ``chunk_size`` so memory does not grow with the video's length.
 
 A missing file raises ``FileNotFoundError`` naming the path; a file that cannot be opened or a
 frame that cannot be decoded raises ``VideoReadError`` naming the path and the frame index.
+
+A container's declared frame count is a hint, never trusted: ``len(reader)`` is what the header
+says, ``chunks()`` yields what actually decodes. A file that ends early yields every frame that
+decoded (a last, shorter chunk) before the error. A header declaring more frames than the file
+could hold (fewer than ``MIN_BYTES_PER_FRAME`` bytes a frame) is not given to decord, which would
+try to allocate for all of them and abort the process; ``backend="auto"`` then reads it with
+OpenCV, ``backend="decord"`` refuses it with a ``VideoReadError`` saying so.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 BACKENDS = ("auto", "decord", "opencv")
 
+#: No real video stores a frame in fewer bytes (a container index entry alone takes 4 to 16).
+MIN_BYTES_PER_FRAME = 8
+
 
 class VideoReadError(RuntimeError):
     """A video could not be opened, or one of its frames could not be decoded.
@@ -37,6 +47,10 @@ class VideoReadError(RuntimeError):
         super().__init__(message)
         self.path = path
         self.frame = frame
+
+
+class ImplausibleHeaderError(VideoReadError):
+    """The container declares more frames than the file could hold (a damaged or forged header)."""
 
 
 class FrameReader:
@@ -84,7 +98,12 @@ def _declared_frame_count(path: str) -> int:
 
 
 class OpenCVReader(FrameReader):
-    """Frames decoded by OpenCV's ``VideoCapture``, read sequentially, converted BGR -> RGB."""
+    """Frames decoded by OpenCV's ``VideoCapture``, read sequentially, converted BGR -> RGB.
+
+    Reads until the decoder stops, whatever the header declares (``len()``: the declared count,
+    0 when unknown). Stopping before the declared count is an error, raised after the frames
+    that did decode were yielded.
+    """
 
     def __init__(self, path: str | Path, chunk_size: int = 64) -> None:
         import cv2
@@ -94,31 +113,35 @@ class OpenCVReader(FrameReader):
         self._capture = cv2.VideoCapture(self.path)
         if not self._capture.isOpened():
             raise VideoReadError(f"{self.path}: OpenCV cannot open this video", path=self.path)
-        self.num_frames = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.num_frames = max(int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
         self.fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        if self.num_frames <= 0:
-            raise VideoReadError(f"{self.path}: the video declares no frames", path=self.path)
         self._next = 0
 
-    def _read(self, start: int, stop: int) -> np.ndarray:
+    def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         import cv2
 
-        if start != self._next:  # seeking is rare (restarts); rewind exactly by decoding
+        if self._next != 0:  # a second pass: rewind
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
             self._next = 0
-            while self._next < start:
-                self._grab(self._next)
-        frames = []
-        for index in range(start, stop):
-            frames.append(cv2.cvtColor(self._grab(index), cv2.COLOR_BGR2RGB))
-        return np.stack(frames)
-
-    def _grab(self, index: int) -> np.ndarray:
-        ok, frame = self._capture.read()
-        if not ok or frame is None:
-            raise self._failed(index, "the decoder returned no image")
-        self._next = index + 1
-        return frame
+        declared = self.num_frames
+        while True:
+            start, frames = self._next, []
+            while len(frames) < self.chunk_size:
+                ok, frame = self._capture.read()
+                if not ok or frame is None:
+                    break
+                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                self._next += 1
+            if frames:
+                self.num_frames = max(self.num_frames, self._next)
+                yield start, np.stack(frames)
+            if len(frames) < self.chunk_size:  # the decoder stopped
+                break
+        if self._next == 0:
+            raise self._failed(0, "no frame could be decoded")
+        if self._next < declared:
+            self.num_frames = declared
+            raise self._failed(self._next, "the file ends early (truncated?)")
 
     def close(self) -> None:
         self._capture.release()
@@ -132,6 +155,15 @@ class DecordReader(FrameReader):
 
         self.path = _existing(path)
         self.chunk_size = chunk_size
+        declared = _declared_frame_count(self.path)
+        size = Path(self.path).stat().st_size
+        if declared * MIN_BYTES_PER_FRAME > size:
+            raise ImplausibleHeaderError(
+                f"{self.path}: the header declares {declared} frames in a {size}-byte file, which "
+                "cannot be true (a damaged or forged file); decord would run out of memory on it: "
+                "read it with OpenCV (extpose predict --backend opencv; Python: backend='opencv')",
+                path=self.path,
+            )
         try:
             self._reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=1)
         except Exception as error:  # decord raises its own DECORDError / RuntimeError
@@ -139,7 +171,6 @@ class DecordReader(FrameReader):
                 f"{self.path}: decord cannot open this video ({error})", path=self.path
             ) from error
         decodable = len(self._reader)
-        declared = _declared_frame_count(self.path)
         # decord silently drops frames it cannot index (a truncated file); the container's own
         # count tells, so both readers fail at the same frame.
         self.num_frames = max(decodable, declared)
@@ -148,29 +179,33 @@ class DecordReader(FrameReader):
         if self.num_frames <= 0:
             raise VideoReadError(f"{self.path}: the video declares no frames", path=self.path)
 
-    def _read(self, start: int, stop: int) -> np.ndarray:
-        if stop > self._decodable:
-            if start >= self._decodable:
-                raise self._failed(self._decodable, "the file ends early (truncated?)")
-            # return what can be read, the next chunk names the missing frame
-            stop = self._decodable
+    def _decode(self, start: int, stop: int) -> tuple[np.ndarray | None, VideoReadError | None]:
+        """Frames ``[start, stop)``, or those before the first that fails and that failure."""
         try:
-            return self._reader.get_batch(list(range(start, stop))).asnumpy()
-        except Exception:
-            for index in range(start, stop):  # find the frame that fails
+            return self._reader.get_batch(list(range(start, stop))).asnumpy(), None
+        except Exception:  # noqa: BLE001 - find the frame that fails, keep those before it
+            frames = []
+            for index in range(start, stop):
                 try:
-                    self._reader.get_batch([index])
-                except Exception as error:
-                    raise self._failed(index, str(error).splitlines()[0]) from error
-            raise
+                    frames.append(self._reader.get_batch([index]).asnumpy()[0])
+                except Exception as error:  # noqa: BLE001
+                    failure = self._failed(index, str(error).splitlines()[0])
+                    failure.__cause__ = error
+                    return (np.stack(frames) if frames else None), failure
+            return np.stack(frames), None
 
     def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         index = 0
         while index < self.num_frames:
-            stop = min(index + self.chunk_size, self.num_frames)
-            frames = self._read(index, stop)
-            yield index, frames
-            index += len(frames)
+            if index >= self._decodable:
+                raise self._failed(index, "the file ends early (truncated?)")
+            stop = min(index + self.chunk_size, self.num_frames, self._decodable)
+            frames, failure = self._decode(index, stop)
+            if frames is not None:  # every frame that decoded, then the failure
+                yield index, frames
+                index += len(frames)
+            if failure is not None:
+                raise failure
 
     def close(self) -> None:
         self._reader = None
@@ -256,7 +291,11 @@ def open_video(source: Any, *, backend: str = "auto", chunk_size: int = 64) -> F
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ArrayReader([read_image(path)], chunk_size=chunk_size)
     if backend == "decord" or (backend == "auto" and decord_available()):
-        return DecordReader(path, chunk_size=chunk_size)
+        try:
+            return DecordReader(path, chunk_size=chunk_size)
+        except ImplausibleHeaderError:
+            if backend == "decord":
+                raise
     return OpenCVReader(path, chunk_size=chunk_size)
 
 
