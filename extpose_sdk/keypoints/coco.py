@@ -22,6 +22,7 @@ import numpy as np
 from extpose_sdk.keypoints.container import Keypoints
 from extpose_sdk.keypoints.files import KeypointFileError, flat_triplets, read_json
 from extpose_sdk.keypoints.layouts import layout_for_count
+from extpose_sdk.keypoints.numpy_files import LAYOUT_FLAG
 
 WHOLEBODY_PARTS = ("keypoints", "foot_kpts", "face_kpts", "lefthand_kpts", "righthand_kpts")
 
@@ -115,13 +116,16 @@ class CocoKeypointSource:
             layout = self.layout or (layout_for_count(k) if k else None)
         except ValueError as error:
             raise KeypointFileError(
-                f"{self.path}: image {image_id}: {error}; pass layout="
+                f"{self.path}: image {image_id}: {error}; {LAYOUT_FLAG}"
             ) from None
         if layout is None:
-            raise KeypointFileError(f"{self.path}: cannot tell the keypoint layout; pass layout=")
+            raise KeypointFileError(f"{self.path}: cannot tell the keypoint layout; {LAYOUT_FLAG}")
         from extpose_sdk.keypoints.layouts import get_layout
 
-        count = get_layout(layout).num_keypoints
+        try:
+            count = get_layout(layout).num_keypoints
+        except KeyError as error:
+            raise KeypointFileError(f"{self.path}: {error}") from None
         array = np.stack(points) if points else np.zeros((0, count, 3), np.float32)
         if array.shape[1] != count:
             raise KeypointFileError(

@@ -212,6 +212,28 @@ LAYOUTS: dict[str, KeypointLayout] = {
 }
 
 
+#: What each layout's keypoints are of: ``"body"`` or ``"hand"`` (a model of the other kind
+#: cannot use them).
+SUBJECTS: dict[str, str] = {
+    "coco17": "body",
+    "coco_wholebody133": "body",
+    "openpose_body25": "body",
+    "openpose_hand21": "hand",
+}
+
+
+class UnknownLayoutError(KeyError, ValueError):
+    """A keypoint layout name that is not defined (the message lists the defined ones)."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
+        return str(self.args[0])
+
+
+def layouts_of(subject: str) -> list[str]:
+    """The layout names whose keypoints are of ``subject`` (``"body"`` or ``"hand"``)."""
+    return [name for name, of in SUBJECTS.items() if of == subject]
+
+
 def get_layout(layout: str | KeypointLayout) -> KeypointLayout:
     """The layout called ``layout`` (a ``KeypointLayout`` passes through)."""
     if isinstance(layout, KeypointLayout):
@@ -222,7 +244,7 @@ def get_layout(layout: str | KeypointLayout) -> KeypointLayout:
     close = difflib.get_close_matches(str(layout), list(LAYOUTS), n=2, cutoff=0.5)
     if close:
         message += f". Did you mean {' or '.join(repr(c) for c in close)}?"
-    raise KeyError(message)
+    raise UnknownLayoutError(message)
 
 
 def layout_for_count(num_keypoints: int) -> str:

@@ -2,8 +2,9 @@
 
 Shapes: ``(T, N, K, 3)`` (frames of people), ``(T, K, 3)`` (one person per frame) or ``(K, 3)``
 (one frame, one person); a last axis of 2 means confidence 1. A ``.npz`` holds ``keypoints`` and
-optionally ``layout`` (a string), ``boxes`` ``(T, N, 4)`` and ``scores`` ``(T, N)``. Files are read
-with ``allow_pickle=False``: object arrays are refused.
+optionally ``layout`` (a string), ``boxes`` ``(T, N, 4)``, ``scores`` ``(T, N)`` and ``is_right``
+``(T, N)`` (hands: True for a right hand; left hands are mirrored for HaMeR). Files are read with
+``allow_pickle=False``: object arrays are refused.
 
     save_keypoints("clip.npz", frames)               # list of Keypoints with equal N
     frames = list(NumpyKeypointSource("clip.npz")())
@@ -18,7 +19,10 @@ import numpy as np
 
 from extpose_sdk.keypoints.container import Keypoints
 from extpose_sdk.keypoints.files import KeypointFileError
-from extpose_sdk.keypoints.layouts import layout_for_count
+from extpose_sdk.keypoints.layouts import LAYOUTS, get_layout, layout_for_count
+
+#: How a user of ``extpose predict`` passes ``layout=``.
+LAYOUT_FLAG = "pass layout= (extpose predict: --keypoint-layout NAME)"
 
 
 def _load(path: Path) -> dict[str, np.ndarray]:
@@ -81,9 +85,18 @@ class NumpyKeypointSource:
             try:
                 layout = layout_for_count(points.shape[2])
             except ValueError as error:
-                raise KeypointFileError(f"{self.path}: {error}; pass layout=") from None
+                raise KeypointFileError(f"{self.path}: {error}; {LAYOUT_FLAG}") from None
+        try:
+            get_layout(layout)
+        except KeyError:
+            where = "the file's 'layout' array" if self.layout is None else "layout="
+            raise KeypointFileError(
+                f"{self.path}: unknown keypoint layout {layout!r} (from {where}); known: "
+                f"{', '.join(LAYOUTS)}: {LAYOUT_FLAG}"
+            ) from None
         boxes = arrays.get("boxes")
         scores = arrays.get("scores")
+        is_right = arrays.get("is_right")
         for t in range(points.shape[0]):
             try:
                 yield Keypoints(
@@ -92,13 +105,15 @@ class NumpyKeypointSource:
                     boxes=None if boxes is None else boxes[t],
                     scores=None if scores is None else scores[t],
                     frame=t,
+                    is_right=None if is_right is None else is_right[t],
                 )
             except (ValueError, IndexError) as error:
                 raise KeypointFileError(f"{self.path}: frame {t}: {error}") from None
 
 
 def save_keypoints(path: str | Path, frames: list[Keypoints]) -> None:
-    """Save frames of ``Keypoints`` (same layout and number of people) as ``.npz``."""
+    """Save frames of ``Keypoints`` (same layout and number of people) as ``.npz``, with
+    ``is_right`` when the frames have it."""
     if not frames:
         raise ValueError("save_keypoints: no frames")
     layouts = {f.layout for f in frames}
@@ -107,10 +122,15 @@ def save_keypoints(path: str | Path, frames: list[Keypoints]) -> None:
         raise ValueError(
             f"save_keypoints: frames need one layout and one number of people; got {layouts}, {counts}"
         )
+    sides = {f.is_right is None for f in frames}
+    if len(sides) > 1:
+        raise ValueError("save_keypoints: some frames have is_right and some do not")
+    extra = {} if sides == {True} else {"is_right": np.stack([f.is_right for f in frames])}
     np.savez(
         path,
         keypoints=np.stack([f.points for f in frames]),
         boxes=np.stack([f.boxes for f in frames]),
         scores=np.stack([f.scores for f in frames]),
         layout=np.array(layouts.pop()),
+        **extra,
     )
