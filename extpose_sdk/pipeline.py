@@ -11,7 +11,15 @@ modality), else the whole frame is one person. People are tracked across frames 
 (``extpose_sdk.tracking``); each track is run through the model in sliding windows of ``frames``
 frames (``extpose_sdk.windows``), each frame's output taken from the window where it is most
 central. Frames are read in chunks and dropped once their outputs are known, so memory does not
-grow with the video's length.
+grow with the video's length; windows are planned as frames arrive (``WindowPlanner``), never from
+the frame count a video's header declares.
+
+With ``save_to=``, each finished window's frames are appended to a JSON Lines stream beside the
+first target (``results.jsonl`` for ``results.npz``) and flushed, so a crash or a kill keeps them;
+the targets are written when the clip ends (also when it stops early: on an error or Ctrl-C, with
+``complete: false``), and the stream is then removed. Keypoints are checked against the model and
+the video: hand keypoints for a body model (or the reverse), a file with fewer or more frames than
+the video, or points far outside the image raise ``KeypointFitError`` saying what does not fit.
 """
 
 from __future__ import annotations
@@ -25,9 +33,9 @@ import attrs
 import numpy as np
 
 from extpose_sdk.data.video import VideoReadError, open_video
-from extpose_sdk.results import FrameResult, PersonResult, Results
+from extpose_sdk.results import FrameResult, PersonResult, Results, ResultsStream
 from extpose_sdk.tracking import BoxTracker
-from extpose_sdk.windows import Window, plan_windows
+from extpose_sdk.windows import Window, WindowPlanner
 
 #: What each head predicts; a head and a recipe (or body model) of different kinds do not fit.
 HEAD_KINDS = {"smpl": "body", "mano": "hand"}
@@ -38,6 +46,10 @@ RANDOM_WEIGHTS_NOTE = "random weights: the mesh is not meaningful; train or pass
 
 class FitError(ValueError):
     """Components that do not fit together (a hand head on a body recipe, say)."""
+
+
+class KeypointFitError(FitError):
+    """Keypoints that do not fit the model or the video (the message says what does not fit)."""
 
 
 def kind_of_model(name: str | None) -> str | None:
@@ -116,6 +128,7 @@ class Pipeline:
         modalities: Iterable[str] | None = None,
         backbone_options: dict[str, Any] | None = None,
         head_options: dict[str, Any] | None = None,
+        seed: int = 0,
         **model_options: Any,
     ) -> Pipeline:
         """Assemble a pipeline from registered components.
@@ -124,8 +137,12 @@ class Pipeline:
         keyword options go to the recipe), or components one by one (``backbone=``, ``head=``,
         ``modalities=``) joined by ``MeshRecoveryModel``. Components that do not fit raise
         ``FitError``: a hand head with a body recipe, a SMPL file for a hand model. With neither
-        a recipe nor components, the recipe is ``extpose-hamer``.
+        a recipe nor components, the recipe is ``extpose-hamer``. Without a checkpoint the
+        random weights come from ``seed``, so two runs give the same results (the global random
+        state is left as it was).
         """
+        import torch
+
         from extpose_sdk.plugins import get_registries
 
         registries = get_registries()
@@ -147,27 +164,31 @@ class Pipeline:
         if backbone is not None or head is not None:
             if backbone is None or head is None:
                 raise FitError("components one by one need both backbone= and head=")
-            from extpose_sdk.model import MeshRecoveryModel
-
-            vit = registries.backbone.build(backbone, **(backbone_options or {}))
-            head_module = registries.head.build(
-                head,
-                context_dim=vit.embed_dim,
-                token_grid=tuple(vit.grid_size),
-                **(head_options or {}),
-            )
-            network = MeshRecoveryModel(
-                vit, head_module, modalities=modality_names, **model_options
-            )
-            name = f"{backbone}+{head}"
             if checkpoint is not None:
                 raise FitError(
                     "checkpoint= loads a named recipe; give model= instead of components"
                 )
+            from extpose_sdk.model import MeshRecoveryModel
+
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                vit = registries.backbone.build(backbone, **(backbone_options or {}))
+                head_module = registries.head.build(
+                    head,
+                    context_dim=vit.embed_dim,
+                    token_grid=tuple(vit.grid_size),
+                    **(head_options or {}),
+                )
+                network = MeshRecoveryModel(
+                    vit, head_module, modalities=modality_names, **model_options
+                )
+            name = f"{backbone}+{head}"
         else:
             if model is None:
                 raise FitError("give model= (a recipe name) or backbone= and head=")
-            network = registries.model.build(model, checkpoint=checkpoint, **model_options)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                network = registries.model.build(model, checkpoint=checkpoint, **model_options)
             name = model
             modality_names = tuple(getattr(network, "modalities", modality_names))
         built_modalities = {m: registries.modality.build(m) for m in modality_names}
@@ -221,6 +242,8 @@ class Pipeline:
         for index, image in enumerate(images):
             if isinstance(image, (str, Path)):
                 image = read_image(image)
+            image = _image_array(image, index)
+            self.check_keypoints(keypoints[index], image.shape[:2], f"image {index}")
             people = self._people(image, keypoints[index], boxes[index], track_ids=None)
             pending = {index: people}
             results.frames.extend(
@@ -235,93 +258,157 @@ class Pipeline:
         source: Any,
         *,
         keypoints: Any = None,
-        save_to: str | Path | None = None,
+        save_to: str | Path | list[str | Path] | None = None,
         backend: str = "auto",
         on_frame: Callable[[np.ndarray, FrameResult], None] | None = None,
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[int], Any] | bool | None = None,
     ) -> Results:
         """Predict on a video file, a directory of images, or frames in memory.
 
         ``keypoints``: a keypoint source (iterable of ``Keypoints`` per frame), a file, or None
-        (then the pipeline's, else the whole frame). ``on_frame(frame, result)`` is called for
-        each finished frame, in order (overlays use it). When reading fails midway the frames
-        done so far are kept: saved to ``save_to`` if given, and the error (naming the frame or
-        the path) is raised with ``error.results`` set.
+        (then the pipeline's, else the whole frame). ``save_to``: a results file (``.npz``,
+        ``.json`` or ``.jsonl``) or a list of them; while the clip runs, finished frames are
+        streamed to the first one's ``.jsonl`` (kept if the process dies; removed once the
+        files are written). ``on_frame(frame, result)`` is called for each finished frame, in
+        order (overlays use it). ``progress``: ``progress(n)`` per ``n`` finished frames, True
+        for a progress bar, False / None for none.
+
+        When reading fails midway, the keypoints do not fit, or the run is interrupted
+        (Ctrl-C), every frame read so far is finished and kept: saved to ``save_to`` with
+        ``complete: false`` and the error, and the error is raised with ``error.results`` set.
         """
+        targets = [Path(t) for t in (save_to if isinstance(save_to, (list, tuple)) else
+                                     [save_to] if save_to is not None else [])]  # fmt: skip
         results = self._new_results()
+        stream = ResultsStream(targets[0].with_suffix(".jsonl"), results) if targets else None
+        bar = None
+        if progress is True:
+            from tqdm import tqdm
+
+            bar = tqdm(unit="frame", desc="predict")
+            progress = bar.update
         try:
             reader = open_video(source, backend=backend, chunk_size=self.chunk_size)
             results.fps = float(getattr(reader, "fps", 0.0))
-            self._video(reader, keypoints, results, on_frame, progress)
-        except (VideoReadError, FileNotFoundError, ValueError) as error:
-            results.complete, results.error = False, str(error)
-            if save_to is not None:
-                results.save(save_to)
+            if bar is not None:
+                bar.total = len(reader) or None
+            self._video(reader, keypoints, results, on_frame, progress or None, stream)
+        except BaseException as error:
+            results.complete = False
+            results.error = str(error) or ("interrupted" if isinstance(error, KeyboardInterrupt)
+                                           else type(error).__name__)  # fmt: skip
+            _save(results, targets, stream)
             error.results = results  # type: ignore[attr-defined]
             raise
-        if save_to is not None:
-            results.save(save_to)
+        finally:
+            if bar is not None:
+                bar.close()
+        _save(results, targets, stream)
         return results
 
     # ------------------------------------------------------------------ internals
     def _new_results(self) -> Results:
         return Results(model=self.name, random_weights=self.random_weights)
 
-    def _video(self, reader, keypoints, results, on_frame, progress) -> None:
+    def _video(self, reader, keypoints, results, on_frame, progress, stream) -> None:
         source = self.keypoints if keypoints is None else keypoints
         if isinstance(source, (str, Path)):
             source = keypoint_source_for(source)
+        where = str(getattr(source, "path", "the keypoints"))
         keypoint_frames: Iterator[Any] | None = (
             iter(source()) if callable(source) else (iter(source) if source is not None else None)
         )
         tracker = BoxTracker(**self.tracker_options)
-        windows = plan_windows(len(reader), self.frames, self._overlap())
+        planner = WindowPlanner(self.frames, self._overlap())
         pending: dict[int, list[_Person]] = {}
         images: dict[int, np.ndarray] = {}
         shapes: dict[int, tuple[int, int]] = {}
-        next_window = 0
         read = 0
 
-        def finish(frame_results: list[FrameResult]) -> None:
-            for frame_result in frame_results:
-                results.frames.append(frame_result)
-                if on_frame is not None:
-                    on_frame(images[frame_result.index], frame_result)
+        def run(ended: bool) -> None:
+            for window in planner.ready(read, ended=ended):
+                frame_results = self._run_window(window, pending, shapes)
+                results.frames.extend(frame_results)
+                if stream is not None:
+                    stream.write(frame_results)  # flushed: a kill from here on keeps them
+                for frame_result in frame_results:
+                    if on_frame is not None:
+                        on_frame(images[frame_result.index], frame_result)
                 if progress is not None:
-                    progress(1)
+                    progress(len(frame_results))
+            keep_from = read if ended else planner.next * planner.stride
+            for old in [f for f in pending if f < keep_from]:
+                pending.pop(old), shapes.pop(old), images.pop(old, None)
 
         try:
             for start, chunk in reader.chunks():
                 for offset, image in enumerate(chunk):
                     index = start + offset
-                    frame_keypoints = next(keypoint_frames, None) if keypoint_frames else None
+                    frame_keypoints = None
+                    if keypoint_frames is not None:
+                        frame_keypoints = next(keypoint_frames, _END)
+                        if frame_keypoints is _END:
+                            raise KeypointFitError(
+                                f"{where}: the keypoints end at frame {index} but the video goes "
+                                "on; give a keypoint file with one entry per frame of this video"
+                            )
+                        self.check_keypoints(frame_keypoints, image.shape[:2], f"frame {index}",
+                                             where=where)  # fmt: skip
                     people = self._people(image, frame_keypoints, None, track_ids=tracker)
                     pending[index], shapes[index] = people, image.shape[:2]
                     if on_frame is not None:
                         images[index] = image
                     read = index + 1
-                    while next_window < len(windows) and windows[next_window].stop <= read:
-                        window = windows[next_window]
-                        finish(self._run_window(window, pending, shapes))
-                        next_window += 1
-                        keep_from = (
-                            windows[next_window].start if next_window < len(windows) else read
-                        )
-                        for old in [f for f in pending if f < keep_from]:
-                            pending.pop(old), shapes.pop(old), images.pop(old, None)
+                run(ended=False)
         except VideoReadError:
-            # keep what was read: the frames not yet finished, in windows over what exists
-            done = results.frames[-1].index + 1 if results.frames else 0
-            if read > done:
-                for window in plan_windows(read - done, self.frames, self._overlap()):
-                    shifted = Window(
-                        window.start + done,
-                        window.stop + done,
-                        window.keep_start + done,
-                        window.keep_stop + done,
-                    )
-                    finish(self._run_window(shifted, pending, shapes))
+            run(ended=True)  # keep every frame that was read
             raise
+        run(ended=True)
+        if keypoint_frames is not None and next(keypoint_frames, _END) is not _END:
+            raise KeypointFitError(
+                f"{where}: holds keypoints for more frames than the video's {read}; it may "
+                "belong to another clip (the results of all frames are kept)"
+            )
+
+    def check_keypoints(self, keypoints: Any, shape: tuple[int, int], frame: str,
+                        where: str = "keypoints") -> None:  # fmt: skip
+        """Raise ``KeypointFitError`` when ``keypoints`` (one frame's) do not fit this model or
+        an image of ``shape`` (H, W): keypoints of another subject (hand keypoints for a body
+        model), a confident point far outside the image (more than the image's size beyond
+        its border), or every point within [0, 1] (normalised, not pixels)."""
+        if keypoints is None:
+            return
+        from extpose_sdk.keypoints.layouts import SUBJECTS, layouts_of
+
+        subject = SUBJECTS.get(keypoints.layout)
+        if subject is not None and subject != self.kind:
+            raise KeypointFitError(
+                f"{where}: layout {keypoints.layout!r} holds {subject} keypoints but "
+                f"{self.name or 'the model'!r} is a {_what(self.kind)} model; give "
+                f"{self.kind} keypoints (layout {' or '.join(layouts_of(self.kind))})"
+            )
+        points = np.asarray(keypoints.points)
+        confident = points[..., 2] > 0
+        if not confident.any():
+            return
+        height, width = shape
+        x, y = points[..., 0], points[..., 1]
+        far = confident & ((x < -width) | (x >= 2 * width) | (y < -height) | (y >= 2 * height))
+        if far.any():
+            n, k = np.argwhere(far)[0]
+            raise KeypointFitError(
+                f"{where}: {frame}: person {n} joint {k} is at ({x[n, k]:.0f}, {y[n, k]:.0f}), "
+                f"far outside the {width}x{height} image; the keypoints belong to another video "
+                "or resolution"
+            )
+        inside_unit = (x[confident] >= 0) & (x[confident] <= 1) & (y[confident] >= 0) & (
+            y[confident] <= 1
+        )
+        if confident.sum() >= 4 and inside_unit.all() and min(height, width) > 16:
+            raise KeypointFitError(
+                f"{where}: {frame}: every keypoint lies within [0, 1] in a {width}x{height} "
+                "image: they look normalised; give full-image pixel coordinates"
+            )
 
     def _overlap(self) -> int:
         if self.overlap is not None:
@@ -539,6 +626,32 @@ def keypoint_source_for(path: str | Path, **options: Any) -> Any:
         else ("numpy" if path.suffix in (".npy", ".npz") else "coco-json")
     )
     return get_registries().keypoint_source.build(name, path=path, **options)
+
+
+_END = object()
+
+
+def _save(results: Results, targets: list[Path], stream: ResultsStream | None) -> None:
+    """Write ``results`` to every target; then the stream (which holds the same frames) goes."""
+    if stream is not None:
+        stream.finish(results)
+        stream.close()
+    for target in targets:
+        if stream is None or target != stream.path:
+            results.save(target)
+    if stream is not None and stream.path not in targets:
+        stream.path.unlink(missing_ok=True)
+
+
+def _image_array(image: Any, index: int) -> np.ndarray:
+    """An ``(H, W, 3)`` uint8 RGB image, or a ``ValueError`` naming what it is instead."""
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[-1] != 3 or array.dtype != np.uint8:
+        raise ValueError(
+            f"image {index}: expected an (H, W, 3) uint8 RGB array or a path, got shape "
+            f"{array.shape} dtype {array.dtype}"
+        )
+    return array
 
 
 def _what(kind: str) -> str:

@@ -170,7 +170,7 @@ class Results:
         path = Path(path)
         if path.suffix not in (".json", ".jsonl", ".npz"):
             raise ValueError(
-                f"{path}: results are saved as .npz, .json or .jsonl, not {path.suffix!r}"
+                f"{path}: results are saved as .npz or .json (or .jsonl), not {path.suffix!r}"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial{path.suffix}")
