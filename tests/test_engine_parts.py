@@ -165,3 +165,18 @@ def test_a_half_written_cache_continues(tmp_path):
     build_cache(Frames(samples), tmp_path / "c", modalities=(), describe={"n": 1}, progress=False)
     done = CachedDataset(tmp_path / "c")
     assert [float(done[i]["keypoints_3d"][0, 0]) for i in range(5)] == [0, 1, 2, 3, 4]
+
+
+def test_reprojection_error_is_the_mean_over_labelled_joints():
+    from types import SimpleNamespace
+
+    from extpose_sdk.engine.evaluate import Evaluator
+
+    output = SimpleNamespace(pred_keypoints_2d=torch.tensor([[[0.0, 0.0], [0.3, 0.4]]]))
+    batch = {"keypoints_2d": torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]])}
+    assert Evaluator._reprojection(output, batch, clip=False).tolist() == pytest.approx([0.25])
+    batch["keypoints_2d"][0, 0, 2] = 0.0  # an unlabelled joint does not count
+    assert Evaluator._reprojection(output, batch, clip=False).tolist() == pytest.approx([0.5])
+    clip = {"keypoints_2d": batch["keypoints_2d"][:, None].expand(1, 3, 2, 3)}
+    clip_output = SimpleNamespace(pred_keypoints_2d=output.pred_keypoints_2d[:, None].expand(1, 3, 2, 2))
+    assert Evaluator._reprojection(clip_output, clip, clip=True).tolist() == pytest.approx([0.5] * 3)

@@ -174,3 +174,13 @@ def test_training_streams_the_official_tar_shards(tmp_path):
     assert len(values) == 1 and math.isfinite(values[0])  # log_every 10: the last step
     model = extpose_sdk.load_model("extpose-hmr2", checkpoint=str(result.checkpoint / "model.safetensors"))
     assert model.head.pose_name == "body_pose"
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_steps_train(cache, tmp_path, amp):
+    result = train(tiny_recipe(cache, f"amp={amp}", "max_steps=3", "accumulate=2"),
+                   tmp_path / amp, progress=False)
+    assert result.status == "finished" and result.skipped_steps == 0
+    assert math.isfinite(result.last_loss) and result.last_loss > 0
+    trained = weights(result.checkpoint)
+    assert all(v.dtype == torch.float32 for v in trained.values())  # master weights stay fp32

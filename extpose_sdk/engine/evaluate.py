@@ -184,6 +184,9 @@ class Evaluator:
                                          else pred_vertices.double(),
                                          gt_vertices=None if gt_vertices is None
                                          else gt_vertices.double())
+        reprojection = self._reprojection(output, batch, clip)
+        if reprojection is not None:
+            metrics["reproj_2d"] = reprojection
         frames = _flatten(batch["frame"], clip).tolist()
         valid = _flatten(batch["valid"], clip).tolist() if clip else [True] * len(frames)
         t = batch["valid"].shape[1] if clip else 1
@@ -200,6 +203,21 @@ class Evaluator:
                 row["_gt"] = gt_joints[i, :, :3].float()
             rows.append(row)
         return rows
+
+    @staticmethod
+    def _reprojection(output: Any, batch: Mapping[str, Any], clip: bool):
+        """Per-frame mean 2D joint error as a fraction of the crop side (``pred_keypoints_2d``
+        against the labelled crop-normalised ``keypoints_2d``), or ``None`` without them."""
+        pred = getattr(output, "pred_keypoints_2d", None)
+        if pred is None or "keypoints_2d" not in batch:
+            return None
+        pred = _flatten(pred, clip).detach().cpu().double()
+        gt = _flatten(batch["keypoints_2d"], clip).double()
+        if pred.shape[-2] != gt.shape[-2]:
+            return None
+        labelled = (gt[..., 2] > 0).double()
+        distance = (pred - gt[..., :2]).norm(dim=-1)
+        return (distance * labelled).sum(-1) / labelled.sum(-1).clamp_min(1)
 
     def _predicted(self, output: Any, clip: bool):
         joints = getattr(output, "pred_keypoints_3d", None)

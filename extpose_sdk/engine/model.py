@@ -82,9 +82,9 @@ def mean_parameters(dataset, count: int, pose_key: str) -> dict[str, torch.Tenso
     scale fits the samples' 2D joints to their 3D joints under weak perspective
     (``x = s / 2 * X``, crop-normalised, as the official camera); translation 0.
     """
-    from extpose_sdk.geometry import axis_angle_to_rotmat, rotmat_to_rot6d
-
     from itertools import islice
+
+    from extpose_sdk.geometry import axis_angle_to_rotmat, rotmat_to_rot6d
 
     rotations, betas, scales = [], [], []
     if isinstance(dataset, torch.utils.data.IterableDataset):

@@ -346,14 +346,12 @@ def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distribute
                         "train.on_nonfinite=skip to skip such steps")
                 skipped += 1
                 step += 1
-                with warnings.catch_warnings():  # no optimizer step on purpose: keep the schedule
-                    warnings.simplefilter("ignore", UserWarning)
-                    scheduler.step()
+                _step_schedule(scheduler)
                 continue
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
+            _step_schedule(scheduler)
             if discriminator is not None:
                 _discriminator_step(discriminator, disc_optimizer, output, mocap, recipe, dist)
             step += 1
@@ -385,6 +383,15 @@ def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distribute
         validate()
     log.close(plot=train_cfg.plot)
     return TrainResult(step, status, folder, best, skipped, last_loss)
+
+
+def _step_schedule(scheduler) -> None:
+    """The schedule follows the step count, also when a step was skipped (a non-finite loss, or
+    the fp16 scaler's overflow check), which torch warns about: expected here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step",
+                                category=UserWarning)
+        scheduler.step()
 
 
 def _loader(training_set, weights, recipe, dist: Distributed, step: int):

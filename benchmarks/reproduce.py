@@ -1,0 +1,225 @@
+"""The paper's findings at laptop scale, on the synthetic sets: does the skeleton image help,
+do frames help, does one model trained with modality dropout work with either input?
+
+    python benchmarks/reproduce.py --kind hand --out runs/reproduce-hand
+    python benchmarks/reproduce.py --kind hand --out runs/reproduce-hand --base runs/hand-base
+    python benchmarks/reproduce.py --kind hand --out /tmp/r --tiny      # a smoke run, minutes
+
+The protocol follows the paper's at small scale:
+1. a base model, RGB only, single frames (the synthetic "HaMeR" / "HMR2.0"): the recipe
+   ``synthetic-<kind>-base``, or an existing run given with ``--base``;
+2. from that same base, for the same number of steps and the same frames per step, four
+   fine-tunes: (a) RGB, T = 1 (the control); (b) RGB + skeleton, T = 1; (c) RGB, T = 8;
+   (d) RGB + skeleton, T = 8 with the paper's mask and modality dropout 0.5;
+3. every arm's *final* weights (nothing is selected on the test set) scored on held-out test
+   sequences (a seed no training or validation run uses): PA-MPJPE, MPJPE, PVE, acceleration
+   error, 2D reprojection error; (b) and (d) also with RGB only and skeleton only at test time;
+   baselines: always the training set's mean pose, and the zero pose.
+
+Every run resumes from its folder, so the script can be stopped and run again. It writes
+``OUT/reproduce.json`` and ``OUT/reproduce.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+ARMS = {
+    "a_rgb_T1": {"modalities": ["rgb"], "frames": 1, "dropout": 0.0},
+    "b_rgb+skeleton_T1": {"modalities": ["rgb", "skeleton"], "frames": 1, "dropout": 0.5},
+    "c_rgb_T8": {"modalities": ["rgb"], "frames": 8, "dropout": 0.0},
+    "d_rgb+skeleton_T8": {"modalities": ["rgb", "skeleton"], "frames": 8, "dropout": 0.5},
+}
+
+
+def tiny_overrides(out: Path) -> list[str]:
+    """A smoke run: a tiny model on a tiny cached set, a few steps."""
+    options = ('{ img_size = [128, 128], embed_dim = 16, depth = 1, num_heads = 2, head_dim = 16, '
+               'head_depth = 1, head_heads = 2, head_dim_head = 8, head_mlp_dim = 16 }')
+    data = ('[{ name = "synthetic-hand", options = { num_sequences = 2, sequence_length = 8, '
+            'crop_size = 128, augment = { flip_prob = 0.0 }, cache_clip_length = 8 } }]')
+    return ["max_steps=4", "eval_every=0", "save_every=2", f"model.options={options}",
+            f"data.train={data}", "data.val={}", f"data.cache={out / 'cache'}",
+            "mean_params_samples=4", "plot=false"]
+
+
+def base_recipe(kind: str, overrides: list[str]):
+    from extpose_sdk.engine.recipe import load_recipe
+
+    return load_recipe(f"synthetic-{kind}-base", overrides)
+
+
+def arm_recipe(kind: str, arm: dict, base_weights: Path, steps: int, frames_per_step: int,
+               overrides: list[str]):
+    """The fine-tune of one arm: the base recipe with the arm's inputs, from the base weights."""
+    recipe = base_recipe(kind, overrides)
+    recipe.name = f"synthetic-{kind}-{'+'.join(arm['modalities'])}-T{arm['frames']}"
+    recipe.model.checkpoint = str(base_weights)
+    recipe.model.modalities = list(arm["modalities"])
+    recipe.model.frames = arm["frames"]
+    recipe.model.mask = "paper"
+    recipe.model.mean_params_from_data = False
+    recipe.train.modality_dropout = arm["dropout"]
+    recipe.optim.max_steps = steps
+    recipe.optim.batch_size = max(1, frames_per_step // arm["frames"])
+    recipe.optim.warmup_steps = min(recipe.optim.warmup_steps, steps // 10)
+    recipe.optim.lr = recipe.optim.lr / 3
+    return recipe
+
+
+def test_set(kind: str, tiny: bool):
+    """Held-out test clips of 8 frames (seed 2: no training or validation run uses it)."""
+    import extpose_sdk
+
+    options = {"split": "test", "seed": 2, "crop_size": 128, "clip_length": 8,
+               "num_sequences": 2 if tiny else 32, "sequence_length": 16 if tiny else 32}
+    return extpose_sdk.get_registries().dataset.build(f"synthetic-{kind}", **options)
+
+
+def evaluate(model, dataset, modalities, frames: int, kind: str) -> dict:
+    """Metrics of ``model`` seeing ``modalities`` on clips (T = 8) or their frames (T = 1)."""
+    from extpose_sdk.engine.data import WithModalities
+    from extpose_sdk.engine.evaluate import Evaluator
+    from extpose_sdk.metrics import protocol_for_joint_set
+
+    model.modalities = tuple(modalities)
+    data = WithModalities(dataset if frames > 1 else Frames(dataset), modalities=modalities,
+                          size=128)
+    protocol = protocol_for_joint_set("mano21" if kind == "hand" else "smpl44")
+    result = Evaluator(protocol, batch_size=8 if frames > 1 else 32, progress=False).run(model, data)
+    return {k: round(float(v), 3) for k, v in result.summary.items()}
+
+
+class Frames:
+    """The frames of a clip data set, one by one (padded frames left out)."""
+
+    def __init__(self, clips) -> None:
+        self.clips = clips
+        self.index = [(i, t) for i in range(len(clips))
+                      for t, ok in enumerate(clips.clips[i].valid) if ok]
+        self.name = clips.name
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int):
+        item, t = self.index[i]
+        clip = self.clips[item]
+        return {k: (v if isinstance(v, str) else v[t]) for k, v in clip.items() if k != "valid"}
+
+
+def load_trained(path: Path, kind: str):
+    import extpose_sdk
+    from extpose_sdk.engine.model import load_training_body_model
+
+    model = extpose_sdk.load_model(f"extpose-{'hamer' if kind == 'hand' else 'hmr2'}",
+                                   checkpoint=str(path))
+    return model.set_body_model(load_training_body_model("synthetic", kind)).eval()
+
+
+def baselines(base_weights: Path, dataset, kind: str) -> dict:
+    """The mean pose (the base's head with its pose readout zeroed: camera, orientation and
+    shape still predicted) and the zero pose (also identity finger rotations)."""
+    import torch
+
+    out = {}
+    for name in ("mean_pose", "zero_pose"):
+        model = load_trained(base_weights, kind)
+        head = model.head
+        with torch.no_grad():
+            # keep the predicted global orientation (first 6 outputs), zero the articulation
+            head.decpose.weight[6:].zero_()
+            head.decpose.bias[6:].zero_()
+            if name == "zero_pose":
+                init = getattr(head, f"init_{head.pose_name}")
+                init[:, 6:] = torch.tensor([1.0, 0, 0, 0, 1, 0]).repeat(init.shape[1] // 6 - 1)
+        out[name] = evaluate(model, dataset, ["rgb"], 1, kind)
+    return out
+
+
+def train_logged(recipe, folder: Path) -> dict:
+    from extpose_sdk.engine.train import train
+
+    started = time.perf_counter()
+    result = train(recipe, folder, progress=True)
+    records = [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines()]
+    rates = [r["samples_per_s"] * recipe.model.frames for r in records if "samples_per_s" in r]
+    return {"steps": result.step, "weights": str(result.checkpoint / "model.safetensors"),
+            "seconds_this_call": round(time.perf_counter() - started, 1),
+            "frames_per_s": round(sorted(rates)[len(rates) // 2], 1) if rates else None}
+
+
+def plot(report: dict, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(name, r) for name, r in report["test"].items()]
+    figure, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, metric, title in zip(axes, ("pa_mpjpe", "accel", "reproj_2d"),
+                                 ("PA-MPJPE (mm)", "acceleration error (mm/frame²)",
+                                  "2D error (fraction of crop)"), strict=True):
+        names = [n for n, r in rows if metric in r]
+        ax.barh(names, [r[metric] for n, r in rows if metric in r], color="tab:blue")
+        ax.set_title(title)
+        ax.invert_yaxis()
+        ax.tick_params(axis="y", labelsize=7)
+    figure.suptitle(f"ExtPose on the synthetic {report['kind']} set (held-out sequences)")
+    figure.tight_layout()
+    figure.savefig(png, dpi=100)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", choices=["hand", "body"], default="hand")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--base", help="an existing base run folder (else trained here)")
+    parser.add_argument("--arm-steps", type=int, default=3000)
+    parser.add_argument("--frames-per-step", type=int, default=32)
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--tiny", action="store_true", help="a smoke run of every stage")
+    args = parser.parse_args()
+    from extpose_sdk.engine.state import latest_checkpoint
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    overrides = tiny_overrides(out) if args.tiny else []
+    report: dict = {"kind": args.kind, "arms": {}, "test": {}}
+    base_folder = Path(args.base) if args.base else out / "base"
+    if not args.base:
+        report["base"] = train_logged(base_recipe(args.kind, overrides), base_folder)
+    base_weights = latest_checkpoint(base_folder) / "model.safetensors"
+    report["base_weights"] = str(base_weights)
+    steps = 4 if args.tiny else args.arm_steps
+    for name in args.arms:
+        recipe = arm_recipe(args.kind, ARMS[name], base_weights, steps, args.frames_per_step,
+                            overrides)
+        report["arms"][name] = train_logged(recipe, out / name)
+    dataset = test_set(args.kind, args.tiny)
+    report["test"].update(baselines(base_weights, dataset, args.kind))
+    report["test"]["base"] = evaluate(load_trained(base_weights, args.kind), dataset, ["rgb"], 1,
+                                      args.kind)
+    for name in args.arms:
+        arm = ARMS[name]
+        model = load_trained(Path(report["arms"][name]["weights"]), args.kind)
+        report["test"][name] = evaluate(model, dataset, arm["modalities"], arm["frames"], args.kind)
+        if len(arm["modalities"]) > 1:
+            for only in arm["modalities"]:
+                report["test"][f"{name} ({only} only)"] = evaluate(model, dataset, [only],
+                                                                   arm["frames"], args.kind)
+    (out / "reproduce.json").write_text(json.dumps(report, indent=1))
+    plot(report, out / "reproduce.png")
+    for name, row in report["test"].items():
+        shown = "  ".join(f"{k} {row[k]:.3f}" for k in ("pa_mpjpe", "mpjpe", "pve", "accel",
+                                                         "reproj_2d") if k in row)
+        print(f"{name:38s} {shown}")
+    print(f"wrote {out / 'reproduce.json'} and {out / 'reproduce.png'}")
+
+
+if __name__ == "__main__":
+    main()
