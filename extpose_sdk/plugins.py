@@ -5,7 +5,11 @@ plugin modules first, then every entry point of group ``extpose`` (unless autolo
 off), and any plugin object that code registers in-process with ``register_plugin``. The
 registries (one per kind of component) are built from the hooks of ``extpose_sdk.hookspecs`` by
 ``get_registries()``, one plugin at a time, so every component knows which plugin it came from and
-a plugin that breaks is named and skipped (fatal under ``strict``).
+a plugin that breaks is named and skipped (fatal under ``strict``). A plugin that registers a
+name a built-in component already has is skipped whole (all its components) with a warning,
+fatal under ``strict``; two third-party plugins claiming one name are an error naming both.
+A factory that refuses its arguments (``TypeError``: an unknown option) raises
+``ComponentBuildError`` naming the component, its plugin and the option.
 
 Environment:
     EXTPOSE_DISABLE_PLUGIN_AUTOLOAD=1   load no entry point automatically
@@ -20,6 +24,7 @@ import difflib
 import importlib
 import importlib.metadata
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -68,6 +73,14 @@ class UnknownComponentError(KeyError):
 
 class DuplicateComponentError(PluginError):
     """Two plugins registered the same name for one kind of component."""
+
+    def __init__(self, message: str, existing: Component | None = None) -> None:
+        super().__init__(message)
+        self.existing = existing
+
+
+class ComponentBuildError(ValueError):
+    """A component's factory refused the arguments it was given (an unknown option, say)."""
 
 
 @attrs.frozen
@@ -144,9 +157,15 @@ class Registry:
             raise DuplicateComponentError(
                 f"{self.kind} {component.name!r} is registered by two plugins: "
                 f"{existing.plugin!r} ({existing.package}) and {component.plugin!r} "
-                f"({component.package}); uninstall or disable one of them"
+                f"({component.package}); uninstall or disable one of them",
+                existing,
             )
         self._items[component.name] = component
+
+    def remove_plugin(self, plugin: str) -> None:
+        """Forget every component that ``plugin`` registered."""
+        for name in [n for n, c in self._items.items() if c.plugin == plugin]:
+            del self._items[name]
 
     def names(self) -> list[str]:
         return sorted(self._items)
@@ -182,9 +201,23 @@ class Registry:
     def build(self, name: str, **kwargs: Any) -> Any:
         """Build the component called ``name`` with ``kwargs`` passed to its factory."""
         component, variant = self.resolve(name)
-        if variant is not None:
-            return component.factory(variant, **kwargs)
-        return component.factory(**kwargs)
+        try:
+            if variant is not None:
+                return component.factory(variant, **kwargs)
+            return component.factory(**kwargs)
+        except TypeError as error:
+            raise ComponentBuildError(self._build_message(name, component, error)) from error
+
+    def _build_message(self, name: str, component: Component, error: TypeError) -> str:
+        origin = f"plugin {component.plugin!r}" + (
+            f" from {component.package}" if component.package else ""
+        )
+        unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+        if unexpected:
+            option = unexpected.group(1)
+            return (f"{self.kind} {name!r} ({origin}) has no option {option!r} ({error}); "
+                    "remove or rename it")  # fmt: skip
+        return f"{self.kind} {name!r} ({origin}) cannot be built: {error}"
 
     def _unknown_message(self, name: str) -> str:
         names = self.names()
@@ -314,10 +347,13 @@ class ExtposePluginManager(pluggy.PluginManager):
 
     def _build_registries(self) -> Registries:
         registries = Registries()
+        skipped: set[str] = set()  # plugins skipped whole (a built-in's name claimed)
         # pluggy calls the most recently registered first; we want built-ins first.
         for kind, hook_name in KINDS.items():
             registry = registries[kind]
             for impl in reversed(getattr(self.hook, hook_name).get_hookimpls()):
+                if impl.plugin_name in skipped:
+                    continue
                 info = self.infos.get(impl.plugin_name) or PluginInfo(impl.plugin_name, "?")
                 staged: list[Component] = []
 
@@ -349,13 +385,27 @@ class ExtposePluginManager(pluggy.PluginManager):
 
                 try:
                     impl.function(register=register)
+                    for component in staged:  # all or none: check every name first
+                        if component.name in registry._items:
+                            registry.add(component)  # raises, naming both plugins
                     for component in staged:
                         registry.add(component)
-                except DuplicateComponentError:
-                    raise
+                except DuplicateComponentError as error:
+                    existing = error.existing
+                    builtin = existing is not None and self._is_builtin(existing.plugin)
+                    if not builtin or self._is_builtin(info.name):
+                        raise
+                    self.fail(info.name, info.package, hook_name, error)  # raises under strict
+                    skipped.add(info.name)
+                    for _, other in registries.items():
+                        other.remove_plugin(info.name)
                 except Exception as error:  # noqa: BLE001 - a third party's bug is reported
                     self.fail(info.name, info.package, hook_name, error)
         return registries
+
+    def _is_builtin(self, plugin: str) -> bool:
+        info = self.infos.get(plugin)
+        return info is not None and info.source == "builtin"
 
 
 def _version(distribution: str) -> str:

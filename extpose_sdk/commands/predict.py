@@ -2,14 +2,30 @@
 
 Writes ``DIR/results.npz`` and ``DIR/results.json`` (per frame and person: SMPL / MANO
 parameters, camera, joints and vertices with a body model, projected keypoints, the box and 2D
-keypoints used) and, with ``--render``, ``DIR/overlay.mp4`` (or PNGs for a single image). When
-reading fails midway the results so far are still written, and the error names the frame.
+keypoints used) and, with ``--render``, ``DIR/overlay.mp4`` (or PNGs for a single image).
+
+``DIR`` is checked before anything is computed: it must be a folder (made if missing) that can
+be written, without results of an earlier run unless ``--overwrite`` (which deletes them first).
+While the clip runs, finished frames are appended to ``DIR/results.jsonl`` and flushed after
+every window, so a kill keeps them; when reading fails midway, the keypoints do not fit, or on
+Ctrl-C, every frame read so far is finished and written (``complete: false``), and the error
+names the frame.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+
+#: What a run writes into ``--out`` (an earlier run's are not replaced without ``--overwrite``).
+RESULT_FILES = ("results.npz", "results.json", "results.jsonl", "overlay.mp4", "overlay")
+
+
+class OutputFolderError(ValueError):
+    """``--out`` is a file, cannot be written, or holds an earlier run's results."""
 
 
 def add_parser(subparsers) -> None:
@@ -27,6 +43,10 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--out", default="out", help="output directory (default: ./out)")
     parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the results of an earlier run in --out (default: refuse)",
+    )  # fmt: skip
+    parser.add_argument(
         "--render", action="store_true", help="also write the overlay video / images"
     )
     parser.add_argument("--wireframe", action="store_true", help="draw the mesh as a wireframe")
@@ -34,8 +54,17 @@ def add_parser(subparsers) -> None:
         "--model", default="extpose-hamer", help="registered recipe (extpose plugins)"
     )
     parser.add_argument("--checkpoint", help="weights for the recipe; without it, random weights")
+    parser.add_argument(
+        "--trust-checkpoint", action="store_true",
+        help="unpickle a .ckpt in full when the safe reader refuses it (only for files you trust)",
+    )  # fmt: skip
     parser.add_argument("--body-model", help="SMPL / MANO model file (.pkl or .npz) for meshes")
     parser.add_argument("--keypoints", help="2D keypoints file (COCO / OpenPose JSON, .npy/.npz)")
+    parser.add_argument(
+        "--keypoint-layout", metavar="NAME",
+        help="layout of a .npy/.npz or COCO keypoint file when the file does not say "
+        "(coco17, coco_wholebody133, openpose_body25, openpose_hand21)",
+    )  # fmt: skip
     parser.add_argument("--frames", type=int, default=1, help="frames per window (default 1)")
     parser.add_argument("--overlap", type=int, help="frames shared by windows (default frames/2)")
     parser.add_argument("--device", default="cpu")
@@ -47,19 +76,59 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _options(pairs: list[str]) -> dict:
+def _options(pairs: list[str], flag: str = "--option") -> dict:
+    """``KEY=VALUE`` pairs as a dict; values are Python literals when they parse (32, 1e-3,
+    True, (1, 2)), else strings."""
     import ast
 
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"extpose predict: --option needs KEY=VALUE, got {pair!r}")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ValueError(f"{flag} needs KEY=VALUE with a name as KEY, got {pair!r} "
+                             f"(e.g. {flag} embed_dim=32)")  # fmt: skip
         try:
             options[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             options[key] = value
     return options
+
+
+def check_device(device: str) -> None:
+    """A clear error for a device this machine does not have (before building anything)."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as error:
+        raise ValueError(f"--device {device!r}: {error} (e.g. --device cpu, cuda, cuda:1)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
+
+
+def check_output_folder(out: Path, *, overwrite: bool = False) -> None:
+    """Before computing anything: ``out`` is (or is made) a folder that can be written, and
+    holds no results of an earlier run (``overwrite=True`` deletes them instead)."""
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError(f"--out {out} is a file, not a folder; give a folder path "
+                                "(it is created if missing)")  # fmt: skip
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        raise OutputFolderError(f"cannot write into --out {out} ({error.strerror or error}); "
+                                "choose a folder you can write to") from None  # fmt: skip
+    earlier = [name for name in RESULT_FILES if (out / name).exists()]
+    if earlier and not overwrite:
+        raise OutputFolderError(
+            f"{out} already holds results of an earlier run ({', '.join(earlier)}); pass "
+            "--overwrite to replace them, or choose another --out"
+        )
+    for name in earlier:
+        path = out / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 #: The tiny model size ``--sample`` uses (random weights: fast on a CPU, not meaningful).
@@ -89,6 +158,27 @@ def make_sample(kind: str, folder: Path, frames: int = 24) -> tuple[Path, Path, 
 
 
 def run(args) -> int:
+    if args.input is None and not args.sample:
+        print(
+            "extpose predict: give INPUT (a video, an image or a folder), or --sample",
+            file=sys.stderr,
+        )
+        return 2
+    frames = max(args.frames, 8) if args.sample else args.frames  # --sample: windows of 8
+    if frames < 1:
+        raise ValueError(f"--frames must be 1 or more, got {args.frames}")
+    if args.overlap is not None and not 0 <= args.overlap < frames:
+        raise ValueError(f"--overlap must be in [0, {frames}) (below --frames), got {args.overlap}")
+    options = _options(args.option)
+    for key in sorted(set(options) & {"model", "checkpoint", "body_model", "keypoints", "frames",
+                                      "overlap", "device", "seed", "trust_checkpoint"}):  # fmt: skip
+        raise ValueError(f"--option {key}=...: give --{key.replace('_', '-')} instead"
+                         if key != "seed" else "--option seed=...: the seed is fixed (0)")  # fmt: skip
+    if args.trust_checkpoint:
+        options["trust_checkpoint"] = True
+    check_device(args.device)
+    out = Path(args.out)
+    check_output_folder(out, overwrite=args.overwrite)  # before anything is computed
     if args.sample:
         video, keypoints, model_path = make_sample(args.sample, Path(args.out) / "sample")
         print(f"sample: {video} with keypoints {keypoints.name} and body model {model_path.name}")
@@ -97,54 +187,77 @@ def run(args) -> int:
         if args.model == "extpose-hamer":
             args.model = SAMPLE_MODEL[args.sample]
         if args.checkpoint is None:
-            args.option = [f"{k}={v}" for k, v in SAMPLE_OPTIONS.items()] + args.option
-        args.frames = max(args.frames, 8)
-    if args.input is None:
-        print(
-            "extpose predict: give INPUT (a video, an image or a folder), or --sample",
-            file=sys.stderr,
-        )
-        return 2
+            options = {**SAMPLE_OPTIONS, **options}
     from extpose_sdk.data.video import fixed_mmap_threshold
-    from extpose_sdk.pipeline import RANDOM_WEIGHTS_NOTE, Pipeline
+    from extpose_sdk.pipeline import RANDOM_WEIGHTS_NOTE, Pipeline, keypoint_source_for
 
+    keypoints = args.keypoints
+    if keypoints is not None and args.keypoint_layout is not None:
+        if Path(keypoints).is_dir():
+            raise ValueError("--keypoint-layout applies to .npy/.npz and COCO JSON files; an "
+                             "OpenPose folder's layout is BODY_25 (drop --keypoint-layout)")  # fmt: skip
+        keypoints = keypoint_source_for(keypoints, layout=args.keypoint_layout)
     fixed_mmap_threshold()  # memory stays flat over long videos (see the function)
     pipeline = Pipeline.from_plugins(
         model=args.model,
         checkpoint=args.checkpoint,
         body_model=args.body_model,
-        keypoints=args.keypoints,
-        frames=args.frames,
+        keypoints=keypoints,
+        frames=frames,
         overlap=args.overlap,
         device=args.device,
-        **_options(args.option),
+        **options,
     )
     if pipeline.random_weights:
         print(f"extpose predict: {RANDOM_WEIGHTS_NOTE}", file=sys.stderr)
-    return predict(pipeline, args.input, Path(args.out), render=args.render,
-                   wireframe=args.wireframe, backend=args.backend)  # fmt: skip
+    with _terminate_like_ctrl_c():
+        return predict(pipeline, args.input, out, render=args.render, wireframe=args.wireframe,
+                       backend=args.backend, overwrite=args.overwrite)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _terminate_like_ctrl_c():
+    """SIGTERM (``kill``, a job scheduler) stops like Ctrl-C: the frames done are written."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def predict(pipeline, source, out: Path, *, render: bool = False, wireframe: bool = False,
-            backend: str = "auto") -> int:  # fmt: skip
-    """Run ``pipeline`` over ``source``, writing results (and overlays) under ``out``."""
+            backend: str = "auto", overwrite: bool = False) -> int:  # fmt: skip
+    """Run ``pipeline`` over ``source``, writing results (and overlays) under ``out``.
+
+    Errors are raised (the ``extpose`` command prints them) after the frames done are written.
+    """
     from tqdm import tqdm
 
-    from extpose_sdk.data.video import VideoReadError, open_video
+    from extpose_sdk.data.video import IMAGE_SUFFIXES, VideoReadError, open_video
     from extpose_sdk.overlays import OverlayWriter, draw_frame
     from extpose_sdk.pipeline import RANDOM_WEIGHTS_NOTE
     from extpose_sdk.results import Results
 
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    check_output_folder(out, overwrite=overwrite)
+    targets = [out / "results.npz", out / "results.json"]
     try:
         reader = open_video(source, backend=backend)
     except (VideoReadError, FileNotFoundError) as error:
         failed = Results(model=pipeline.name, random_weights=pipeline.random_weights,
                          complete=False, error=str(error))  # fmt: skip
         failed.save(out / "results.json")
-        print(f"extpose predict: error: {error}", file=sys.stderr)
-        return 1
-    single_image = len(reader) == 1
+        raise
+    single_image = isinstance(source, (str, Path)) and Path(source).suffix.lower() in IMAGE_SUFFIXES
     faces = getattr(pipeline.body_model, "faces", None)
     if faces is not None and hasattr(faces, "cpu"):
         faces = faces.cpu().numpy()
@@ -157,24 +270,27 @@ def predict(pipeline, source, out: Path, *, render: bool = False, wireframe: boo
         writer.write(draw_frame(image, result, faces=None if faces is None else faces.astype("int64"),
                                 wireframe=wireframe))  # fmt: skip
 
-    bar = tqdm(total=len(reader), unit="frame", desc="predict", file=sys.stderr)
+    bar = tqdm(total=len(reader) or None, unit="frame", desc="predict", file=sys.stderr)
     try:
-        results = pipeline.video(reader, save_to=out / "results.npz",
-                                 on_frame=on_frame if writer else None, progress=bar.update)  # fmt: skip
-    except (VideoReadError, FileNotFoundError) as error:
+        results = pipeline.video(reader, save_to=targets, on_frame=on_frame if writer else None,
+                                 progress=bar.update)  # fmt: skip
+    except BaseException as error:
         partial = getattr(error, "results", None)
         if partial is not None:
-            partial.save(out / "results.json")
-        print(f"extpose predict: error: {error}; results so far in {out}", file=sys.stderr)
-        return 1
+            bar.close()
+            print(f"extpose predict: stopped; the {len(partial)} frames finished are in {out}/ "
+                  "(results.npz, results.json; complete: false)", file=sys.stderr)  # fmt: skip
+        raise
     finally:
         bar.close()
         if writer is not None:
             writer.close()
-    results.save(out / "results.json")
     people = len(results.people)
     print(f"{len(results)} frames, {people} person-frames -> {out}/results.npz, results.json"
           + (f", {writer.path.name}" if writer else ""))  # fmt: skip
+    if results.non_finite:
+        print(f"warning: {results.non_finite} person-frames hold NaN or infinite numbers "
+              "(written as null): the weights or the input are broken", file=sys.stderr)  # fmt: skip
     if results.random_weights:
         print(f"note: {RANDOM_WEIGHTS_NOTE}")
     return 0
