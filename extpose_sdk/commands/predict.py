@@ -171,9 +171,8 @@ def run(args) -> int:
         raise ValueError(f"--overlap must be in [0, {frames}) (below --frames), got {args.overlap}")
     options = _options(args.option)
     for key in sorted(set(options) & {"model", "checkpoint", "body_model", "keypoints", "frames",
-                                      "overlap", "device", "seed", "trust_checkpoint"}):  # fmt: skip
-        raise ValueError(f"--option {key}=...: give --{key.replace('_', '-')} instead"
-                         if key != "seed" else "--option seed=...: the seed is fixed (0)")  # fmt: skip
+                                      "overlap", "device", "trust_checkpoint"}):  # fmt: skip
+        raise ValueError(f"--option {key}=...: give --{key.replace('_', '-')} instead")
     if args.trust_checkpoint:
         options["trust_checkpoint"] = True
     check_device(args.device)
