@@ -18,6 +18,7 @@ and ``extpose-hamer`` (registered by their plugin packages).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,27 @@ class MeshRecoveryModel(nn.Module):
     # -- helpers, in the order forward uses them --
 
     def _check_inputs(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        expected = f"(B, 3, {CROP_SIZE}, {CROP_SIZE}) or (B, T, 3, {CROP_SIZE}, {CROP_SIZE})"
+        if not isinstance(inputs, Mapping):
+            raise TypeError(f"inputs must be a dict of modality name -> tensor {expected}, e.g. "
+                            f"model({{'rgb': x}}); got {type(inputs).__name__}")  # fmt: skip
+        weights = next(self.parameters(), None)
+        dtype = weights.dtype if weights is not None else torch.float32
+        for name, x in inputs.items():
+            if not isinstance(x, torch.Tensor):
+                raise TypeError(f"input {name!r} must be a torch.Tensor {expected}, got "
+                                f"{type(x).__module__}.{type(x).__name__}; convert it with "
+                                "torch.from_numpy(x)")  # fmt: skip
+            if not x.is_floating_point():
+                raise TypeError(f"input {name!r} has dtype {x.dtype}; the model takes normalised "
+                                f"{dtype} crops (extpose_sdk.data.crops), not raw pixels")  # fmt: skip
+            if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+                raise TypeError(f"input {name!r} has dtype {x.dtype} but the model's weights are "
+                                f"{dtype}; pass x.to({dtype})")  # fmt: skip
+            if x.dim() in (4, 5) and 0 in x.shape[: x.dim() - 3]:
+                what = "batch" if x.shape[0] == 0 else "clip (T = 0 frames)"
+                raise ValueError(f"input {name!r} is an empty {what}: shape {tuple(x.shape)}; "
+                                 f"give at least one crop {expected}")  # fmt: skip
         unknown = [name for name in inputs if name not in self.modalities]
         if unknown or not inputs:
             raise ValueError(
