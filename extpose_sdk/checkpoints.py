@@ -7,19 +7,25 @@ A user's checkpoint file is a security boundary: nothing here unpickles arbitrar
   OmegaConf config, which ``weights_only`` refuses; for those, a restricted unpickler rebuilds
   tensors and containers, turns the classes of known configuration libraries (``omegaconf``,
   ``typing``, ``pathlib``...) into inert stand-ins that run no code, and refuses any other class
-  with an error naming it and how to opt in (``trust=True`` / ``--trust-checkpoint``).
+  with an error naming it and how to opt in (``--trust-checkpoint`` / ``trust_checkpoint=True``).
+- A ``.ckpt`` is a zip archive with a CRC-32 per record: it is checked before reading, so flipped
+  bytes are an error, not silently wrong weights. Weights holding NaN or infinities are refused.
 - ``load_official_state_dict(model, path, prefixes)`` keeps the model's keys (``backbone.*``,
   ``smpl_head.*`` / ``mano_head.*``), skips ``discriminator.*``, the licensed ``smpl.*`` /
   ``mano.*`` buffers and bookkeeping keys, and fails naming missing / unexpected keys and shape
   mismatches.
 - ExtPose checkpoints are a ``.safetensors`` file plus a ``.json`` config beside it
-  (``save_extpose_checkpoint`` / ``load_extpose_checkpoint``).
+  (``save_extpose_checkpoint`` / ``read_extpose_checkpoint``). The JSON records the SHA-256 of
+  the weights file (``weights_sha256``), checked on every load.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +58,12 @@ SAFE_TORCH = {
     ("collections", "defaultdict"),
 }
 TRUST_HINT = (
-    "if you trust this file's origin, load it with trust=True "
-    "(command line: --trust-checkpoint), which unpickles it in full"
+    "if you trust this file's origin, pass --trust-checkpoint (extpose predict / eval / convert "
+    "checkpoint; Python: load_model(..., trust_checkpoint=True), read_checkpoint(path, "
+    "trust=True)), which unpickles it in full"
 )
+#: The key of an ExtPose checkpoint's JSON that holds the SHA-256 of its weights file.
+HASH_KEY = "weights_sha256"
 
 
 class CheckpointError(ValueError):
@@ -142,6 +151,7 @@ def read_checkpoint(path: str | Path, *, trust: bool = False) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
+    check_zip_records(path)
     if trust:
         return torch.load(path, map_location="cpu", weights_only=False)
     try:
@@ -158,6 +168,33 @@ def read_checkpoint(path: str | Path, *, trust: bool = False) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} cannot be read (corrupted or not a torch file): {error}") from error
 
 
+def check_zip_records(path: Path) -> None:
+    """A torch / Lightning file is a zip archive with a CRC-32 per record: a record whose bytes
+    changed (a bad download or copy, flipped bits) is a ``CheckpointError``. Legacy (non-zip)
+    torch files carry no checksum and pass unchecked."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise CheckpointError(f"{path} is corrupted ({error}); download or copy it again") from None
+    if bad is not None:
+        raise CheckpointError(f"{path} is corrupted: record {bad} fails its checksum; download "
+                              "or copy it again")  # fmt: skip
+
+
+def check_finite(state_dict: dict[str, torch.Tensor], source: Any) -> None:
+    """A ``CheckpointError`` when a floating-point tensor holds NaN or infinite values."""
+    bad = [k for k, v in state_dict.items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())]  # fmt: skip
+    if bad:
+        raise CheckpointError(
+            f"{source}: {len(bad)} tensors hold NaN or infinite values ({_few(bad, 3)}); the "
+            "file is corrupted or its training diverged: use another checkpoint"
+        )
+
+
 def read_lightning_state_dict(path: str | Path, *, trust: bool = False) -> dict[str, torch.Tensor]:
     """The ``state_dict`` of a Lightning ``.ckpt`` (or a bare state dict), safely read."""
     checkpoint = read_checkpoint(path, trust=trust)
@@ -167,6 +204,7 @@ def read_lightning_state_dict(path: str | Path, *, trust: bool = False) -> dict[
         isinstance(v, torch.Tensor) for v in checkpoint.values()
     ):
         raise CheckpointError(f"{path} holds no state dict of tensors (Lightning 'state_dict')")
+    check_finite(checkpoint, path)
     return dict(checkpoint)
 
 
@@ -224,32 +262,72 @@ def load_official_checkpoint(module: torch.nn.Module, path, *, trust: bool = Fal
     return LoadReport(loaded=tuple(kept), skipped=tuple(skipped))
 
 
-def save_extpose_checkpoint(module: torch.nn.Module, path, config: dict[str, Any]) -> tuple[Path, Path]:
-    """Write ``path`` (.safetensors weights) and ``path`` with ``.json`` (the recipe config)."""
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_weights(tensors: dict[str, torch.Tensor], path: Path, config: dict[str, Any]) -> Path:
+    """``path`` (.safetensors) and its ``.json`` (``config`` plus the weights' SHA-256), each
+    written under a temporary name and renamed into place."""
     from safetensors.torch import save_file
 
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config_path = path.with_suffix(".json")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial_config = config_path.with_name(f".{config_path.name}.{os.getpid()}.partial")
+    try:
+        save_file(tensors, str(partial))
+        config = {**config, HASH_KEY: file_sha256(partial)}
+        partial_config.write_text(json.dumps(config, indent=2, sort_keys=True))
+        os.replace(partial, path)
+        os.replace(partial_config, config_path)
+    finally:
+        partial.unlink(missing_ok=True)
+        partial_config.unlink(missing_ok=True)
+    return config_path
+
+
+def save_extpose_checkpoint(module: torch.nn.Module, path, config: dict[str, Any]) -> tuple[Path, Path]:
+    """Write ``path`` (.safetensors weights) and ``path`` with ``.json`` (the recipe config and
+    the weights' SHA-256, ``weights_sha256``, checked when the checkpoint is read)."""
     path = Path(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
-    save_file(tensors, str(path))
-    config_path = path.with_suffix(".json")
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True))
-    return path, config_path
+    return path, _write_weights(tensors, path, config)
 
 
 def read_extpose_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """``(state_dict, config)`` of an ExtPose checkpoint (the JSON config may be absent: ``{}``)."""
+    """``(state_dict, config)`` of an ExtPose checkpoint (the JSON config may be absent: ``{}``).
+
+    When the JSON records the weights' SHA-256, the file must match it; NaN or infinite weights
+    are refused either way (``CheckpointError``)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
+    config_path = path.with_suffix(".json")
+    try:
+        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{config_path} (the config of {path.name}) is not valid JSON "
+                              f"({error}); restore it or re-convert the checkpoint") from None  # fmt: skip
+    expected = config.pop(HASH_KEY, None) if isinstance(config, dict) else None
+    if expected is not None and file_sha256(path) != expected:
+        raise CheckpointError(
+            f"{path} does not match the SHA-256 recorded in {config_path.name}: the weights are "
+            "corrupted or were changed; copy or convert the checkpoint again"
+        )
     try:
         state_dict = load_file(str(path))
     except (SafetensorError, OSError) as error:
         raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from error
-    config_path = path.with_suffix(".json")
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    check_finite(state_dict, path)
     return state_dict, config
 
 
@@ -263,15 +341,27 @@ def read_any_state_dict(path, *, trust: bool = False) -> dict[str, torch.Tensor]
 
 
 def convert_checkpoint(source, target, *, trust: bool = False, config: dict | None = None) -> Path:
-    """Official ``.ckpt`` -> ExtPose ``.safetensors`` (+ ``.json``), official extras dropped."""
-    from safetensors.torch import save_file
-
-    state_dict = read_any_state_dict(source, trust=trust)
-    target = Path(target)
-    save_file({k: v.contiguous() for k, v in state_dict.items()}, str(target))
-    target.with_suffix(".json").write_text(
-        json.dumps({"source": Path(source).name, **(config or {})}, indent=2, sort_keys=True)
-    )
+    """Official ``.ckpt`` (or an ExtPose ``.safetensors``) -> ExtPose ``.safetensors`` (+ ``.json``,
+    official extras dropped). A ``.safetensors`` source's config is carried over; ``config``
+    entries are added. The target's folder is created; the source is never overwritten."""
+    source, target = Path(source), Path(target)
+    if target.suffix != ".safetensors":
+        raise CheckpointError(f"the converted checkpoint is a .safetensors file; got {target}")
+    if not source.is_file():
+        raise FileNotFoundError(f"checkpoint {source} not found")
+    json_target = target.with_suffix(".json")
+    for written in (target, json_target):
+        if written.exists() and written.resolve() == source.resolve():
+            raise CheckpointError(f"{written} is the source {source}: converting onto it would "
+                                  "destroy it; give another target")  # fmt: skip
+    carried = {}
+    if source.suffix == ".safetensors":
+        state_dict, carried = read_extpose_checkpoint(source)
+        state_dict = select_official_keys(state_dict)[0]
+    else:
+        state_dict = read_any_state_dict(source, trust=trust)
+    tensors = {k: v.contiguous() for k, v in state_dict.items()}
+    _write_weights(tensors, target, {**carried, "source": source.name, **(config or {})})
     return target
 
 

@@ -4,11 +4,25 @@
     extpose convert checkpoint epoch=35-step=1000000.ckpt hmr2.safetensors
 
 Each conversion is a sub-command with ``add_parser(subparsers)`` below, so more can be added.
+The target's folder is created when missing; a target that is the source is refused (it would
+destroy the source).
 """
 
 from __future__ import annotations
 
-import sys
+from pathlib import Path
+
+
+def _check_target(source: str, target: str) -> None:
+    """The target is not the source, and its folder exists (made when missing)."""
+    if Path(target).exists() and Path(source).exists() and Path(target).samefile(source):
+        raise ValueError(f"the target {target} is the source: converting onto it would destroy "
+                         "it; give another target")  # fmt: skip
+    try:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot create the folder of {target} ({error.strerror or error}); "
+                         "give a target in a folder you can write to") from None  # fmt: skip
 
 
 def add_parser(subparsers) -> None:
@@ -29,13 +43,10 @@ def _add_body_model(conversions) -> None:
 
 
 def run_body_model(args) -> int:
-    from extpose_sdk.body_models import BodyModelFileError, convert_model_file
+    from extpose_sdk.body_models import convert_model_file
 
-    try:
-        target, skipped = convert_model_file(args.source, args.target)
-    except (BodyModelFileError, ValueError) as error:
-        print(f"extpose convert: error: {error}", file=sys.stderr)
-        return 1
+    _check_target(args.source, args.target)
+    target, skipped = convert_model_file(args.source, args.target)  # errors: extpose: error: ...
     note = f" (left out, not arrays: {', '.join(skipped)})" if skipped else ""
     print(f"wrote {target}{note}")
     return 0
@@ -52,12 +63,9 @@ def _add_checkpoint(conversions) -> None:
 
 
 def run_checkpoint(args) -> int:
-    from extpose_sdk.checkpoints import CheckpointError, convert_checkpoint
+    from extpose_sdk.checkpoints import convert_checkpoint
 
-    try:
-        target = convert_checkpoint(args.source, args.target, trust=args.trust)
-    except (CheckpointError, FileNotFoundError, ValueError) as error:
-        print(f"extpose convert: error: {error}", file=sys.stderr)
-        return 1
+    _check_target(args.source, args.target)
+    target = convert_checkpoint(args.source, args.target, trust=args.trust)
     print(f"wrote {target} and {target.with_suffix('.json')}")
     return 0
