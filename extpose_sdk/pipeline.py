@@ -24,6 +24,7 @@ the video, or points far outside the image raise ``KeypointFitError`` saying wha
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -632,15 +633,32 @@ _END = object()
 
 
 def _save(results: Results, targets: list[Path], stream: ResultsStream | None) -> None:
-    """Write ``results`` to every target; then the stream (which holds the same frames) goes."""
-    if stream is not None:
-        stream.finish(results)
-        stream.close()
-    for target in targets:
-        if stream is None or target != stream.path:
-            results.save(target)
-    if stream is not None and stream.path not in targets:
-        stream.path.unlink(missing_ok=True)
+    """Write ``results`` to every target; then the stream (which holds the same frames) goes.
+    A second Ctrl-C while saving is ignored, so the save completes."""
+    with _ignoring_ctrl_c():
+        if stream is not None:
+            stream.finish(results)
+            stream.close()
+        for target in targets:
+            if stream is None or target != stream.path:
+                results.save(target)
+        if stream is not None and stream.path not in targets:
+            stream.path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _ignoring_ctrl_c() -> Iterator[None]:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _image_array(image: Any, index: int) -> np.ndarray:
