@@ -141,7 +141,7 @@ def test_missing_body_model_and_modalities_are_explained(tmp_path):
     with pytest.raises(ValueError, match=r"none of the modalities \['rgb'\] is in the batch"):
         Evaluator("3dpw", progress=False).run(EchoModel(), NoEvidence(data, None))
     data = WithInput(data, lambda s: torch.zeros(44, 3))
-    with pytest.raises(ValueError, match="give the Evaluator a gt_body_model"):
+    with pytest.raises(ValueError, match=r"extpose eval: --gt-body-model \[GENDER=\]PATH.*Evaluator\(gt_body_model="):
         Evaluator("3dpw", progress=False).run(EchoModel(), data)
 
 

@@ -1,7 +1,13 @@
 """``extpose eval``: score a registered model on a registered data set with a benchmark protocol.
 
     extpose eval --model hamer --checkpoint hamer.ckpt --dataset freihand --root FreiHAND \\
-        --split evaluation --json freihand.json
+        --split evaluation --body-model MANO_RIGHT.pkl --json freihand.json
+    extpose eval --model hmr2 --checkpoint hmr2.ckpt --dataset 3dpw --root 3DPW \\
+        --body-model SMPL_NEUTRAL.pkl --gt-body-model male=SMPL_MALE.pkl \\
+        --gt-body-model female=SMPL_FEMALE.pkl --json 3dpw.json
+
+Without ``--joint-regressor-extra`` a 3DPW / H36M score uses approximated J19 joints; the table
+and the JSON say so (``j19_approximated``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--model", required=True, help="registered model recipe (hmr2, hamer...)")
     parser.add_argument("--checkpoint", help="checkpoint file of the model")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="unpickle a .ckpt in full when the safe reader refuses it "
+                             "(only for files you trust)")
     parser.add_argument("--dataset", required=True, help="registered data set (3dpw, freihand...)")
     parser.add_argument("--root", required=True, help="the data set's folder (official layout)")
     parser.add_argument("--split", help="data-set split (default: the data set's own)")
@@ -40,6 +49,9 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+GENDERS = ("male", "female", "neutral")
+
+
 def _body_model(path: str, kind: str, regressor: str | None = None):
     """The SMPL / MANO model in ``path`` (its gender is the file's: SMPL_MALE.pkl...)."""
     try:
@@ -63,9 +75,16 @@ def run(args) -> int:
         return 2
     protocol = get_protocol(protocol_name)
     kind = "smpl" if protocol.joint_set.startswith("smpl") else "mano"
-    from extpose_sdk.commands.predict import _options
+    from extpose_sdk.commands.predict import _options, check_device
 
-    options = {**_options(args.dataset_option), "root": args.root}
+    check_device(args.device)
+    model_options = _options(args.option)
+    for key in sorted(set(model_options) & {"checkpoint", "trust_checkpoint"}):
+        raise ValueError(f"--option {key}=...: give --{key.replace('_', '-')} instead")
+    if args.trust_checkpoint:
+        model_options["trust_checkpoint"] = True
+    args.model_options = model_options
+    options = {**_options(args.dataset_option, "--dataset-option"), "root": args.root}
     if args.split:
         options["split"] = args.split
     if args.clip_length:
@@ -77,15 +96,16 @@ def run(args) -> int:
 
 def _evaluate(args, dataset, protocol, kind: str, dist) -> int:
     import extpose_sdk
-    from extpose_sdk.commands.predict import _options
     from extpose_sdk.engine.evaluate import Evaluator
 
     model = extpose_sdk.load_model(args.model, checkpoint=args.checkpoint,
-                                   **_options(args.option)).to(dist.device)
+                                   **args.model_options).to(dist.device)
     gt_models = {}
     for item in args.gt_body_model:
-        gender, _, path = item.rpartition("=")
-        gt_models[gender or "neutral"] = _body_model(path, kind, args.joint_regressor_extra)
+        gender, sep, path = item.partition("=")
+        if not sep or gender not in GENDERS:  # a bare path (which may hold '=') is neutral
+            gender, path = "neutral", item
+        gt_models[gender] = _body_model(path, kind, args.joint_regressor_extra)
     evaluator = Evaluator(
         protocol,
         body_model=_body_model(args.body_model, kind, args.joint_regressor_extra) if args.body_model else None,

@@ -44,6 +44,16 @@ class EvaluationResult:
     dataset: str
     summary: dict[str, float]
     rows: list[dict[str, Any]]
+    #: HMR2.0's 19 extra joints (scored by 3DPW / H36M) were approximated (no SMPL_to_J19.pkl).
+    j19_approximated: bool = False
+
+    @property
+    def notes(self) -> list[str]:
+        if not self.j19_approximated:
+            return []
+        return ["the scored joints include HMR2.0's J19 joints approximated from SMPL's own "
+                "regressor (no SMPL_to_J19.pkl: --joint-regressor-extra); not comparable with "
+                "published numbers"]
 
     def table(self) -> str:
         """The summary as a small text table (millimetres; F-scores in 0..1)."""
@@ -55,18 +65,30 @@ class EvaluationResult:
         widths = [max(len(h), len(v)) for h, v in zip(header, values, strict=True)]
         line = "  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))
         row = "  ".join(v.rjust(w) for v, w in zip(values, widths, strict=True))
-        return f"{line}\n{'-' * len(line)}\n{row}"
+        return "\n".join([line, "-" * len(line), row, *(f"note: {n}" for n in self.notes)])
 
     def to_dict(self) -> dict[str, Any]:
         return {"protocol": self.protocol, "dataset": self.dataset, "summary": self.summary,
+                "j19_approximated": self.j19_approximated, "notes": self.notes,
                 "per_sample": [{k: v for k, v in r.items() if not k.startswith("_")}
                                for r in self.rows]}
 
     def write_json(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=True))
+        path.write_text(json.dumps(_finite(self.to_dict()), indent=1, allow_nan=False))
         return path
+
+
+def _finite(value: Any) -> Any:
+    """Strict JSON: NaN and infinities become None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _distributed() -> bool:
@@ -158,7 +180,11 @@ class Evaluator:
         for row in rows:
             row.pop("_pred", None)
             row.pop("_gt", None)
-        return EvaluationResult(self.protocol.name, dataset_name, summary, rows)
+        approximated = self.protocol.joint_set == "smpl44" and any(
+            getattr(m, "j19_approximated", False)
+            for m in (self.body_model, *gt_models, getattr(model, "body_model", None))
+        )
+        return EvaluationResult(self.protocol.name, dataset_name, summary, rows, approximated)
 
     def score_batch(self, model: torch.nn.Module, batch: Mapping[str, Any]) -> list[dict]:
         """Per-frame metric rows of one collated batch (frames or clips)."""
@@ -224,8 +250,9 @@ class Evaluator:
         vertices = getattr(output, "pred_vertices", None)
         if joints is None:
             if self.body_model is None:
-                raise ValueError("the model's output has no pred_keypoints_3d: give the "
-                                 "Evaluator a body_model to compute joints from its parameters")
+                raise ValueError("the model's output has no pred_keypoints_3d: give a body model "
+                                 "to compute joints from its parameters (extpose eval: "
+                                 "--body-model PATH; Python: Evaluator(body_model=...))")
             pose_key = ("body_pose" if getattr(output, "body_pose", None) is not None
                         else "hand_pose")
             params = {k: _flatten(getattr(output, k), clip).to(self.device)
@@ -245,8 +272,11 @@ class Evaluator:
             return joints, vertices
         if self.gt_body_model is None:
             raise ValueError(f"the samples' joint set is {sorted(joint_sets)}, the protocol "
-                             f"{self.protocol.name!r} scores {self.protocol.joint_set}: give the "
-                             "Evaluator a gt_body_model to compute it from the parameters")
+                             f"{self.protocol.name!r} scores {self.protocol.joint_set}: give "
+                             "ground-truth body models to compute it from the parameters "
+                             "(extpose eval: --gt-body-model [GENDER=]PATH, e.g. --gt-body-model "
+                             "male=SMPL_MALE.pkl --gt-body-model female=SMPL_FEMALE.pkl; Python: "
+                             "Evaluator(gt_body_model=...))")
         pose_key = "body_pose" if "body_pose" in batch else "hand_pose"
         params = {"global_orient": _rotmats(_flatten(batch["global_orient"], clip)),
                   pose_key: _rotmats(_flatten(batch[pose_key], clip)),
@@ -261,7 +291,8 @@ class Evaluator:
         for gender in dict.fromkeys(genders):
             if gender not in models:
                 raise ValueError(f"no ground-truth body model for gender {gender!r}; "
-                                 f"have {sorted(models)}")
+                                 f"have {sorted(models)} (extpose eval: --gt-body-model "
+                                 f"{gender}=PATH)")
             index = torch.tensor([i for i, g in enumerate(genders) if g == gender])
             out = models[gender](**{k: v[index].to(self.device) for k, v in params.items()})
             if joints is None:
