@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("ignore", RuntimeWarning)  # failures are shown by the command
             get_plugin_manager(strict=True if args.strict else None)
         return int(args.func(args) or 0)
-    except (PluginError, UnknownComponentError, FileNotFoundError, ValueError, RuntimeError) as error:
-        # errors about the user's input: the message says what to do; EXTPOSE_DEBUG=1 shows where
+    except (PluginError, UnknownComponentError, OSError, ValueError, RuntimeError) as error:
+        # errors about the user's input or machine (a missing file, a full disk): the message says
+        # what to do; EXTPOSE_DEBUG=1 shows where
         if os.environ.get("EXTPOSE_DEBUG"):
             raise
         print(f"extpose: error: {error}", file=sys.stderr)
