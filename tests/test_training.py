@@ -184,3 +184,36 @@ def test_mixed_precision_steps_train(cache, tmp_path, amp):
     assert math.isfinite(result.last_loss) and result.last_loss > 0
     trained = weights(result.checkpoint)
     assert all(v.dtype == torch.float32 for v in trained.values())  # master weights stay fp32
+
+
+CRASHING_RUN = '''
+import os, sys
+from extpose_sdk.engine.recipe import load_recipe
+from extpose_sdk.engine.train import train
+
+def crash_rank_1_once(step, record):
+    first_attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
+    if step == 3 and os.environ.get("RANK") == "1" and first_attempt:
+        os._exit(17)  # a dead process, no checkpoint, no goodbye
+
+train(load_recipe(sys.argv[1]), sys.argv[2], progress=False, callback=crash_rank_1_once)
+'''
+
+
+def test_a_dead_rank_under_max_restarts_resumes_from_the_latest_checkpoint(cache, tmp_path):
+    recipe = tiny_recipe(cache, "max_steps=5", "save_every=2", "device=cpu")
+    path = tmp_path / "tiny.toml"
+    path.write_text(recipe.to_toml())
+    script = tmp_path / "crashing.py"
+    script.write_text(CRASHING_RUN)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = train(recipe, tmp_path / "whole", progress=False)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node=2", "--max-restarts=1", str(script), str(path),
+                           str(tmp_path / "restarted")], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "exitcode: 17" in done.stderr  # rank 1 did die, and torchrun restarted the group
+    final = "checkpoints/step-0000005"
+    difference = max_difference(weights(whole.checkpoint), weights(tmp_path / "restarted" / final))
+    assert difference <= 1e-6, difference
