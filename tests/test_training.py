@@ -209,11 +209,13 @@ def test_a_dead_rank_under_max_restarts_resumes_from_the_latest_checkpoint(cache
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     whole = train(recipe, tmp_path / "whole", progress=False)
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc_per_node=2", "--max-restarts=1", str(script), str(path),
+                           "--nproc_per_node=2", "--max-restarts=3", str(script), str(path),
                            str(tmp_path / "restarted")], env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "exitcode: 17" in done.stderr  # rank 1 did die, and torchrun restarted the group
+    # rank 1 did die, and torchrun restarted the group (more restarts allowed: on a loaded
+    # machine a restarted gloo group can fail to connect once and needs another attempt)
+    assert "exitcode: 17" in done.stderr
     final = "checkpoints/step-0000005"
     difference = max_difference(weights(whole.checkpoint), weights(tmp_path / "restarted" / final))
     assert difference <= 1e-6, difference
