@@ -361,8 +361,8 @@ class Pipeline:
                         images[index] = image
                     read = index + 1
                 run(ended=False)
-        except VideoReadError:
-            run(ended=True)  # keep every frame that was read
+        except (VideoReadError, KeypointFitError):
+            run(ended=True)  # keep every frame that was read (not on Ctrl-C: stop at once)
             raise
         run(ended=True)
         if keypoint_frames is not None and next(keypoint_frames, _END) is not _END:

@@ -348,10 +348,11 @@ class ExtposePluginManager(pluggy.PluginManager):
     def _build_registries(self) -> Registries:
         registries = Registries()
         skipped: set[str] = set()  # plugins skipped whole (a built-in's name claimed)
-        # pluggy calls the most recently registered first; we want built-ins first.
+        # get_hookimpls() lists plugins in registration order: built-ins first, so a third
+        # party claiming a built-in's name is the one found out.
         for kind, hook_name in KINDS.items():
             registry = registries[kind]
-            for impl in reversed(getattr(self.hook, hook_name).get_hookimpls()):
+            for impl in getattr(self.hook, hook_name).get_hookimpls():
                 if impl.plugin_name in skipped:
                     continue
                 info = self.infos.get(impl.plugin_name) or PluginInfo(impl.plugin_name, "?")
