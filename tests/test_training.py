@@ -219,3 +219,22 @@ def test_a_dead_rank_under_max_restarts_resumes_from_the_latest_checkpoint(cache
     final = "checkpoints/step-0000005"
     difference = max_difference(weights(whole.checkpoint), weights(tmp_path / "restarted" / final))
     assert difference <= 1e-6, difference
+
+
+def test_fine_tuning_starts_from_an_official_checkpoint(cache, tmp_path):
+    """ExtPose as the paper trains it: the official HaMeR weights (Lightning layout, with the
+    official extras the loader skips), extended with skeleton images and frames."""
+    from tests.test_checkpoints import write_official_checkpoint
+
+    torch.manual_seed(5)
+    hamer = extpose_sdk.load_model("hamer", **TINY_MODEL)
+    official = write_official_checkpoint(tmp_path / "hamer.ckpt", hamer)
+    start = train(tiny_recipe(cache, f"model.checkpoint={str(official)!r}", "max_steps=0",
+                              "mean_params_from_data=false"), tmp_path / "start", progress=False)
+    loaded = weights(start.checkpoint)
+    assert max_difference(loaded, {k: v for k, v in hamer.state_dict().items()}) == 0.0
+    tuned = train(tiny_recipe(cache, f"model.checkpoint={str(official)!r}", "max_steps=2",
+                              "batch_size=2", "mean_params_from_data=false", frames=4),
+                  tmp_path / "tuned", progress=False)
+    assert tuned.step == 2 and math.isfinite(tuned.last_loss)
+    assert max_difference(weights(tuned.checkpoint), loaded) > 0.0
