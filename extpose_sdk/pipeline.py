@@ -271,8 +271,8 @@ class Pipeline:
         ``.json`` or ``.jsonl``) or a list of them; while the clip runs, finished frames are
         streamed to the first one's ``.jsonl`` (kept if the process dies; removed once the
         files are written). ``on_frame(frame, result)`` is called for each finished frame, in
-        order (overlays use it). ``progress``: ``progress(n)`` per ``n`` finished frames, True
-        for a progress bar, False / None for none.
+        order (overlays use it). ``progress``: ``progress(1)`` per finished frame, True for a
+        progress bar, False / None for none.
 
         When reading fails midway, the keypoints do not fit, or the run is interrupted
         (Ctrl-C), every frame read so far is finished and kept: saved to ``save_to`` with
@@ -335,8 +335,8 @@ class Pipeline:
                 for frame_result in frame_results:
                     if on_frame is not None:
                         on_frame(images[frame_result.index], frame_result)
-                if progress is not None:
-                    progress(len(frame_results))
+                    if progress is not None:
+                        progress(1)
             keep_from = read if ended else planner.next * planner.stride
             for old in [f for f in pending if f < keep_from]:
                 pending.pop(old), shapes.pop(old), images.pop(old, None)
