@@ -238,3 +238,36 @@ def test_fine_tuning_starts_from_an_official_checkpoint(cache, tmp_path):
                   tmp_path / "tuned", progress=False)
     assert tuned.step == 2 and math.isfinite(tuned.last_loss)
     assert max_difference(weights(tuned.checkpoint), loaded) > 0.0
+
+
+def test_sigterm_checkpoints_and_the_same_command_resumes(cache, tmp_path):
+    import signal
+    import time
+
+    recipe = tiny_recipe(cache, "max_steps=12", "device=cpu")
+    path = tmp_path / "tiny.toml"
+    path.write_text(recipe.to_toml())
+    command = [sys.executable, "-m", "extpose_sdk", "train", str(path), "--out",
+               str(tmp_path / "run"), "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    log = tmp_path / "run" / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.is_file() or len(losses(tmp_path / "run")) < 3):
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "interrupted at step" in stderr and "the same command resumes" in stderr
+    stopped_at = len(losses(tmp_path / "run"))
+    assert 3 <= stopped_at < 12
+    assert (tmp_path / "run" / "checkpoints" / f"step-{stopped_at:07d}" / "state.pt").is_file()
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    command[command.index("--out") + 1] = str(tmp_path / "whole")  # the same threads, no signal
+    whole = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    assert losses(tmp_path / "run") == losses(tmp_path / "whole")
+    final = "checkpoints/step-0000012"
+    assert max_difference(weights(tmp_path / "run" / final), weights(tmp_path / "whole" / final)) == 0.0
