@@ -182,6 +182,23 @@ def test_a_truncated_mp4_is_one_line_and_results_say_why(tmp_path, clip, capsys)
     assert saved["complete"] is False and "cut.mp4" in saved["error"]
 
 
+
+@pytest.mark.parametrize("bad", ["broken", "other size"])
+def test_a_bad_image_in_a_folder_keeps_the_images_before_it(tmp_path, bad):
+    for i in range(6):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), np.full((32, 48, 3), 40 * i, np.uint8))
+    if bad == "broken":
+        (tmp_path / "003.png").write_bytes(b"not a png")
+    else:
+        cv2.imwrite(str(tmp_path / "003.png"), np.zeros((48, 32, 3), np.uint8))
+    with pytest.raises(VideoReadError, match="frame 3") as info:
+        stand_in_pipeline(frames=2).video(tmp_path, save_to=tmp_path / "out" / "r.json")
+    assert [f.index for f in info.value.results.frames] == [0, 1, 2]  # same chunk, kept
+    assert load_results(tmp_path / "out" / "r.json")["num_frames"] == 3
+    if bad == "other size":
+        assert "it is 32x48 but the first frame is 48x32" in str(info.value)
+
+
 # --------------------------------------------------------------------------- --out
 
 
@@ -499,6 +516,17 @@ def test_convert_onto_its_source_is_refused_and_a_missing_folder_is_made(tmp_pat
     assert cli.main(["convert", "body-model", str(tmp_path / "a" / "m.npz"),
                      str(tmp_path / "a" / "m.npz")]) == 1  # fmt: skip
     assert "is the source" in one_error(capsys)
+
+
+
+def test_eval_checks_its_flags_and_json_path_before_evaluating(tmp_path, capsys):
+    base = ["eval", "--model", "hamer", "--dataset", "freihand", "--root", str(tmp_path), *TINY]
+    assert cli.main([*base, "--batch-size", "0"]) == 1
+    assert "--batch-size must be 1 or more, got 0" in one_error(capsys)
+    assert cli.main([*base, "--json", str(tmp_path)]) == 1
+    assert f"--json {tmp_path} is a folder" in one_error(capsys)
+    assert cli.main([*base, "--option", "trust_checkpoint=True"]) == 1
+    assert "give --trust-checkpoint instead" in one_error(capsys)
 
 
 # --------------------------------------------------------------------------- plugins

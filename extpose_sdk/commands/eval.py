@@ -13,6 +13,7 @@ and the JSON say so (``j19_approximated``).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
@@ -52,6 +53,21 @@ def add_parser(subparsers) -> None:
 GENDERS = ("male", "female", "neutral")
 
 
+def _check_writable(path: Path) -> None:
+    """``--json`` can be written: not a folder, in a folder that exists (made) and takes files."""
+    import tempfile
+
+    if path.is_dir():
+        raise ValueError(f"--json {path} is a folder; give a file path such as {path / 'eval.json'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as error:
+        raise ValueError(f"cannot write --json {path} ({error.strerror or error}); choose a "
+                         "path you can write to") from None  # fmt: skip
+
+
 def _body_model(path: str, kind: str, regressor: str | None = None):
     """The SMPL / MANO model in ``path`` (its gender is the file's: SMPL_MALE.pkl...)."""
     try:
@@ -78,6 +94,12 @@ def run(args) -> int:
     from extpose_sdk.commands.predict import _options, check_device
 
     check_device(args.device)
+    for flag, value, least in (("--batch-size", args.batch_size, 1), ("--workers", args.workers, 0),
+                               ("--clip-length", args.clip_length, 1)):  # fmt: skip
+        if value is not None and value < least:
+            raise ValueError(f"{flag} must be {least} or more, got {value}")
+    if args.json:
+        _check_writable(Path(args.json))  # before the evaluation, not after it
     model_options = _options(args.option)
     for key in sorted(set(model_options) & {"checkpoint", "trust_checkpoint"}):
         raise ValueError(f"--option {key}=...: give --{key.replace('_', '-')} instead")

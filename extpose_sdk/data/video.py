@@ -54,7 +54,9 @@ class ImplausibleHeaderError(VideoReadError):
 
 
 class FrameReader:
-    """Frames of one video, read in order in chunks. Subclasses implement ``_read``."""
+    """Frames of one video, read in order in chunks. Subclasses implement ``_frame(index)``
+    (or ``chunks`` itself). A frame that fails ends the reading after the frames before it,
+    a short last chunk included, were yielded; so does a frame of another size than the first."""
 
     path: str = "<frames>"
     num_frames: int = 0
@@ -66,15 +68,31 @@ class FrameReader:
 
     def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         """``(start_index, frames (n, H, W, 3) uint8 RGB)`` for consecutive chunks."""
+        shape = None
         for start in range(0, self.num_frames, self.chunk_size):
             stop = min(start + self.chunk_size, self.num_frames)
-            yield start, self._read(start, stop)
+            frames: list[np.ndarray] = []
+            try:
+                for index in range(start, stop):
+                    frame = self._frame(index)
+                    shape = shape or frame.shape
+                    if frame.shape != shape:
+                        raise self._failed(
+                            index, f"it is {frame.shape[1]}x{frame.shape[0]} but the first frame "
+                            f"is {shape[1]}x{shape[0]}; the frames of one clip share a size"
+                        )  # fmt: skip
+                    frames.append(frame)
+            except VideoReadError:
+                if frames:  # every frame before the failure
+                    yield start, np.stack(frames)
+                raise
+            yield start, np.stack(frames)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for _, frames in self.chunks():
             yield from frames
 
-    def _read(self, start: int, stop: int) -> np.ndarray:
+    def _frame(self, index: int) -> np.ndarray:
         raise NotImplementedError
 
     def _failed(self, index: int, why: str = "") -> VideoReadError:
@@ -219,8 +237,8 @@ class ArrayReader(FrameReader):
         self.num_frames = len(frames)
         self.chunk_size = chunk_size
 
-    def _read(self, start: int, stop: int) -> np.ndarray:
-        return np.stack([_as_rgb_frame(self._frames[i], i) for i in range(start, stop)])
+    def _frame(self, index: int) -> np.ndarray:
+        return _as_rgb_frame(self._frames[index], index)
 
 
 class ImageFolderReader(FrameReader):
@@ -237,8 +255,8 @@ class ImageFolderReader(FrameReader):
         self.num_frames = len(self.files)
         self.chunk_size = chunk_size
 
-    def _read(self, start: int, stop: int) -> np.ndarray:
-        return np.stack([read_image(self.files[i], frame=i) for i in range(start, stop)])
+    def _frame(self, index: int) -> np.ndarray:
+        return read_image(self.files[index], frame=index)
 
 
 def read_image(path: str | Path, *, frame: int | None = None) -> np.ndarray:
