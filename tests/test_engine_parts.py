@@ -180,3 +180,24 @@ def test_reprojection_error_is_the_mean_over_labelled_joints():
     clip = {"keypoints_2d": batch["keypoints_2d"][:, None].expand(1, 3, 2, 3)}
     clip_output = SimpleNamespace(pred_keypoints_2d=output.pred_keypoints_2d[:, None].expand(1, 3, 2, 2))
     assert Evaluator._reprojection(clip_output, clip, clip=True).tolist() == pytest.approx([0.5] * 3)
+
+
+def test_a_cache_gains_the_modalities_a_later_recipe_needs(tmp_path, monkeypatch):
+    from extpose_sdk.data.cache import add_modalities
+    from extpose_sdk.data.synthetic import SyntheticDataset
+    from extpose_sdk.engine.data import with_modalities
+
+    monkeypatch.setenv("EXTPOSE_CACHE", str(tmp_path / "models"))
+    data = SyntheticDataset(split="test", kind="hand", num_sequences=1, sequence_length=4,
+                            clip_length=2, crop_size=32, image_size=(96, 96))
+    folder = build_cache(data, tmp_path / "c", modalities=("rgb",), describe={"n": 1},
+                         progress=False)
+    assert "skeleton" not in CachedDataset(folder)[0]
+    assert add_modalities(folder, ["rgb", "skeleton"], progress=False) == ["skeleton"]
+    assert add_modalities(folder, ["rgb", "skeleton"], progress=False) == []  # once
+    cached = CachedDataset(folder)
+    for i in range(len(data)):
+        direct = with_modalities(data[i], ["skeleton"], size=32)
+        assert torch.allclose(cached[i]["skeleton"], direct["skeleton"], atol=1e-5)
+        assert torch.equal(cached[i]["has_skeleton"], direct["has_skeleton"])
+    assert cached[0]["skeleton"].abs().sum() > 0  # a drawn skeleton, not an empty image

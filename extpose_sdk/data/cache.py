@@ -139,6 +139,51 @@ def build_cache(dataset, folder: str | Path, *, modalities: Sequence[str] = ("rg
     return folder
 
 
+def add_modalities(folder: str | Path, modalities: Sequence[str], *, progress: bool = True
+                   ) -> list[str]:
+    """Render ``modalities`` a complete cache lacks (a skeleton for an RGB-only cache) from its
+    cached keypoints, and add them; returns the names added. A partial write is redone."""
+    from extpose_sdk.engine.data import with_modalities
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if manifest is None or manifest["done"] < manifest["count"]:
+        raise ValueError(f"{folder}: only a complete cache can be extended")
+    missing = [m for m in modalities if m not in manifest["keys"]]
+    if not missing:
+        return []
+    items = CachedDataset(folder)
+    size = manifest["size"]
+    first = with_modalities(items[0], missing, size=size)
+    arrays = {}
+    for name in missing:
+        for key, value in ((name, first[name]), (f"has_{name}", first[f"has_{name}"])):
+            if key in manifest["keys"]:
+                continue
+            image = key == name
+            manifest["keys"][key] = {"shape": list(value.shape), "image": image,
+                                     "dtype": "uint8" if image else "bool"}
+            arrays[key] = np.lib.format.open_memmap(
+                folder / f".{key}.partial.npy", mode="w+", dtype=manifest["keys"][key]["dtype"],
+                shape=(manifest["count"], *value.shape))
+    indices = range(manifest["count"])
+    if progress:
+        from tqdm.auto import tqdm
+
+        indices = tqdm(indices, desc=f"adding {', '.join(missing)} to {folder.name}", unit="item")
+    for i in indices:
+        sample = with_modalities(items[i], missing, size=size)
+        for key, array in arrays.items():
+            array[i] = _to_uint8(sample[key]) if manifest["keys"][key]["image"] \
+                else sample[key].numpy()
+    for key, array in arrays.items():
+        array.flush()
+        os.replace(folder / f".{key}.partial.npy", folder / f"{key}.npy")
+    manifest["modalities"] = sorted({*manifest.get("modalities", []), *missing})
+    _write_json(folder / MANIFEST, manifest)
+    return missing
+
+
 class CachedDataset(torch.utils.data.Dataset):
     """The items of a cache folder (``build_cache``), as the sample layout.
 

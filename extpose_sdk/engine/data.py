@@ -242,7 +242,7 @@ def _dataset(entry: Mapping[str, Any], recipe, *, split_default: str, cache: str
              progress: bool):
     """One registered data set of a recipe entry ``{name, split, options}``, maybe cached."""
     import extpose_sdk
-    from extpose_sdk.data.cache import CachedDataset, build_cache, read_manifest
+    from extpose_sdk.data.cache import CachedDataset, add_modalities, build_cache, read_manifest
 
     unknown = set(entry) - {"name", "weight", "split", "options"}
     if unknown or "name" not in entry:
@@ -270,4 +270,6 @@ def _dataset(entry: Mapping[str, Any], recipe, *, split_default: str, cache: str
     elif manifest.get("describe") != describe:
         raise FileExistsError(f"{cache} holds a cache of {manifest.get('describe')}, not of "
                               f"{describe}; set data.cache to another folder")
+    else:  # a cache written for other modalities (an RGB base): add the missing images once
+        add_modalities(cache, recipe.model.modalities, progress=progress)
     return CachedDataset(cache, frames=frames if frames == 1 else None)
