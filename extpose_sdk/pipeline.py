@@ -34,6 +34,7 @@ import attrs
 import numpy as np
 
 from extpose_sdk.data.video import VideoReadError, open_video
+from extpose_sdk.keypoints.files import KeypointFileError
 from extpose_sdk.results import FrameResult, PersonResult, Results, ResultsStream
 from extpose_sdk.tracking import BoxTracker
 from extpose_sdk.windows import Window, WindowPlanner
@@ -274,9 +275,10 @@ class Pipeline:
         order (overlays use it). ``progress``: ``progress(1)`` per finished frame, True for a
         progress bar, False / None for none.
 
-        When reading fails midway, the keypoints do not fit, or the run is interrupted
-        (Ctrl-C), every frame read so far is finished and kept: saved to ``save_to`` with
-        ``complete: false`` and the error, and the error is raised with ``error.results`` set.
+        When reading fails midway or the keypoints do not fit (or their file breaks), every frame
+        read so far is finished; on Ctrl-C the run stops at once with the frames finished. Either
+        way they are saved to ``save_to`` with ``complete: false`` and the error, and the error
+        is raised with ``error.results`` set.
         """
         targets = [Path(t) for t in (save_to if isinstance(save_to, (list, tuple)) else
                                      [save_to] if save_to is not None else [])]  # fmt: skip
@@ -361,7 +363,7 @@ class Pipeline:
                         images[index] = image
                     read = index + 1
                 run(ended=False)
-        except (VideoReadError, KeypointFitError):
+        except (VideoReadError, KeypointFitError, KeypointFileError):
             run(ended=True)  # keep every frame that was read (not on Ctrl-C: stop at once)
             raise
         run(ended=True)
