@@ -201,3 +201,19 @@ def test_a_cache_gains_the_modalities_a_later_recipe_needs(tmp_path, monkeypatch
         assert torch.allclose(cached[i]["skeleton"], direct["skeleton"], atol=1e-5)
         assert torch.equal(cached[i]["has_skeleton"], direct["has_skeleton"])
     assert cached[0]["skeleton"].abs().sum() > 0  # a drawn skeleton, not an empty image
+
+
+def test_the_training_log_is_strict_json(tmp_path):
+    import json
+
+    from extpose_sdk.engine.log import TrainingLog, read_log
+
+    log = TrainingLog(tmp_path, tensorboard=False, progress=False)
+    log.step(1, {"loss": float("nan"), "lr": 0.5})
+    log.metrics(1, {"pa_mpjpe": float("inf"), "n": 3.0})
+    log.close()
+    for line in (tmp_path / "log.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in the log"))
+    records = read_log(tmp_path / "log.jsonl")
+    assert records[0]["loss"] is None and records[0]["lr"] == 0.5
+    assert records[1]["val"] == {"pa_mpjpe": None, "n": 3.0}

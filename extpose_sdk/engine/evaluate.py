@@ -76,18 +76,18 @@ class EvaluationResult:
     def write_json(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(_finite(self.to_dict()), indent=1, allow_nan=False))
+        path.write_text(json.dumps(finite_json(self.to_dict()), indent=1, allow_nan=False))
         return path
 
 
-def _finite(value: Any) -> Any:
+def finite_json(value: Any) -> Any:
     """Strict JSON: NaN and infinities become None."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [finite_json(v) for v in value]
     return value
 
 

@@ -6,7 +6,6 @@ Only the first process writes."""
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,9 @@ class TrainingLog:
     def _write(self, record: dict[str, Any]) -> None:
         if self._file is None:
             return
-        clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
-                 for k, v in record.items()}
-        self._file.write(json.dumps(clean) + "\n")
+        from extpose_sdk.engine.evaluate import finite_json
+
+        self._file.write(json.dumps(finite_json(record), allow_nan=False) + "\n")
         self._file.flush()
 
     def step(self, step: int, record: dict[str, float]) -> None:

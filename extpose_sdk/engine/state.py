@@ -15,7 +15,6 @@ whole. Only the last ``keep_last`` step folders are kept.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -57,23 +56,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def _python_state(state) -> list[Any]:
     version, internal, gauss = state
     return [version, list(internal), gauss]
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Strict JSON (NaN / inf become null), written atomically."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(_finite(data), indent=1, allow_nan=False))
-    os.replace(partial, path)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def save_weights(model: torch.nn.Module, folder: Path, config: dict[str, Any]) -> Path:
