@@ -172,6 +172,21 @@ def test_a_truncated_video_keeps_every_decoded_frame(tmp_path, backend):
     assert not out.with_suffix(".jsonl").exists()  # the stream went once the file was written
 
 
+def test_predict_on_a_truncated_video_writes_the_frames_before_the_error(tmp_path, capsys):
+    path = write_mjpg(tmp_path / "clip.avi", frames=30, size=(32, 32))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    assert predict("--backend", "opencv", out=out, video=path) == 1
+    line = one_error(capsys)
+    failed_at = int(line.split("frame ")[1].split(" of 30")[0])
+    assert 0 < failed_at < 30
+    for name in ("results.npz", "results.json"):
+        saved = load_results(out / name)
+        assert saved.get("metadata", saved)["num_frames"] == failed_at
+    assert not (out / "results.jsonl").exists()
+
+
 def test_a_truncated_mp4_is_one_line_and_results_say_why(tmp_path, clip, capsys):
     video = tmp_path / "cut.mp4"
     data = clip[0].read_bytes()
