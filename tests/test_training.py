@@ -271,3 +271,32 @@ def test_sigterm_checkpoints_and_the_same_command_resumes(cache, tmp_path):
     assert losses(tmp_path / "run") == losses(tmp_path / "whole")
     final = "checkpoints/step-0000012"
     assert max_difference(weights(tmp_path / "run" / final), weights(tmp_path / "whole" / final)) == 0.0
+
+
+def test_bodies_train_with_the_adversarial_prior_against_a_mocap_file(tmp_path, monkeypatch):
+    import numpy as np
+
+    monkeypatch.setenv("EXTPOSE_CACHE", str(tmp_path / "models"))
+    rng = np.random.default_rng(0)
+    mocap = tmp_path / "cmu_mocap.npz"
+    np.savez(mocap, body_pose=rng.normal(0, 0.2, (50, 72)).astype(np.float32),
+             betas=rng.normal(0, 1, (50, 10)).astype(np.float32))
+    recipe = recipe_from_dict({
+        "model": {"recipe": "extpose-hmr2", "modalities": ["rgb"], "options": TINY_MODEL,
+                  "mean_params_samples": 2},
+        "data": {"crop_size": 32, "train": [{"name": "synthetic-body", "options": {
+            "num_sequences": 1, "sequence_length": 2, "crop_size": 32, "image_size": [96, 96]}}]},
+        "optim": {"lr": 1e-3, "batch_size": 2, "max_steps": 2},
+        "loss": {"mocap": str(mocap)},
+        "train": {"log_every": 1, "save_every": 1000, "plot": False, "tensorboard": False}})
+    result = train(recipe, tmp_path / "run", progress=False)
+    record = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()][-1]
+    assert record["adversarial"] > 0  # the generator term is in the loss
+    state = torch.load(result.checkpoint / "state.pt", weights_only=True)
+    assert "discriminator" in state and "disc_optimizer" in state
+    assert state["disc_optimizer"]["state"]  # the discriminator took its own steps
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, poses=np.zeros((2, 72)))
+    recipe.loss.mocap = str(bad)
+    with pytest.raises(ValueError, match="lacks \\['betas', 'body_pose'\\]"):
+        train(recipe, tmp_path / "bad", progress=False)
