@@ -135,13 +135,18 @@ class OpenCVReader(FrameReader):
         self.fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self._next = 0
 
-    def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
+    def chunks(self, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+        """Chunks from frame ``start`` on (frames before it are decoded and dropped: exact)."""
         import cv2
 
         if self._next != 0:  # a second pass: rewind
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
             self._next = 0
         declared = self.num_frames
+        while self._next < start:
+            if not self._capture.grab():
+                raise self._failed(self._next, "the file ends early (truncated?)")
+            self._next += 1
         while True:
             start, frames = self._next, []
             while len(frames) < self.chunk_size:
@@ -197,33 +202,29 @@ class DecordReader(FrameReader):
         if self.num_frames <= 0:
             raise VideoReadError(f"{self.path}: the video declares no frames", path=self.path)
 
-    def _decode(self, start: int, stop: int) -> tuple[np.ndarray | None, VideoReadError | None]:
-        """Frames ``[start, stop)``, or those before the first that fails and that failure."""
-        try:
-            return self._reader.get_batch(list(range(start, stop))).asnumpy(), None
-        except Exception:  # noqa: BLE001 - find the frame that fails, keep those before it
-            frames = []
-            for index in range(start, stop):
-                try:
-                    frames.append(self._reader.get_batch([index]).asnumpy()[0])
-                except Exception as error:  # noqa: BLE001
-                    failure = self._failed(index, str(error).splitlines()[0])
-                    failure.__cause__ = error
-                    return (np.stack(frames) if frames else None), failure
-            return np.stack(frames), None
-
     def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """decord's chunks until it fails or its index ends; then OpenCV from that frame on.
+
+        decord is unreliable on a damaged file: after an error its decoder stays broken, and
+        its read-ahead fails on frames that do decode (which ones varies from run to run). So
+        from the first failure on, OpenCV decodes the rest sequentially, exactly as the OpenCV
+        reader does: every frame that decodes is kept, and the error names the same frame."""
         index = 0
-        while index < self.num_frames:
-            if index >= self._decodable:
-                raise self._failed(index, "the file ends early (truncated?)")
+        while index < min(self.num_frames, self._decodable):
             stop = min(index + self.chunk_size, self.num_frames, self._decodable)
-            frames, failure = self._decode(index, stop)
-            if frames is not None:  # every frame that decoded, then the failure
-                yield index, frames
-                index += len(frames)
-            if failure is not None:
-                raise failure
+            try:
+                frames = self._reader.get_batch(list(range(index, stop))).asnumpy()
+            except Exception:  # noqa: BLE001 - decord raises its own DECORDError
+                break
+            yield index, frames
+            index += len(frames)
+        if index < self.num_frames:
+            fallback = OpenCVReader(self.path, chunk_size=self.chunk_size)
+            fallback.num_frames = max(fallback.num_frames, self.num_frames)
+            try:
+                yield from fallback.chunks(start=index)
+            finally:
+                fallback.close()
 
     def close(self) -> None:
         self._reader = None
