@@ -59,12 +59,25 @@ def _python_state(state) -> list[Any]:
 
 
 def save_weights(model: torch.nn.Module, folder: Path, config: dict[str, Any]) -> Path:
-    """``folder/model.safetensors`` + ``model.json`` (the SDK's checkpoint format)."""
+    """``folder/model.safetensors`` + ``model.json`` (the SDK's checkpoint format), replacing an
+    earlier ``folder`` only once the new one is whole."""
     from extpose_sdk.checkpoints import save_extpose_checkpoint
 
-    folder.mkdir(parents=True, exist_ok=True)
-    path, _ = save_extpose_checkpoint(model, folder / "model.safetensors", config)
-    return path
+    partial = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    save_extpose_checkpoint(model, partial / "model.safetensors", config)
+    _replace_folder(partial, folder)
+    return folder / "model.safetensors"
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    old = target.with_name(f".{target.name}.{os.getpid()}.old")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def save_checkpoint(out: Path, step: int, *, model: torch.nn.Module, config: dict[str, Any],
@@ -73,15 +86,11 @@ def save_checkpoint(out: Path, step: int, *, model: torch.nn.Module, config: dic
     root = out / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / step_name(step)
-    partial = root / f".{step_name(step)}.{os.getpid()}.partial"
-    if partial.exists():
-        shutil.rmtree(partial)
+    partial = root / f".{step_name(step)}.{os.getpid()}.new"
     save_weights(model, partial, config)
     (partial / "recipe.toml").write_text(recipe_toml)
     torch.save(state, partial / "state.pt")
-    if final.exists():  # the same step again (a resumed run re-saving): replace it whole
-        shutil.rmtree(final)
-    os.replace(partial, final)
+    _replace_folder(partial, final)  # the same step again (a resumed run re-saving): whole
     latest = root / f".{LATEST}.{os.getpid()}"
     latest.write_text(final.name + "\n")
     os.replace(latest, root / LATEST)
