@@ -52,10 +52,12 @@ def test_temporal_loss_matches_accelerations_of_valid_triples():
 
 
 def test_lsgan_terms():
-    fake = torch.tensor([[0.0, 1.0], [2.0, 1.0]])
-    real = torch.tensor([[1.0, 0.0]])
-    assert L.adversarial_generator_loss(fake).item() == pytest.approx((1 + 0 + 1 + 0) / 2)
-    assert L.adversarial_discriminator_loss(fake, real).item() == pytest.approx((0 + 1 + 4 + 1) / 2 + 1)
+    fake = torch.tensor([[0.0, 1.0, 1.0], [2.0, 1.0, 1.0]])  # (B = 2, 3 scores)
+    real = torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 3.0], [1.0, 1.0, 1.0]])  # (B = 3, 3 scores)
+    assert L.adversarial_generator_loss(fake).item() == pytest.approx((1 + 0 + 0 + 1 + 0 + 0) / 2)
+    fake_part = (0 + 1 + 1 + 4 + 1 + 1) / 2
+    real_part = (0 + 1 + 0 + 0 + 0 + 4 + 0 + 0 + 0) / 3
+    assert L.adversarial_discriminator_loss(fake, real).item() == pytest.approx(fake_part + real_part)
 
 
 def test_discriminator_scores_every_joint_the_shape_and_the_pose():
@@ -66,3 +68,44 @@ def test_discriminator_scores_every_joint_the_shape_and_the_pose():
     assert math.isfinite(float(scores.detach().sum()))
     with pytest.raises(ValueError, match=r"\(B, 23, 3, 3\)"):
         d(torch.eye(3).expand(4, 21, 3, 3), torch.zeros(4, 10))
+
+
+def test_parameter_loss_is_the_squared_difference_of_nonzero_values():
+    pred = torch.tensor([[2.0, -1.0], [0.5, 0.5]])
+    gt = torch.tensor([[0.5, 2.0], [4.0, 4.0]])
+    # (1.5^2 + 3^2) for sample 0; sample 1 unlabelled; float has flags work like bools
+    assert L.parameter_loss(pred, gt, torch.tensor([1.0, 0.0])).item() == pytest.approx(11.25)
+    with pytest.raises(ValueError, match=r"pred \(2, 2\) and gt \(2, 3\) differ"):
+        L.parameter_loss(pred, torch.zeros(2, 3), torch.ones(2))
+
+
+def test_temporal_loss_is_root_relative_and_counts_short_clips():
+    gt = torch.zeros(1, 3, 2, 3)
+    gt[0, :, 0, 1] = torch.tensor([0.0, 1.0, 4.0])  # the root accelerates (2 / frame^2) ...
+    gt[0, :, 1, 1] = gt[0, :, 0, 1] + 1.0  # ... and joint 1 with it: no relative acceleration
+    pred = gt.clone()
+    pred[0, :, 1, 0] = torch.tensor([0.1, 0.5, 0.2])  # joint 1 off the truth, relative to the root
+    valid = torch.ones(1, 3, dtype=torch.bool)
+    assert L.temporal_loss(pred, gt, valid).item() == pytest.approx(0.7)  # |0.1 - 2 * 0.5 + 0.2|
+    gt_moved = gt.clone()
+    gt_moved[0, :, 1, 0] = torch.tensor([0.1, 0.5, 0.2])  # the truth moves the same way
+    assert L.temporal_loss(pred, gt_moved, valid).item() == pytest.approx(0.0)
+    with_validity = torch.cat([gt, torch.ones(1, 3, 2, 1)], -1)  # (B, T, N, 4) is accepted
+    assert L.temporal_loss(pred, with_validity, valid).item() == pytest.approx(0.7)
+    assert L.temporal_loss(pred[:, :2], gt[:, :2], valid[:, :2]).item() == 0.0  # no triple
+    with pytest.raises(ValueError, match=r"\(B, T, N, 3\)"):
+        L.temporal_loss(pred[..., :2], gt, valid)
+
+
+@pytest.mark.parametrize("function, pred, gt, message", [
+    (L.keypoint_2d_loss, torch.zeros(2, 5, 3), torch.zeros(2, 5, 3), r"pred must have shape \(B, N, 2\)"),
+    (L.keypoint_2d_loss, torch.zeros(2, 5, 2), torch.zeros(2, 5, 2), r"gt must have shape \(B, N, 3\)"),
+    (L.keypoint_2d_loss, torch.zeros(5, 2), torch.zeros(2, 5, 3), r"pred must have shape .* got \(5, 2\)"),
+    (lambda p, g: L.keypoint_3d_loss(p, g, 0), torch.zeros(2, 5, 4), torch.zeros(2, 5, 4),
+     r"pred must have shape \(B, N, 3\)"),
+    (lambda p, g: L.keypoint_3d_loss(p, g, 0), torch.zeros(2, 5, 3), torch.zeros(2, 5, 3),
+     r"gt must have shape \(B, N, 4\)"),
+])
+def test_keypoint_losses_name_the_argument_with_a_bad_shape(function, pred, gt, message):
+    with pytest.raises(ValueError, match=message):
+        function(pred, gt)
