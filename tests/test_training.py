@@ -300,3 +300,20 @@ def test_bodies_train_with_the_adversarial_prior_against_a_mocap_file(tmp_path, 
     recipe.loss.mocap = str(bad)
     with pytest.raises(ValueError, match="lacks \\['betas', 'body_pose'\\]"):
         train(recipe, tmp_path / "bad", progress=False)
+
+
+def test_dataloader_workers_read_the_same_batches(cache, tmp_path):
+    import pickle
+
+    from extpose_sdk.data.cache import CachedDataset
+
+    main = train(tiny_recipe(cache, "max_steps=3"), tmp_path / "main", progress=False)
+    workers = train(tiny_recipe(cache, "max_steps=3", "data.workers=2"), tmp_path / "workers",
+                    progress=False)
+    assert losses(tmp_path / "workers") == losses(tmp_path / "main")
+    assert max_difference(weights(workers.checkpoint), weights(main.checkpoint)) == 0.0
+    # a worker gets the cache folder, not a pickled copy of its arrays
+    cached = CachedDataset(cache / "train")
+    assert cached[0]["rgb"].shape == (4, 3, 32, 32)  # the arrays are open here
+    data_bytes = sum(p.stat().st_size for p in (cache / "train").glob("*.npy"))
+    assert len(pickle.dumps(cached)) < data_bytes / 10

@@ -202,11 +202,10 @@ class CachedDataset(torch.utils.data.Dataset):
                              f"{manifest['count']} items); run build_cache again to finish it")
         self.manifest = manifest
         self.name = manifest.get("describe", {}).get("name", self.folder.name)
-        self.arrays = {k: np.load(self.folder / f"{k}.npy", mmap_mode="r")
-                       for k in manifest["keys"]}
+        self._arrays: dict[str, np.ndarray] | None = None
         self.strings = json.loads((self.folder / "strings.json").read_text())
-        clips = "valid" in self.arrays
-        self.cached_length = int(self.arrays["valid"].shape[1]) if clips else None
+        clips = "valid" in manifest["keys"]
+        self.cached_length = int(manifest["keys"]["valid"]["shape"][0]) if clips else None
         if frames is not None and frames != 1 and frames != self.cached_length:
             raise ValueError(f"cache {self.folder} holds "
                              f"{'clips of ' + str(self.cached_length) if clips else 'frames'}; "
@@ -214,6 +213,18 @@ class CachedDataset(torch.utils.data.Dataset):
         self.index: np.ndarray | None = None
         if clips and frames == 1:
             self.index = np.argwhere(np.asarray(self.arrays["valid"]))  # (item, t) pairs
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The memory-mapped arrays, opened in each process that reads (a DataLoader worker
+        gets the folder, not a pickled copy of the data)."""
+        if self._arrays is None:
+            self._arrays = {k: np.load(self.folder / f"{k}.npy", mmap_mode="r")
+                            for k in self.manifest["keys"]}
+        return self._arrays
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_arrays": None}
 
     def __len__(self) -> int:
         return len(self.index) if self.index is not None else int(self.manifest["count"])
