@@ -74,7 +74,7 @@ def build_pipeline(window: int) -> tuple[Pipeline, str]:
             return Output
 
     modality = {"rgb": registries.modality.build("rgb")}
-    return Pipeline(Readout(), modality, kind="body", frames=window, random_weights=True), (
+    return Pipeline(Readout(), modality, subject="body", frames=window, random_weights=True), (
         "vitpose (tiny) + linear readout (no MeshRecoveryModel yet)"
     )
 

@@ -38,6 +38,8 @@ import attrs
 import numpy as np
 import torch
 
+from extpose_sdk.subjects import BODY, HAND
+
 KINDS = ("smpl", "mano")
 #: What each kind needs: the file users give, where they get it, its size.
 EXPECTED_FILE = {"smpl": "SMPL_NEUTRAL.pkl", "mano": "MANO_RIGHT.pkl"}
@@ -64,7 +66,6 @@ J19_APPROXIMATION = (
     ("jaw_h36m", {12: 0.5, 15: 0.5}), ("head_h36m", {15: 0.5, "top": 0.5}),
 )  # fmt: skip
 HEAD_TOP_VERTEX = 411
-PELVIS_INDEX = 39  # in the 44 joints
 #: MANO fingertip vertices (thumb, index, middle, ring, pinky) and HaMeR's OpenPose reorder.
 MANO_TIP_VERTICES = (744, 320, 443, 554, 671)
 MANO_TO_OPENPOSE = (0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20)
@@ -311,7 +312,8 @@ class SMPLModel(torch.nn.Module):
     """SMPL neutral with HMR2.0's 44 joints (25 OpenPose + 19, pelvis at 39)."""
 
     kind = "smpl"
-    joint_set = "smpl44"
+    subject = BODY
+    joint_set = BODY.joint_set
 
     def __init__(self, data: dict[str, Any], path: Path, joint_regressor_extra=None):
         super().__init__()
@@ -384,7 +386,8 @@ class MANOModel(torch.nn.Module):
     """MANO with HaMeR's 21 OpenPose-order joints; ``is_rhand=False`` mirrors to a left hand."""
 
     kind = "mano"
-    joint_set = "mano21"
+    subject = HAND
+    joint_set = HAND.joint_set
 
     def __init__(self, data: dict[str, Any], path: Path, is_rhand: bool = True):
         super().__init__()

@@ -13,7 +13,10 @@ Every hook receives one argument, ``register``, a callback with the signature::
 
 ``factory`` is a callable that *builds* the component when asked; importing a plugin or calling
 its hook must never allocate a model or read a file. ``description`` is one line shown by
-``extpose plugins``. A ``name`` ending in ``"*"`` (``"timm:*"``) declares a *family*: any name
+``extpose plugins``. ``metadata`` is data about the component: ``example="..."`` (shown by
+``extpose plugins``) and, for backbones, heads and model recipes, ``subject="body"`` /
+``"hand"`` (``extpose_sdk.subjects``): what it reconstructs, checked by ``Pipeline.from_plugins``
+before anything is built. A ``name`` ending in ``"*"`` (``"timm:*"``) declares a *family*: any name
 with that prefix resolves to it, and the factory receives the rest of the name as its first
 positional argument (``factory("vit_small_patch16_224", **kwargs)``).
 
@@ -62,7 +65,9 @@ def extpose_register_heads(register):
     The factory is called as ``factory(context_dim=D, token_grid=(h, w), **options)`` and returns
     a ``torch.nn.Module`` mapping one frame's context tokens ``(B, N, D)`` (all present
     modalities of that frame, concatenated) to an attrs result of parameters (rotation
-    matrices, shape, crop camera).
+    matrices, shape, crop camera). The module declares what it predicts as its ``subject``
+    attribute (an ``extpose_sdk.subjects.Subject``: ``BODY``, ``HAND`` or the plugin's own);
+    everything downstream (pipeline, engine, evaluation) reads it from there.
     """
 
 
@@ -93,5 +98,7 @@ def extpose_register_models(register):
     The factory is called by ``extpose_sdk.load_model(name, checkpoint=..., **options)`` as
     ``factory(checkpoint=PATH_or_None, **options)`` and returns a ready ``torch.nn.Module``.
     A recipe typically combines a registered backbone, modalities and head, and knows how to
-    read its checkpoints.
+    read its checkpoints. Register it with ``subject="body"`` / ``"hand"`` so that what it
+    reconstructs is known before it is built; the built model's ``subject`` (its head's) must
+    agree.
     """

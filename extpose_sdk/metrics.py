@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import attrs
 import torch
 
+from extpose_sdk.subjects import BODY, HAND
+
 Tensor = torch.Tensor
 
 
@@ -205,6 +207,13 @@ class Protocol:
     f_thresholds: tuple[float, ...] = ()
     acceleration: bool = False
 
+    @property
+    def subject(self):
+        """The subject (``extpose_sdk.subjects``) whose joint set the protocol scores."""
+        from extpose_sdk.subjects import subject_of_joint_set
+
+        return subject_of_joint_set(self.joint_set)
+
     def root_align(self, points: Tensor, joints: Tensor) -> Tensor:
         """``points`` minus the root of ``joints`` (both ``(B, *, 3)``, the root from the full set)."""
         return points - joints[:, list(self.root)].mean(dim=1, keepdim=True)
@@ -260,18 +269,19 @@ class Protocol:
 
 #: HMR2.0's 14 LSP joints in its 44-joint set (the 19 regressed joints start at 25).
 LSP14_OF_SMPL44: tuple[int, ...] = (*range(25, 38), 43)
-#: HMR2.0's pelvis in its 44-joint set (MPII pelvis of the 19 regressed joints).
-PELVIS_OF_SMPL44 = 39
+#: The root each protocol centres on: the subject's root joint (HMR2.0's pelvis, 39 of its 44
+#: joints, the MPII pelvis of the 19 regressed ones; the wrist of the 21 hand joints).
+_BODY_ROOT, _HAND_ROOT = (BODY.root_joint,), (HAND.root_joint,)
 
 PROTOCOLS: dict[str, Protocol] = {
-    "3dpw": Protocol("3dpw", "smpl44", LSP14_OF_SMPL44, (PELVIS_OF_SMPL44,), acceleration=True),
-    "h36m": Protocol("h36m", "smpl44", LSP14_OF_SMPL44, (PELVIS_OF_SMPL44,)),
-    "freihand": Protocol("freihand", "mano21", None, (0,), f_thresholds=(0.005, 0.015)),
-    "ho3d": Protocol("ho3d", "mano21", None, (0,), f_thresholds=(0.005, 0.015)),
+    "3dpw": Protocol("3dpw", BODY.joint_set, LSP14_OF_SMPL44, _BODY_ROOT, acceleration=True),
+    "h36m": Protocol("h36m", BODY.joint_set, LSP14_OF_SMPL44, _BODY_ROOT),
+    "freihand": Protocol("freihand", HAND.joint_set, None, _HAND_ROOT, f_thresholds=(0.005, 0.015)),
+    "ho3d": Protocol("ho3d", HAND.joint_set, None, _HAND_ROOT, f_thresholds=(0.005, 0.015)),
     # the SDK's synthetic sets: every joint, video metrics too
-    "synthetic-body": Protocol("synthetic-body", "smpl44", LSP14_OF_SMPL44, (PELVIS_OF_SMPL44,),
+    "synthetic-body": Protocol("synthetic-body", BODY.joint_set, LSP14_OF_SMPL44, _BODY_ROOT,
                                acceleration=True),
-    "synthetic-hand": Protocol("synthetic-hand", "mano21", None, (0,),
+    "synthetic-hand": Protocol("synthetic-hand", HAND.joint_set, None, _HAND_ROOT,
                                f_thresholds=(0.005, 0.015), acceleration=True),
 }
 

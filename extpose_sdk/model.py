@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from extpose_sdk.heads.mesh import MANOHead, MeshParams, SMPLHead
+from extpose_sdk.subjects import Subject, get_subject, subject_of
 
 
 @attrs.define
@@ -60,6 +61,8 @@ class MeshRecoveryModel(nn.Module):
         mask: ``ExtendedViT``'s attention mask when the extension runs (``"frame"``, ``"paper"``...).
         head_name: the head's state-dict prefix; by default ``smpl_head`` / ``mano_head`` for the
             official heads (so official checkpoints load), ``head`` otherwise.
+        subject: what the model reconstructs (``extpose_sdk.subjects``: ``"body"``, ``"hand"``
+            or a ``Subject``); by default the head's ``subject``.
     """
 
     def __init__(
@@ -71,10 +74,12 @@ class MeshRecoveryModel(nn.Module):
         attention: str = "auto",
         checkpointing: bool = False,
         head_name: str | None = None,
+        subject: str | Subject | None = None,
     ) -> None:
         super().__init__()
         if not modalities:
             raise ValueError("MeshRecoveryModel needs at least one modality")
+        self._subject = None if subject is None else get_subject(subject)
         self.backbone = backbone
         self.head_name = head_name or _default_head_name(head)
         self.add_module(self.head_name, head)
@@ -87,6 +92,11 @@ class MeshRecoveryModel(nn.Module):
     @property
     def head(self) -> nn.Module:
         return getattr(self, self.head_name)
+
+    @property
+    def subject(self) -> Subject:
+        """What the model reconstructs: the one given, else the head's (``Subject``)."""
+        return self._subject or subject_of(self.head)
 
     def forward(
         self,
@@ -110,7 +120,7 @@ class MeshRecoveryModel(nn.Module):
             params = self.head(context, context_mask)
         output = _with_cam_t(params, (B, T) if video else (B,))
         if self.body_model is not None:
-            _add_joints(output, self.body_model)
+            _add_joints(output, self.body_model, self.subject.pose_key)
         return output
 
     @property
@@ -232,9 +242,8 @@ def _with_cam_t(params: MeshParams, leading: tuple[int, ...]) -> MeshOutput:
     return MeshOutput(**fields)
 
 
-def _add_joints(output: MeshOutput, body_model: nn.Module) -> None:
+def _add_joints(output: MeshOutput, body_model: nn.Module, pose_name: str) -> None:
     """Fill ``pred_keypoints_3d / _2d`` and ``pred_vertices`` of ``output`` in place."""
-    pose_name = "body_pose" if output.body_pose is not None else "hand_pose"
     pose = getattr(output, pose_name)
     lead = pose.shape[:-3]
     flat = body_model(global_orient=output.global_orient.reshape(-1, 1, 3, 3).float(),
@@ -272,6 +281,7 @@ def build_mesh_recovery_model(
     trust_checkpoint: bool = False,
     attention: str = "auto",
     defaults: dict[str, Any] | None = None,
+    subject: str | Subject | None = None,
     **options: Any,
 ) -> MeshRecoveryModel:
     """The shared recipe: backbone (registered name, size options) + head (``smpl`` / ``mano``).
@@ -306,7 +316,8 @@ def build_mesh_recovery_model(
             head, context_dim=vit.embed_dim, token_grid=tuple(vit.grid_size), **head_options
         )
         model = MeshRecoveryModel(
-            vit, head_module, modalities=modalities, mask=mask, attention=attention
+            vit, head_module, modalities=modalities, mask=mask, attention=attention,
+            subject=subject,
         )
     if state_dict is not None:
         checkpoints.load_state_dict_checked(

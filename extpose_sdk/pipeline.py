@@ -36,12 +36,9 @@ import numpy as np
 from extpose_sdk.data.video import VideoReadError, open_video
 from extpose_sdk.keypoints.files import KeypointFileError
 from extpose_sdk.results import FrameResult, PersonResult, Results, ResultsStream
+from extpose_sdk.subjects import BODY, Subject, get_subject, subject_of
 from extpose_sdk.tracking import BoxTracker
 from extpose_sdk.windows import Window, WindowPlanner
-
-#: What each head predicts; a head and a recipe (or body model) of different kinds do not fit.
-HEAD_KINDS = {"smpl": "body", "mano": "hand"}
-BODY_MODEL_OF_KIND = {"body": "smpl", "hand": "mano"}
 
 RANDOM_WEIGHTS_NOTE = "random weights: the mesh is not meaningful; train or pass --checkpoint"
 
@@ -52,17 +49,6 @@ class FitError(ValueError):
 
 class KeypointFitError(FitError):
     """Keypoints that do not fit the model or the video (the message says what does not fit)."""
-
-
-def kind_of_model(name: str | None) -> str | None:
-    """``"hand"`` for HaMeR-family names and MANO heads, ``"body"`` for HMR2.0-family names and
-    SMPL heads, None for a name that says neither (a generic backbone such as ``vitpose``)."""
-    lowered = (name or "").lower()
-    if any(word in lowered for word in ("hamer", "mano", "hand")):
-        return "hand"
-    if any(word in lowered for word in ("hmr", "smpl", "body")):
-        return "body"
-    return None
 
 
 @attrs.define
@@ -88,7 +74,8 @@ class Pipeline:
         model: ``model(inputs, present=...)`` with ``inputs[name]`` of shape ``(B, T, C, H, W)``
             returning the head's fields with leading dims ``(B, T)`` (``MeshRecoveryModel``).
         modalities: name -> ``Modality``, in the model's order (``rgb`` first).
-        kind: ``"body"`` (SMPL) or ``"hand"`` (MANO).
+        subject: what the model reconstructs (``extpose_sdk.subjects``: ``BODY``, ``HAND`` or
+            their names): crop size, left-hand mirroring, the pose reported.
         body_model: a module from ``extpose_sdk.body_models.load_body_model`` or None.
         keypoints: default keypoint source for ``video`` (an iterable of ``Keypoints``), or None.
         frames: window length T; ``overlap``: frames shared by neighbouring windows.
@@ -97,7 +84,7 @@ class Pipeline:
 
     model: Any
     modalities: dict[str, Any]
-    kind: str = "body"
+    subject: Subject = attrs.field(default=BODY, converter=get_subject)
     body_model: Any = None
     keypoints: Any = None
     frames: int = 1
@@ -151,16 +138,7 @@ class Pipeline:
         if model is None and backbone is None and head is None:
             model = DEFAULT_MODEL
         modality_names = tuple(modalities) if modalities is not None else ("rgb", "skeleton")
-        kind = kind_of_model(model) or kind_of_model(backbone)
-        if head is not None:
-            head_kind = HEAD_KINDS.get(head) or kind_of_model(head)
-            if kind is not None and head_kind is not None and head_kind != kind:
-                raise FitError(
-                    f"head {head!r} predicts {_what(head_kind)} but {model or backbone!r} is "
-                    f"a {_what(kind)} model; use head {BODY_MODEL_OF_KIND[kind]!r}"
-                )
-            kind = head_kind or kind
-        kind = kind or "body"
+        declared = _declared_subjects(registries, model=model, backbone=backbone, head=head)
         if mask is not None:
             model_options["mask"] = mask
         if backbone is not None or head is not None:
@@ -193,17 +171,23 @@ class Pipeline:
                 network = registries.model.build(model, checkpoint=checkpoint, **model_options)
             name = model
             modality_names = tuple(getattr(network, "modalities", modality_names))
+        first = next(iter(declared.values()), None)
+        try:
+            subject = subject_of(network, default=first)
+        except ValueError as error:
+            raise FitError(f"{name!r}: {error}") from None
+        _check_fit({**declared, name: subject})
         built_modalities = {m: registries.modality.build(m) for m in modality_names}
         if isinstance(body_model, (str, Path)):
             from extpose_sdk.body_models import load_body_model
 
-            body_model = load_body_model(BODY_MODEL_OF_KIND[kind], body_model)
+            body_model = load_body_model(subject.body_model, body_model)
         if isinstance(keypoints, (str, Path)):
             keypoints = keypoint_source_for(keypoints)
         pipeline = cls(
             model=network,
             modalities=built_modalities,
-            kind=kind,
+            subject=subject,
             body_model=body_model,
             keypoints=keypoints,
             frames=frames,
@@ -381,14 +365,14 @@ class Pipeline:
         its border), or every point within [0, 1] (normalised, not pixels)."""
         if keypoints is None:
             return
-        from extpose_sdk.keypoints.layouts import SUBJECTS, layouts_of
+        from extpose_sdk.keypoints.layouts import SUBJECTS
 
         subject = SUBJECTS.get(keypoints.layout)
-        if subject is not None and subject != self.kind:
+        if subject is not None and subject != self.subject.name:
             raise KeypointFitError(
                 f"{where}: layout {keypoints.layout!r} holds {subject} keypoints but "
-                f"{self.name or 'the model'!r} is a {_what(self.kind)} model; give "
-                f"{self.kind} keypoints (layout {' or '.join(layouts_of(self.kind))})"
+                f"{self.name or 'the model'!r} is a {self.subject} model; give "
+                f"{self.subject.name} keypoints (layout {' or '.join(self.subject.layouts())})"
             )
         points = np.asarray(keypoints.points)
         confident = points[..., 2] > 0
@@ -445,15 +429,11 @@ class Pipeline:
             points = points[valid]
             is_right = is_right[valid] if is_right is not None else None
         ids = track_ids.update(boxes) if track_ids is not None else np.full(len(boxes), -1)
-        rescale = (
-            self.rescale if self.rescale is not None else (2.0 if self.kind == "hand" else 1.2)
-        )
-        if keypoints is None:
-            rescale = 1.0  # the whole frame
+        rescale = self._rescale(keypoints is not None)
         people = []
         for i, box in enumerate(boxes):
-            # HaMeR sees every hand as a right hand: a left hand's crop is mirrored
-            left = self.kind == "hand" and is_right is not None and not is_right[i]
+            # a model of right hands (HaMeR) sees a left hand's crop mirrored
+            left = self.subject.mirror_left and is_right is not None and not is_right[i]
             crop = make_crop(
                 box, image_width=width, rescale=rescale, size=self.crop_size, flip=bool(left)
             )
@@ -535,14 +515,13 @@ class Pipeline:
             value = getattr(outputs, name, None)
             return None if value is None else value[0, t].detach().float().cpu().clone()
 
-        pose_name = "hand_pose" if self.kind == "hand" else "body_pose"
         params = {
             name: pick(name).numpy()
-            for name in ("global_orient", pose_name, "betas")
+            for name in ("global_orient", self.subject.pose_key, "betas")
             if pick(name) is not None
         }
         pred_cam = pick("pred_cam")
-        mirrored = self.kind == "hand" and person.is_right is False
+        mirrored = self.subject.mirror_left and person.is_right is False
         if pred_cam is not None and mirrored:  # back from the mirrored crop, as HaMeR's demo does
             pred_cam[1] = -pred_cam[1]
         result = PersonResult(
@@ -556,7 +535,7 @@ class Pipeline:
         )
         if pred_cam is not None:
             result.cam_t = full_image_cam_t(
-                pred_cam.numpy(), person.box, shape, self.rescale_for(person)
+                pred_cam.numpy(), person.box, shape, self._rescale(person.keypoints is not None)
             )
         if self.body_model is not None and params:
             with torch.inference_mode():
@@ -570,10 +549,12 @@ class Pipeline:
                 result.keypoints_2d = project_full_image(result.joints_3d, result.cam_t, shape)
         return result
 
-    def rescale_for(self, person: _Person) -> float:
-        if person.keypoints is None:
+    def _rescale(self, from_keypoints: bool) -> float:
+        """How much a person's box is enlarged before cropping: the subject's ``crop_rescale``
+        (or ``rescale``) for boxes around keypoints, 1 for the whole frame."""
+        if not from_keypoints:
             return 1.0
-        return self.rescale if self.rescale is not None else (2.0 if self.kind == "hand" else 1.2)
+        return self.rescale if self.rescale is not None else self.subject.crop_rescale
 
 
 def focal_length_of(shape: tuple[int, int]) -> float:
@@ -674,8 +655,28 @@ def _image_array(image: Any, index: int) -> np.ndarray:
     return array
 
 
-def _what(kind: str) -> str:
-    return "hand (MANO)" if kind == "hand" else "body (SMPL)"
+def _declared_subjects(registries, **names: str | None) -> dict[str, Subject]:
+    """The subjects that the named recipe, backbone and head declared when they registered
+    (``register(..., subject="hand")``), keyed by how messages name them."""
+    declared = {}
+    for kind, name in names.items():
+        if name is None:
+            continue
+        subject = registries[kind].get(name).metadata.get("subject")
+        if subject is not None:
+            declared[f"{kind} {name!r}" if kind == "head" else repr(name)] = get_subject(subject)
+    _check_fit(declared)
+    return declared
+
+
+def _check_fit(subjects: dict[str, Subject]) -> None:
+    """A ``FitError`` when the parts of one model (``{what: subject}``) declare different
+    subjects; the message starts from the head when there is one."""
+    pivot = next((w for w in subjects if w.startswith("head ")), next(iter(subjects), None))
+    for what, subject in subjects.items():
+        if subject != subjects[pivot]:
+            raise FitError(f"{pivot} predicts {subjects[pivot]} but {what} is a {subject} "
+                           "model; give components of one subject")
 
 
 def _per_image(value: Any, count: int, single: bool) -> list[Any]:

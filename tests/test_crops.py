@@ -5,6 +5,7 @@ import pytest
 
 from extpose_sdk.data import crops
 from extpose_sdk.modalities import IMAGENET_MEAN, IMAGENET_STD
+from extpose_sdk.subjects import HAND
 
 
 def test_box_to_center_scale_and_square_size():
@@ -14,7 +15,7 @@ def test_box_to_center_scale_and_square_size():
     # tall box: the side is its height; wide box: 4/3 of its width
     assert crops.bbox_size_of([0.5, 2.0]) == pytest.approx(400)
     assert crops.bbox_size_of([1.5, 1.0]) == pytest.approx(200 * 1.5 * 4 / 3)
-    _, scale = crops.box_to_center_scale([0, 0, 100, 100], rescale=crops.HAND_RESCALE)
+    _, scale = crops.box_to_center_scale([0, 0, 100, 100], rescale=HAND.crop_rescale)
     np.testing.assert_allclose(scale, [1.0, 1.0])
     with pytest.raises(ValueError, match="expected shape"):
         crops.box_to_center_scale([1, 2, 3])

@@ -19,6 +19,7 @@ from extpose_sdk.keypoints import Keypoints  # noqa: E402
 from extpose_sdk.pipeline import FitError, Pipeline  # noqa: E402
 from extpose_sdk.plugins import get_registries  # noqa: E402
 from extpose_sdk.results import load_results  # noqa: E402
+from extpose_sdk.subjects import HAND  # noqa: E402
 
 
 @attrs.define
@@ -53,7 +54,7 @@ def make_pipeline(**options):
     return Pipeline(
         model=TemporalStandIn(),
         modalities={"rgb": registries.modality.build("rgb")},
-        kind="hand",
+        subject="hand",
         name="stand-in",
         random_weights=True,
         **options,
@@ -227,7 +228,7 @@ def test_a_registered_recipe_runs_at_tiny_size():
     from extpose_sdk.commands.predict import SAMPLE_OPTIONS
 
     pipeline = Pipeline.from_plugins(model="hamer", **SAMPLE_OPTIONS)
-    assert pipeline.kind == "hand" and pipeline.random_weights
+    assert pipeline.subject is HAND and pipeline.random_weights
     results = pipeline.video(frames_of(3))
     arrays = results.to_numpy()
     assert arrays["hand_pose"].shape == (3, 15, 3, 3)

@@ -90,7 +90,7 @@ def run(args) -> int:
               f"({', '.join(PROTOCOLS)})", file=sys.stderr)
         return 2
     protocol = get_protocol(protocol_name)
-    kind = "smpl" if protocol.joint_set.startswith("smpl") else "mano"
+    kind = protocol.subject.body_model
     from extpose_sdk.commands.predict import _options, check_device
 
     check_device(args.device)

@@ -32,6 +32,7 @@ def run(args) -> int:
                 "plugin": c.plugin,
                 "description": c.description,
                 **({"example": c.metadata["example"]} if "example" in c.metadata else {}),
+                **({"subject": str(c.metadata["subject"])} if "subject" in c.metadata else {}),
             }
             for c in registries[kind]
         ]
@@ -58,6 +59,8 @@ def run(args) -> int:
         pwidth = max((len(r["package"]) for r in rows), default=0)
         for row in rows:
             line = f"  {row['name']:<{width}}  {row['package']:<{pwidth}}  {row['description']}"
+            if "subject" in row:
+                line += f" [{row['subject']}]"
             if "example" in row:
                 line += f" (e.g. {row['example']})"
             print(line.rstrip())

@@ -39,8 +39,6 @@ from extpose_sdk.modalities import IMAGENET_MEAN, IMAGENET_STD
 BBOX_SHAPE = (192, 256)
 #: The box scale unit of the official code: ``scale = wh / 200``.
 SCALE_UNIT = 200.0
-#: HaMeR's demo enlarges hand boxes by this factor.
-HAND_RESCALE = 2.0
 
 
 @attrs.frozen
@@ -144,7 +142,8 @@ def make_crop(box, *, image_width: int | None = None, rescale: float = 1.0,
               translate=(0.0, 0.0), flip: bool = False) -> Crop:
     """The crop of ``box`` (x1, y1, x2, y2 full-image px), official preprocessing.
 
-    ``rescale`` enlarges the box (HaMeR's demo: ``HAND_RESCALE``); ``rotation`` (degrees),
+    ``rescale`` enlarges the box (a subject's ``crop_rescale``; HaMeR's demo: 2.0 for hands);
+    ``rotation`` (degrees),
     ``zoom`` (crop region side multiplier) and ``translate`` (centre shift as a fraction of
     ``bbox_size``) are the augmentation's; ``flip`` mirrors the image first (needs
     ``image_width``), as for augmentation and HaMeR's left hands.

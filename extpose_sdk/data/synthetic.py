@@ -30,16 +30,11 @@ import numpy as np
 
 from extpose_sdk.data.augment import AugmentConfig, AugmentParams, augment, sample_params
 from extpose_sdk.data.sample import CROP_SIZE, make_clips, stack, stack_clip
+from extpose_sdk.subjects import SUBJECTS, Subject, get_subject
 
-KINDS = ("body", "hand")
-#: Detector layout standing in for a 2D detector, per kind.
-DETECTED_LAYOUT = {"body": "coco17", "hand": "openpose_hand21"}
-JOINT_SET = {"body": "smpl44", "hand": "mano21"}
-POSE_KEY = {"body": "body_pose", "hand": "hand_pose"}
-POSE_JOINTS = {"body": 23, "hand": 15}
-#: Real-world size of the subject (m) and the share of the image height it should fill.
-SUBJECT_SIZE = {"body": 1.7, "hand": 0.2}
 FPS = 30.0
+#: The synthetic model file of each body-model kind, and what writes it.
+MODEL_FILES = {"smpl": "SMPL_SYNTHETIC_NEUTRAL.pkl", "mano": "MANO_SYNTHETIC_RIGHT.pkl"}
 
 
 def default_cache_dir() -> Path:
@@ -47,16 +42,18 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("EXTPOSE_CACHE", Path.home() / ".cache" / "extpose")) / "synthetic"
 
 
-def synthetic_model_path(kind: str, cache_dir: str | Path | None = None) -> Path:
-    """The synthetic model file of ``kind`` in ``cache_dir``, written there on first use."""
+def synthetic_model_path(subject: str | Subject, cache_dir: str | Path | None = None) -> Path:
+    """The synthetic model file of ``subject`` (``body`` / ``hand``) in ``cache_dir``, written
+    there on first use."""
     from extpose_sdk.synthetic.body_model_files import write_synthetic_mano, write_synthetic_smpl
 
+    kind = get_subject(subject).body_model
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = folder / ("SMPL_SYNTHETIC_NEUTRAL.pkl" if kind == "body" else "MANO_SYNTHETIC_RIGHT.pkl")
+    path = folder / MODEL_FILES[kind]
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.stem}.{os.getpid()}{path.suffix}")
-        (write_synthetic_smpl if kind == "body" else write_synthetic_mano)(partial)
+        {"smpl": write_synthetic_smpl, "mano": write_synthetic_mano}[kind](partial)
         os.replace(partial, path)  # atomic: parallel workers never read half a file
     return path
 
@@ -102,7 +99,7 @@ class Motion:
         unit = 0.5 + 0.5 * (waves * self.weight[None]).sum(-1)  # in [0, 1]
         return self.low + (self.high - self.low) * unit
 
-    def global_orient(self, t: np.ndarray, kind: str) -> np.ndarray:
+    def global_orient(self, t: np.ndarray) -> np.ndarray:
         """(T, 3) axis-angle: the model upright and facing the camera, turning smoothly."""
         from scipy.spatial.transform import Rotation
 
@@ -120,12 +117,13 @@ class Motion:
         return self.position + amplitude * np.sin(2 * np.pi * frequency * t[:, None])
 
 
-def random_motion(kind: str, rng: np.random.Generator, distance: float) -> Motion:
-    """A random smooth motion of ``kind`` with the root around ``distance`` m from the camera."""
-    joints = POSE_JOINTS[kind]
+def random_motion(subject: Subject, rng: np.random.Generator, distance: float) -> Motion:
+    """A random smooth motion of ``subject`` with the root around ``distance`` m from the
+    camera (bodies walk and swing their arms; hands turn and flex their fingers)."""
+    joints = subject.pose_joints
     low = np.full((joints, 3), -0.15)
     high = np.full((joints, 3), 0.15)
-    if kind == "body":
+    if subject.body_model == "smpl":
         for joint, (axis, lo, hi) in BODY_LIMITS.items():
             low[joint, axis], high[joint, axis] = lo, hi
         yaw = (rng.uniform(-0.6, 0.6), rng.uniform(0.1, 0.6), rng.uniform(0.05, 0.2))
@@ -142,7 +140,7 @@ def random_motion(kind: str, rng: np.random.Generator, distance: float) -> Motio
     low, high = np.maximum(low, centre - reach), np.minimum(high, centre + reach)
     count = 3
     weight = rng.uniform(0.2, 1.0, (joints * 3, count))
-    drift = np.stack([rng.uniform(0.0, 0.05, 3) * SUBJECT_SIZE[kind] / 0.5,
+    drift = np.stack([rng.uniform(0.0, 0.05, 3) * subject.size / 0.5,
                       rng.uniform(0.05, 0.3, 3)], 1)
     return Motion(
         low=low.reshape(-1), high=high.reshape(-1),
@@ -267,7 +265,8 @@ class SyntheticDataset:
     Args:
         root: folder for the synthetic model files (default ``default_cache_dir()``).
         split: ``train`` or ``test`` (different motions; ``train`` augments by default).
-        kind: ``body`` (SMPL, ``coco17`` detections) or ``hand`` (MANO right hands).
+        kind: the subject, ``body`` (SMPL, ``coco17`` detections) or ``hand`` (MANO right
+            hands, ``openpose_hand21``): its ``extpose_sdk.subjects`` spec says the rest.
         model_path: a real SMPL / MANO file to use instead of the synthetic one.
         num_sequences, sequence_length: how many motions and frames each (at ``FPS``).
         clip_length, clip_stride: clips of T frames (``None``: single frames).
@@ -289,8 +288,8 @@ class SyntheticDataset:
                  occluders: int = 2, augment: AugmentConfig | bool | None = "default",
                  detection_noise: DetectionNoise = DetectionNoise(), vertices: bool = True,
                  seed: int = 0) -> None:
-        if kind not in KINDS:
-            raise ValueError(f"synthetic: unknown kind {kind!r}; available: {', '.join(KINDS)}")
+        if kind not in SUBJECTS:
+            raise ValueError(f"synthetic: unknown kind {kind!r}; available: {', '.join(SUBJECTS)}")
         if split not in ("train", "test"):
             raise ValueError(f"synthetic: unknown split {split!r}; available: train, test")
         if augment == "default":
@@ -301,6 +300,7 @@ class SyntheticDataset:
             augment = AugmentConfig(**augment)
         self.augment_config = augment or None
         self.kind, self.split, self.seed = kind, split, int(seed)
+        self.subject = SUBJECTS[kind]
         self.name = f"synthetic-{kind}"
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.crop_size = int(crop_size)
@@ -315,7 +315,7 @@ class SyntheticDataset:
         self._scenes: dict[int, tuple] = {}  # a few sequences' backgrounds, per worker
         from extpose_sdk.keypoints.layouts import get_layout
 
-        layout = get_layout(DETECTED_LAYOUT[kind])
+        layout = get_layout(self.subject.detector_layout)
         self.detected_flip = layout.flip_indices
         lengths = {self.sequence_name(i): self.sequence_length for i in range(int(num_sequences))}
         self.clip_length = clip_length
@@ -354,8 +354,7 @@ class SyntheticDataset:
         if self._model is None:
             from extpose_sdk.body_models import load_body_model
 
-            self._model = load_body_model("smpl" if self.kind == "body" else "mano",
-                                          self.model_path)
+            self._model = load_body_model(self.subject.body_model, self.model_path)
         return self._model
 
     def pose_frames(self, sequence: int, frames: list[int]) -> dict[str, np.ndarray]:
@@ -365,24 +364,23 @@ class SyntheticDataset:
         motion = self.motion(sequence)
         t = np.asarray(frames, dtype=np.float64) / FPS
         pose = motion.angles(t)
-        orient = motion.global_orient(t, self.kind)
+        orient = motion.global_orient(t)
         betas = np.repeat(motion.betas[None], len(frames), 0)
         n = len(frames)
         with torch.no_grad():
-            output = _forward(self.body_model, self.kind, orient, pose, betas)
+            output = _forward(self.body_model, self.subject.pose_key, orient, pose, betas)
         vertices = output["vertices"].reshape(n, -1, 3)
         joints = output["joints"].reshape(n, -1, 3)
         root = joints.mean(axis=1)  # the joints' centroid goes where the motion says
         shift = motion.root_position(t) - root
-        return {"global_orient": orient, POSE_KEY[self.kind]: pose, "betas": betas,
+        return {"global_orient": orient, self.subject.pose_key: pose, "betas": betas,
                 "transl": shift, "vertices": vertices + shift[:, None],
                 "joints": joints + shift[:, None], "faces": output["faces"]}
 
     def motion(self, sequence: int) -> Motion:
         rng = _rng(self.seed, self.split, "motion", sequence)
-        distance = self.focal * SUBJECT_SIZE[self.kind] / (rng.uniform(0.4, 0.6) *
-                                                         self.image_size[0])
-        return random_motion(self.kind, rng, distance)
+        distance = self.focal * self.subject.size / (rng.uniform(0.4, 0.6) * self.image_size[0])
+        return random_motion(self.subject, rng, distance)
 
     # ---- rendering
     def scene(self, sequence: int) -> tuple[np.ndarray, list[Occluder], np.ndarray]:
@@ -417,7 +415,7 @@ class SyntheticDataset:
             for occluder in occluders:
                 occluder.draw(image, box, frame / FPS)
             noise_rng = _rng(self.seed, self.split, "detect", sequence, frame)
-            detected = noisy_detections(_detector_points(self.kind, keypoints), box,
+            detected = noisy_detections(_detector_points(self.subject, keypoints), box,
                                         self.detected_flip, self.noise, noise_rng)
             labels = {k: v[i] for k, v in posed.items() if k != "faces"}
             out.append(Frame(image, background, buffer, labels, keypoints, detected, box))
@@ -427,7 +425,8 @@ class SyntheticDataset:
         """Sample-layout dicts of ``frames`` of ``sequence``, all cropped with ``params``."""
         import torch
 
-        pose_key = POSE_KEY[self.kind]
+        subject = self.subject
+        pose_key = subject.pose_key
         samples = []
         for frame, rendered in zip(frames, self.render(sequence, frames), strict=True):
             labels = rendered.labels
@@ -436,8 +435,9 @@ class SyntheticDataset:
                 rendered.image, rendered.box, params, keypoints_2d=rendered.keypoints_2d,
                 keypoints_3d=keypoints_3d,
                 vertices=labels["vertices"] if self.with_vertices else None,
-                global_orient=labels["global_orient"], is_right=1.0 if self.kind == "hand" else None,
-                detected_keypoints_2d=rendered.detected, joint_set=JOINT_SET[self.kind],
+                # sided subjects (hands) are rendered as right hands
+                global_orient=labels["global_orient"], is_right=1.0 if subject.mirror_left else None,
+                detected_keypoints_2d=rendered.detected, joint_set=subject.joint_set,
                 detected_flip=self.detected_flip, size=self.crop_size,
                 **{pose_key: labels[pose_key]})
             moved = params.flip or params.rotation != 0.0
@@ -453,8 +453,8 @@ class SyntheticDataset:
                 "dataset": self.name,
                 "sequence": self.sequence_name(sequence),
                 "image_path": "",
-                "detected_layout": DETECTED_LAYOUT[self.kind],
-                "joint_set": JOINT_SET[self.kind],
+                "detected_layout": subject.detector_layout,
+                "joint_set": subject.joint_set,
                 "gender": "neutral",
             })
             for key in ("detected_keypoints_2d", "global_orient", pose_key, "betas"):
@@ -469,23 +469,25 @@ class SyntheticDataset:
         return stack([self[i] for i in indices])
 
 
-def _detector_points(kind: str, keypoints: np.ndarray) -> np.ndarray:
-    """The true joints in the stand-in detector's layout (coco17 from OpenPose, hand as is)."""
-    if kind == "hand":
-        return keypoints[:21]
+def _detector_points(subject: Subject, keypoints: np.ndarray) -> np.ndarray:
+    """The true joints in the stand-in detector's layout: the joint set's first joints (in the
+    subject's ``label_layout``), converted when the detector's layout differs (body: coco17
+    from OpenPose BODY_25; hand: as they are)."""
+    points = keypoints[: subject.label_joints]
+    if subject.detector_layout == subject.label_layout:
+        return points
     from extpose_sdk.keypoints.layouts import convert
 
-    return convert(keypoints[:25].astype(np.float32), "openpose_body25", "coco17")
+    return convert(points.astype(np.float32), subject.label_layout, subject.detector_layout)
 
 
-def _forward(model, kind: str, orient, pose, betas) -> dict[str, np.ndarray]:
+def _forward(model, pose_key: str, orient, pose, betas) -> dict[str, np.ndarray]:
     """Vertices, joints and faces from a body model of ``extpose_sdk.body_models``."""
     import torch
 
     def tensor(x):
         return torch.as_tensor(np.asarray(x), dtype=torch.float32)
 
-    pose_key = POSE_KEY[kind]
     output = model(global_orient=tensor(orient), betas=tensor(betas), **{pose_key: tensor(pose)})
     faces = output.faces
     return {"vertices": output.vertices.detach().cpu().numpy().astype(np.float64),
@@ -520,7 +522,7 @@ def write_sample_video(path: str | Path, *, frames: int = 48, kind: str = "body"
         writer.release()
     detections = np.stack([f.detected for f in rendered]).astype(np.float32)
     if keypoints_path is not None:
-        np.savez(keypoints_path, keypoints=detections[:, None], layout=DETECTED_LAYOUT[kind],
+        np.savez(keypoints_path, keypoints=detections[:, None], layout=data.subject.detector_layout,
                  boxes=np.stack([f.box for f in rendered]).astype(np.float32)[:, None])
     return detections
 

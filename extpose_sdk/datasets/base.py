@@ -17,6 +17,7 @@ import torch
 
 from extpose_sdk.data.sample import CROP_SIZE, make_clips, stack_clip
 from extpose_sdk.keypoints.container import boxes_from_keypoints
+from extpose_sdk.subjects import BODY, Subject
 
 
 @attrs.define
@@ -66,10 +67,9 @@ class SequenceReader(torch.utils.data.Dataset):
     """
 
     name = ""
-    #: The crop covers the box (tight around the 2D joints when the data set gives none)
-    #: enlarged by this factor: bodies 1.2 (head and feet reach past the joints), hands 2.0
-    #: (HaMeR's demo factor for boxes around hand keypoints).
-    box_rescale = 1.2
+    #: What the data set labels. The crop covers the box (tight around the 2D joints when the
+    #: data set gives none) enlarged by the subject's ``crop_rescale`` (bodies 1.2, hands 2.0).
+    subject: Subject = BODY
 
     def __init__(self, *, clip_length: int | None = None, stride: int | None = None,
                  pad: bool = True, images: bool = True) -> None:
@@ -130,7 +130,7 @@ class SequenceReader(torch.utils.data.Dataset):
         image = None
         if self.images:
             image = crops.read_image(record.image_path)
-        entries = crops.crop_entries(image, box, points, size=CROP_SIZE, rescale=self.box_rescale)
+        entries = crops.crop_entries(image, box, points, size=CROP_SIZE, rescale=self.subject.crop_rescale)
         if image is not None:
             entries["image_hw"] = torch.tensor(image.shape[:2], dtype=torch.float32)
         return entries

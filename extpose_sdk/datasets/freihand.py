@@ -23,6 +23,7 @@ import numpy as np
 
 from extpose_sdk.datasets.base import FrameRecord, SequenceReader, project, split_names
 from extpose_sdk.datasets.files import DatasetFileError, read_json, require
+from extpose_sdk.subjects import HAND
 
 SPLITS = ("training", "evaluation")
 
@@ -35,7 +36,7 @@ class FreiHAND(SequenceReader):
     """
 
     name = "freihand"
-    box_rescale = 2.0
+    subject = HAND
 
     def __init__(self, root: str | Path, split: str = "evaluation", *,
                  vertices: bool | None = None, **options) -> None:
@@ -89,7 +90,7 @@ class FreiHAND(SequenceReader):
                 "has_betas": True,
                 "is_right": 1.0,
                 "focal_length": k[[0, 1], [0, 1]],
-                "joint_set": "mano21",
+                "joint_set": HAND.joint_set,
             }
             if verts is not None:
                 labels["vertices"] = np.asarray(verts[i], dtype=np.float64)

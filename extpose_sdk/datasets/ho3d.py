@@ -30,6 +30,7 @@ from extpose_sdk.datasets.base import (
     split_names,
 )
 from extpose_sdk.datasets.files import DatasetFileError, read_pickle, require
+from extpose_sdk.subjects import HAND
 
 SPLITS = ("train", "evaluation")
 #: OpenGL -> OpenCV camera axes.
@@ -42,7 +43,7 @@ class HO3D(SequenceReader):
     """HO3D frames (or clips) of one split."""
 
     name = "ho3d"
-    box_rescale = 2.0
+    subject = HAND
 
     def __init__(self, root: str | Path, split: str = "train", **options) -> None:
         self.root = Path(root)
@@ -73,7 +74,7 @@ class HO3D(SequenceReader):
         if not image.exists() and (folder / "rgb" / f"{frame}.png").exists():
             image = folder / "rgb" / f"{frame}.png"
         k = np.asarray(meta["camMat"], dtype=np.float64)
-        labels: dict = {"is_right": 1.0, "focal_length": k[[0, 1], [0, 1]], "joint_set": "mano21"}
+        labels: dict = {"is_right": 1.0, "focal_length": k[[0, 1], [0, 1]], "joint_set": HAND.joint_set}
         joints = meta.get("handJoints3D")
         box = meta.get("handBoundingBox")
         if joints is not None and np.asarray(joints).size == 63:

@@ -59,16 +59,8 @@ import torch
 from extpose_sdk.data.augment import AugmentConfig, AugmentParams, augment, sample_params
 from extpose_sdk.data.sample import CROP_SIZE
 from extpose_sdk.datasets.files import DatasetFileError
+from extpose_sdk.subjects import SUBJECTS
 
-KINDS = ("body", "hand")
-#: Per kind: joints of the label set, its name, the pose entry and its length (orient first).
-JOINTS = {"body": 44, "hand": 21}
-JOINT_SET = {"body": "smpl44", "hand": "mano21"}
-POSE_KEY = {"body": "body_pose", "hand": "hand_pose"}
-POSE_SIZE = {"body": 72, "hand": 48}
-#: The ground-truth 2D joints given as ``detected_keypoints_2d``: layout and how many joints.
-DETECTED_LAYOUT = {"body": "openpose_body25", "hand": "openpose_hand21"}
-DETECTED_JOINTS = {"body": 25, "hand": 21}
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
 #: Largest ``.data.pyd`` read (bytes); larger ones are refused without unpickling.
 MAX_PICKLE_BYTES = 16 * 1024 * 1024
@@ -213,7 +205,10 @@ class TarShards(torch.utils.data.IterableDataset):
         root: a folder holding the ``*.tar`` shards (or ``root/<split>/*.tar``).
         split: ``train`` augments by default; names a subfolder of ``root`` when there is one.
         urls: instead of ``root``: a brace pattern or a list of shard paths (or URLs).
-        kind: ``body`` (44 joints, SMPL ``body_pose``) or ``hand`` (21 joints, MANO).
+        kind: the subject (``extpose_sdk.subjects``): ``body`` (44 joints, SMPL ``body_pose``)
+            or ``hand`` (21 joints, MANO); its spec gives the joint set, the pose entry, the
+            layout of ``detected_keypoints_2d`` (the joint set's first joints) and whether left
+            hands are mirrored.
         crop_size: side of the crop (256 for HMR2.0 / HaMeR).
         augment: an ``AugmentConfig``, True (the official strengths), a dict of changes to them,
             or False; None: on for ``train``.
@@ -241,8 +236,8 @@ class TarShards(torch.utils.data.IterableDataset):
                  min_keypoints: int = 4, conf_threshold: float = 0.0, rank: int | None = None,
                  world_size: int | None = None) -> None:
         super().__init__()
-        if kind not in KINDS:
-            raise ValueError(f"TarShards: kind must be one of {KINDS}, got {kind!r}")
+        if kind not in SUBJECTS:
+            raise ValueError(f"TarShards: kind must be one of {tuple(SUBJECTS)}, got {kind!r}")
         if (root is None) == (urls is None):
             raise ValueError("TarShards: give either root (a folder of *.tar shards) or urls "
                              "(a brace pattern or a list of shards)")
@@ -265,6 +260,7 @@ class TarShards(torch.utils.data.IterableDataset):
             augment = AugmentConfig(**augment)
         self.augment_config: AugmentConfig | None = augment or None
         self.kind, self.split = kind, split
+        self.subject = SUBJECTS[kind]
         self.name = "tar-shards"
         self.crop_size, self.shuffle, self.seed = int(crop_size), int(shuffle), int(seed)
         self.resampled = bool(resampled)
@@ -274,7 +270,7 @@ class TarShards(torch.utils.data.IterableDataset):
         self.epoch = 0
         from extpose_sdk.keypoints.layouts import get_layout
 
-        self.detected_flip = get_layout(DETECTED_LAYOUT[kind]).flip_indices
+        self.detected_flip = get_layout(self.subject.label_layout).flip_indices
 
     @staticmethod
     def _find_shards(root: Path, split: str) -> list[str]:
@@ -354,7 +350,8 @@ class TarShards(torch.utils.data.IterableDataset):
         return value
 
     def _keep(self, person: dict, shard: str, key: str, index: int) -> bool:
-        points = self._array(person, "keypoints_2d", (JOINTS[self.kind], 3), shard, key, index)
+        points = self._array(person, "keypoints_2d", (self.subject.num_joints, 3), shard, key,
+                             index)
         return int((points[:, 2] > self.conf_threshold).sum()) >= self.min_keypoints
 
     def _decode(self, item: dict[str, Any], shard: str, key: str) -> np.ndarray:
@@ -373,7 +370,8 @@ class TarShards(torch.utils.data.IterableDataset):
                index: int = 0, rng: np.random.Generator | None = None) -> dict[str, Any]:
         """The sample of one ``person`` (a ``.data.pyd`` dict) in ``image`` (H, W, 3 RGB);
         ``rng`` draws the augmentation (None: none)."""
-        kind, n = self.kind, JOINTS[self.kind]
+        subject = self.subject
+        n = subject.num_joints
 
         def array(name, shape):
             return self._array(person, name, shape, shard, key, index)
@@ -390,17 +388,17 @@ class TarShards(torch.utils.data.IterableDataset):
         if scale.shape != (2,) or not np.all(np.isfinite(scale)) or (scale <= 0).any():
             raise TarShardError(f"{shard}: sample {key!r}, person {index}: scale must be 2 "
                                 f"positive numbers (box size / 200), got {person.get('scale')!r}")
-        pose_key = POSE_KEY[kind]
-        pose = optional(pose_key, (POSE_SIZE[kind],))
+        pose_key = subject.pose_key
+        pose = optional(pose_key, (subject.pose_size,))
         betas = optional("betas", (10,))
         has_pose = _flag(person.get(f"has_{pose_key}", pose is not None)) and pose is not None
         has_betas = _flag(person.get("has_betas", betas is not None)) and betas is not None
-        pose = np.zeros(POSE_SIZE[kind]) if pose is None else pose
+        pose = np.zeros(subject.pose_size) if pose is None else pose
         is_right = None
         params = AugmentParams()
         if rng is not None:
             params = sample_params(self.augment_config, rng)
-        if kind == "hand":
+        if subject.mirror_left:
             is_right = 1.0 if _flag(person.get("right", 1.0)) else 0.0
             if not is_right and not params.flip:  # HaMeR: a left hand is seen as a right hand
                 params = attrs.evolve(params, flip=True)
@@ -410,8 +408,8 @@ class TarShards(torch.utils.data.IterableDataset):
             image, box, params, keypoints_2d=keypoints_2d,
             keypoints_3d=np.zeros((n, 4)) if keypoints_3d is None else keypoints_3d,
             global_orient=pose[:3], is_right=is_right,
-            detected_keypoints_2d=keypoints_2d[:DETECTED_JOINTS[kind]],
-            joint_set=JOINT_SET[kind], detected_flip=self.detected_flip, size=self.crop_size,
+            detected_keypoints_2d=keypoints_2d[:subject.label_joints],
+            joint_set=subject.joint_set, detected_flip=self.detected_flip, size=self.crop_size,
             rng=rng, **{pose_key: pose[3:]})
         out: dict[str, Any] = {k: torch.as_tensor(np.asarray(v, np.float32))
                                for k, v in entries.items()}
@@ -424,8 +422,8 @@ class TarShards(torch.utils.data.IterableDataset):
             "dataset": Path(shard).parent.name or self.name,
             "sequence": Path(shard).name.removesuffix(".tar"),
             "image_path": key,
-            "joint_set": JOINT_SET[kind],
-            "detected_layout": DETECTED_LAYOUT[kind],
+            "joint_set": subject.joint_set,
+            "detected_layout": subject.label_layout,
             "has_global_orient": torch.tensor(has_pose),
             f"has_{pose_key}": torch.tensor(has_pose),
             "has_betas": torch.tensor(has_betas),

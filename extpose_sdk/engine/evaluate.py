@@ -253,8 +253,7 @@ class Evaluator:
                 raise ValueError("the model's output has no pred_keypoints_3d: give a body model "
                                  "to compute joints from its parameters (extpose eval: "
                                  "--body-model PATH; Python: Evaluator(body_model=...))")
-            pose_key = ("body_pose" if getattr(output, "body_pose", None) is not None
-                        else "hand_pose")
+            pose_key = self.protocol.subject.pose_key
             params = {k: _flatten(getattr(output, k), clip).to(self.device)
                       for k in ("global_orient", pose_key, "betas")}
             result = self.body_model(**params)
@@ -277,7 +276,7 @@ class Evaluator:
                              "(extpose eval: --gt-body-model [GENDER=]PATH, e.g. --gt-body-model "
                              "male=SMPL_MALE.pkl --gt-body-model female=SMPL_FEMALE.pkl; Python: "
                              "Evaluator(gt_body_model=...))")
-        pose_key = "body_pose" if "body_pose" in batch else "hand_pose"
+        pose_key = self.protocol.subject.pose_key
         params = {"global_orient": _rotmats(_flatten(batch["global_orient"], clip)),
                   pose_key: _rotmats(_flatten(batch[pose_key], clip)),
                   "betas": _flatten(batch["betas"], clip)}

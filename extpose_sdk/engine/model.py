@@ -15,28 +15,24 @@ from typing import Any
 import numpy as np
 import torch
 
-#: The joint the 3D keypoint loss centres on, per joint set (HMR2.0's pelvis; HaMeR's wrist).
-PELVIS = {"smpl44": 39, "mano21": 0}
+from extpose_sdk.subjects import Subject, get_subject, subject_of
 
 
-def subject_kind(model) -> str:
-    """``hand`` or ``body``: what the model's head predicts."""
-    return "hand" if getattr(model.head, "pose_name", "body_pose") == "hand_pose" else "body"
+def load_training_body_model(path: str, subject: str | Subject):
+    """The body model of ``subject`` (``body`` / ``hand`` or a ``Subject``) from ``path`` or
+    ``"synthetic"``."""
+    from extpose_sdk.body_models import EXPECTED_FILE, load_body_model
 
-
-def load_training_body_model(path: str, kind: str):
-    """The body model of ``kind`` (``body`` / ``hand``) from ``path`` or ``"synthetic"``."""
-    from extpose_sdk.body_models import load_body_model
-
+    subject = get_subject(subject)
     if not path:
-        name = "MANO_RIGHT.pkl" if kind == "hand" else "SMPL_NEUTRAL.pkl"
-        raise ValueError(f"the recipe needs a body model for its losses: add "
-                         f"model.body_model=PATH/{name} (licensed; see docs/body-models.md)")
+        raise ValueError(f"the recipe needs a body model for its losses: add model.body_model="
+                         f"PATH/{EXPECTED_FILE[subject.body_model]} (licensed; see "
+                         "docs/body-models.md)")
     if path == "synthetic":
         from extpose_sdk.data.synthetic import synthetic_model_path
 
-        path = str(synthetic_model_path(kind))
-    return load_body_model("smpl" if kind == "body" else "mano", path)
+        path = str(synthetic_model_path(subject))
+    return load_body_model(subject.body_model, path)
 
 
 def build_model(recipe) -> Any:
@@ -51,7 +47,7 @@ def build_model(recipe) -> Any:
                                    modalities=tuple(m.modalities), mask=m.mask,
                                    attention=m.attention, **options)
     model.checkpointing = m.checkpointing
-    model.set_body_model(load_training_body_model(m.body_model, subject_kind(model)))
+    model.set_body_model(load_training_body_model(m.body_model, subject_of(model)))
     if m.init_decoder_xavier and not m.checkpoint:
         init_decoder_xavier(model.head)
     return model.train()
@@ -131,7 +127,7 @@ def init_mean_params(model, dataset, count: int) -> dict[str, torch.Tensor]:
     """Set the head's mean-parameter buffers from ``dataset`` (the official ones are computed
     from the training data too); returns what was set."""
     head = model.head
-    pose_key = head.pose_name
+    pose_key = subject_of(model).pose_key
     means = mean_parameters(dataset, count, pose_key)
     getattr(head, f"init_{pose_key}").copy_(means["pose"][None])
     head.init_betas.copy_(means["betas"][None])

@@ -95,14 +95,15 @@ def _frames(x: torch.Tensor, clip: bool) -> torch.Tensor:
     return x.flatten(0, 1) if clip else x
 
 
-def loss_terms(output, batch: dict[str, Any], weights, pelvis_id: int,
+def loss_terms(output, batch: dict[str, Any], weights, subject,
                discriminator: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
-    """The weighted loss terms of one micro-batch (frames or clips), each a sum over it."""
+    """The weighted loss terms of one micro-batch (frames or clips), each a sum over it; the
+    model's ``subject`` names the pose and the joint the 3D loss centres on."""
     from extpose_sdk.geometry import axis_angle_to_rotmat
 
     clip = "valid" in batch
     valid = _frames(batch["valid"], clip).float() if clip else None
-    pose_key = "body_pose" if output.body_pose is not None else "hand_pose"
+    pose_key, pelvis_id = subject.pose_key, subject.root_joint
 
     def frames(x):
         return _frames(x, clip).float()
@@ -198,13 +199,9 @@ def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distribute
     from extpose_sdk.engine import state as S
     from extpose_sdk.engine.data import build_training_set, build_validation_set
     from extpose_sdk.engine.log import TrainingLog
-    from extpose_sdk.engine.model import (
-        PELVIS,
-        build_model,
-        init_mean_params,
-        model_config,
-    )
+    from extpose_sdk.engine.model import build_model, init_mean_params, model_config
     from extpose_sdk.extend import ModalityDropout
+    from extpose_sdk.subjects import subject_of
 
     optim, train_cfg = recipe.optim, recipe.train
     start_folder = _resume_folder(out, resume)
@@ -225,8 +222,7 @@ def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distribute
         validation_set = build_validation_set(recipe, progress=False)
 
     model = build_model(recipe)
-    body_model = model.body_model
-    pelvis_id = PELVIS[body_model.joint_set]
+    subject = subject_of(model)
     state: dict[str, Any] = {}
     if start_folder is not None:
         weights_dict, state = S.load_state(start_folder)
@@ -318,7 +314,7 @@ def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distribute
                 with sync:
                     with _autocast(dist.device, optim.amp):
                         output = ddp(inputs, present=present)
-                    terms = loss_terms(output, batch, recipe.loss, pelvis_id, discriminator)
+                    terms = loss_terms(output, batch, recipe.loss, subject, discriminator)
                     loss = sum(terms.values())
                     scaler.scale(loss * dist.world_size).backward()
                 for name, value in terms.items():
@@ -444,8 +440,9 @@ def evaluate_model(model, dataset, recipe, dist: Distributed) -> dict[str, float
     """The validation metrics of ``model`` on ``dataset`` (the same on every rank)."""
     from extpose_sdk.engine.evaluate import Evaluator
     from extpose_sdk.metrics import protocol_for_joint_set
+    from extpose_sdk.subjects import subject_of
 
-    protocol = protocol_for_joint_set(model.body_model.joint_set, video=recipe.model.frames > 1)
+    protocol = protocol_for_joint_set(subject_of(model).joint_set, video=recipe.model.frames > 1)
     evaluator = Evaluator(protocol, batch_size=max(1, recipe.optim.batch_size // dist.world_size),
                           device=dist.device, progress=False)
     result = evaluator.run(model, dataset)
@@ -454,8 +451,10 @@ def evaluate_model(model, dataset, recipe, dist: Distributed) -> dict[str, float
 
 def _adversarial(recipe, model, dist: Distributed):
     """The pose discriminator, its optimizer and the mocap poses (bodies with ``loss.mocap``)."""
+    from extpose_sdk.subjects import BODY, subject_of
+
     weight, path = recipe.loss.adversarial, recipe.loss.mocap
-    if not weight or model.head.pose_name != "body_pose":
+    if not weight or subject_of(model) != BODY:  # HMR2.0's SMPL pose prior
         return None, None, None
     if not path:
         if dist.first:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from extpose_sdk.heads.transformer import TransformerDecoder
+from extpose_sdk.subjects import BODY, HAND, Subject
 
 
 @attrs.define
@@ -54,11 +55,21 @@ DEFAULT_CAM = (0.9, 0.0, 0.0)
 class MeshHead(nn.Module):
     """Transformer decoder + residual readout of ``num_joints`` rotations, betas and camera.
 
-    ``forward(context (B, N, D), context_mask (B, N) bool | None) -> MeshParams``.
+    ``forward(context (B, N, D), context_mask (B, N) bool | None) -> MeshParams``. A subclass
+    sets ``subject`` (``extpose_sdk.subjects``): what it predicts, which sizes its pose readout.
     """
 
-    pose_name: str  # "body_pose" or "hand_pose"
-    num_joints: int  # rotations including the global orientation
+    subject: Subject
+
+    @property
+    def pose_name(self) -> str:
+        """The output's pose field: ``body_pose`` or ``hand_pose`` (the subject's pose key)."""
+        return self.subject.pose_key
+
+    @property
+    def num_joints(self) -> int:
+        """Rotations predicted, the global orientation included (SMPL 24, MANO 16)."""
+        return self.subject.pose_joints + 1
 
     def __init__(
         self,
@@ -110,15 +121,14 @@ class MeshHead(nn.Module):
 class SMPLHead(MeshHead):
     """HMR2.0's head (keys ``smpl_head.*`` in the official checkpoint): 24 rotations."""
 
-    pose_name = "body_pose"
-    num_joints = 24
+    subject = BODY
 
 
 class MANOHead(MeshHead):
-    """HaMeR's head (keys ``mano_head.*`` in the official checkpoint): 16 rotations."""
+    """HaMeR's head (keys ``mano_head.*`` in the official checkpoint): 16 rotations of the
+    right hand (left hands are mirrored onto it: ``HAND.mirror_left``)."""
 
-    pose_name = "hand_pose"
-    num_joints = 16
+    subject = HAND
 
 
 def _mean_params(path, npose: int, num_betas: int, num_joints: int):

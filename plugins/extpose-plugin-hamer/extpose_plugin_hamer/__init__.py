@@ -16,6 +16,7 @@ def extpose_register_backbones(register):
         "hamer",
         lazy("extpose_sdk.vit:build_vitpose"),
         "HaMeR's ViTPose-H backbone (256x192, patch 16 pad 2, width 1280, depth 32, 16 heads)",
+        subject="hand",
     )
 
 
@@ -25,11 +26,11 @@ def extpose_register_models(register):
         "hamer",
         lazy("extpose_plugin_hamer.recipes:hamer"),
         "HaMeR: ViTPose-H + MANO transformer head (right hands); checkpoint= the official .ckpt",
-        kind="hand",
+        subject="hand",
     )
     register(
         "extpose-hamer",
         lazy("extpose_plugin_hamer.recipes:extpose_hamer"),
         "HaMeR weights extended with skeleton images and video frames (rgb+skeleton, no new parameters)",
-        kind="hand",
+        subject="hand",
     )

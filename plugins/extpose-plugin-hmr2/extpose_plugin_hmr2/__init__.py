@@ -14,6 +14,7 @@ def extpose_register_backbones(register):
         "hmr2",
         lazy("extpose_sdk.vit:build_vitpose"),
         "HMR2.0's ViTPose-H backbone (256x192, patch 16 pad 2, width 1280, depth 32, 16 heads)",
+        subject="body",
     )
 
 
@@ -23,11 +24,11 @@ def extpose_register_models(register):
         "hmr2",
         lazy("extpose_plugin_hmr2.recipes:hmr2"),
         "HMR2.0: ViTPose-H + SMPL transformer head; checkpoint= the official .ckpt",
-        kind="body",
+        subject="body",
     )
     register(
         "extpose-hmr2",
         lazy("extpose_plugin_hmr2.recipes:extpose_hmr2"),
         "HMR2.0 weights extended with skeleton images and video frames (rgb+skeleton, no new parameters)",
-        kind="body",
+        subject="body",
     )

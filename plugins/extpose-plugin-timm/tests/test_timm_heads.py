@@ -41,7 +41,7 @@ def test_pipeline_from_plugins_with_a_timm_backbone_rgb_and_skeleton():
         backbone="timm:vit_small_patch16_224", head="smpl",
         modalities=["rgb", "skeleton"], backbone_options=BACKBONE, head_options=HEAD,
     )
-    assert pipeline.kind == "body" and list(pipeline.modalities) == ["rgb", "skeleton"]
+    assert pipeline.subject.name == "body" and list(pipeline.modalities) == ["rgb", "skeleton"]
     clip = {"rgb": torch.randn(1, 2, 3, 256, 256), "skeleton": torch.randn(1, 2, 3, 256, 256)}
     with torch.no_grad():
         out = pipeline.model(clip)
