@@ -195,6 +195,7 @@ class Pipeline:
             name=name,
             random_weights=checkpoint is None,
             dtype=dtype,
+            crop_size=_crop_size(network),
         )
         return pipeline.to(device)
 
@@ -562,6 +563,14 @@ def focal_length_of(shape: tuple[int, int]) -> float:
     from extpose_sdk.cameras import full_image_focal_length
 
     return float(full_image_focal_length(np.array([shape[1], shape[0]], dtype=np.float64)))
+
+
+def _crop_size(network) -> int:
+    """The side of the square crops ``network`` takes: its backbone's image height (256 for
+    ViTPose's 256 x 192, whose central columns it embeds; 128 for a model trained on 128 x 128
+    crops with ``extpose train``)."""
+    size = getattr(getattr(network, "backbone", None), "img_size", None)
+    return int(size[0]) if size is not None else 256
 
 
 def full_image_cam_t(pred_cam: np.ndarray, box: np.ndarray, shape, rescale: float) -> np.ndarray:

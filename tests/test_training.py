@@ -317,3 +317,17 @@ def test_dataloader_workers_read_the_same_batches(cache, tmp_path):
     assert cached[0]["rgb"].shape == (4, 3, 32, 32)  # the arrays are open here
     data_bytes = sum(p.stat().st_size for p in (cache / "train").glob("*.npy"))
     assert len(pickle.dumps(cached)) < data_bytes / 10
+
+
+def test_extpose_predict_reads_a_trained_checkpoint_at_its_crop_size(cache, tmp_path):
+    from extpose_sdk.cli import main
+
+    result = train(tiny_recipe(cache, "max_steps=1", "batch_size=2", frames=4), tmp_path / "run",
+                   progress=False)
+    weights_path = result.checkpoint / "model.safetensors"
+    code = main(["predict", "--sample", "hand", "--model", "extpose-hamer", "--checkpoint",
+                 str(weights_path), "--out", str(tmp_path / "out"), "--frames", "4"])
+    assert code == 0
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["complete"] is True and saved["random_weights"] is False
+    assert len(saved["frames"]) == 24  # every frame of the sample, through 32 x 32 crops
