@@ -60,6 +60,25 @@ def test_lsgan_terms():
     assert L.adversarial_discriminator_loss(fake, real).item() == pytest.approx(fake_part + real_part)
 
 
+def test_discriminator_has_the_official_layers_and_a_pinned_output():
+    """Sizes as HMR2.0's discriminator (a shared 9 -> 32 -> 32 joint embedding with ReLUs, one
+    linear score per joint, shape 10 -> 10 -> 5 -> 1, pose 736 -> 1024 -> 1024 -> 1); the golden
+    scores (seeded init, torch 2.14) catch a dropped activation or layer."""
+    from extpose_sdk.geometry import axis_angle_to_rotmat
+
+    torch.manual_seed(0)
+    d = L.PoseDiscriminator()
+    assert sum(p.numel() for p in d.parameters()) == 1_807_619
+    g = torch.Generator().manual_seed(1)
+    pose = axis_angle_to_rotmat(torch.randn(2, 23, 3, generator=g) * 0.3)
+    betas = torch.randn(2, 10, generator=g)
+    with torch.no_grad():
+        scores = d(pose, betas)
+    expected = torch.tensor([[0.103610, -0.040552, -0.148569, -0.264850, 0.004728],
+                             [0.082785, -0.021169, -0.135661, -0.319809, -0.001588]])
+    assert torch.allclose(scores[:, [0, 1, 2, 23, 24]], expected, atol=1e-5)
+
+
 def test_discriminator_scores_every_joint_the_shape_and_the_pose():
     torch.manual_seed(0)
     d = L.PoseDiscriminator()
