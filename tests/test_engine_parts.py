@@ -217,3 +217,18 @@ def test_the_training_log_is_strict_json(tmp_path):
     records = read_log(tmp_path / "log.jsonl")
     assert records[0]["loss"] is None and records[0]["lr"] == 0.5
     assert records[1]["val"] == {"pa_mpjpe": None, "n": 3.0}
+
+
+def test_a_second_ctrl_c_stops_at_once():
+    import os
+    import signal
+
+    from extpose_sdk.engine.train import StopSignal
+
+    before = signal.getsignal(signal.SIGINT)
+    with StopSignal() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested == "SIGTERM"  # the first asks for a checkpoint
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before  # handlers restored

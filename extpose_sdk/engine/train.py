@@ -47,7 +47,8 @@ class TrainResult:
 
 
 class StopSignal:
-    """SIGTERM / SIGINT ask the loop to checkpoint and return (pre-emption, Ctrl-C)."""
+    """SIGTERM / SIGINT ask the loop to checkpoint and return (pre-emption, Ctrl-C); a second
+    one stops at once (the last checkpoint stays as it was)."""
 
     def __init__(self) -> None:
         self.requested: str | None = None
@@ -62,6 +63,8 @@ class StopSignal:
         return self
 
     def _handle(self, signum, frame) -> None:
+        if self.requested is not None:  # a second Ctrl-C: stop now, without the checkpoint
+            raise KeyboardInterrupt
         self.requested = signal.Signals(signum).name
 
     def __exit__(self, *exc) -> None:
