@@ -232,3 +232,23 @@ def test_a_second_ctrl_c_stops_at_once():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before  # handlers restored
+
+
+def test_keypoint_noise_redraws_the_skeleton_of_a_cached_sample(tmp_path, monkeypatch):
+    from extpose_sdk.data.synthetic import SyntheticDataset
+    from extpose_sdk.engine.data import with_modalities
+
+    monkeypatch.setenv("EXTPOSE_CACHE", str(tmp_path / "models"))
+    data = SyntheticDataset(split="test", kind="hand", num_sequences=1, sequence_length=2,
+                            crop_size=32, image_size=(96, 96))
+    cached = with_modalities(data[0], ["rgb", "skeleton"], size=32)  # as a cache holds it
+    same = with_modalities(cached, ["rgb", "skeleton"], size=32)
+    assert same is cached  # nothing to draw
+    noisy = [with_modalities(cached, ["rgb", "skeleton"], size=32, keypoint_noise=0.1,
+                             rng=np.random.default_rng(seed)) for seed in (0, 1)]
+    assert not torch.equal(noisy[0]["skeleton"], cached["skeleton"])
+    assert not torch.equal(noisy[0]["skeleton"], noisy[1]["skeleton"])  # fresh at every read
+    assert torch.equal(noisy[0]["rgb"], cached["rgb"])
+    moved = (noisy[0]["detected_keypoints_2d"] - cached["detected_keypoints_2d"])[:, :2]
+    side = float((cached["box"][2:] - cached["box"][:2]).max())
+    assert 0.05 * side < float(moved.std()) < 0.15 * side  # jitter of 0.1 box sides

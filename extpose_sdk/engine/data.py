@@ -32,28 +32,26 @@ def with_modalities(sample: dict[str, Any], modalities: Sequence[str], *, size: 
     """``sample`` (a frame or a clip) with every modality image present and ``has_<modality>``.
 
     Missing modalities are rendered from ``detected_keypoints_2d`` (see
-    ``extpose_sdk.data.inputs``); ``keypoint_noise`` first jitters those keypoints by that
-    fraction of the box side (a detector's error) with ``rng``.
+    ``extpose_sdk.data.inputs``). ``keypoint_noise`` jitters those keypoints first by that
+    fraction of the box side (a detector's error) with ``rng``; then every modality but ``rgb``
+    is drawn anew, also where the sample (a cache) already holds one, so the noise is fresh at
+    every read.
     """
     from extpose_sdk.data.inputs import model_inputs
-    from extpose_sdk.data.sample import STRING_KEYS
 
-    missing = [m for m in modalities if m not in sample]
+    redraw = [m for m in modalities if m != "rgb"] if keypoint_noise > 0 else []
+    missing = [m for m in modalities if m not in sample or m in redraw]
     if not missing and all(f"has_{m}" in sample for m in modalities):
         return sample
-    sample = dict(sample)
+    sample = {k: v for k, v in sample.items() if k not in redraw}
     if keypoint_noise > 0 and "detected_keypoints_2d" in sample:
         sample["detected_keypoints_2d"] = _jitter(sample["detected_keypoints_2d"],
                                                   sample.get("box"), keypoint_noise,
                                                   rng or np.random.default_rng())
     if size is None:
         size = int(sample["rgb"].shape[-1]) if "rgb" in sample else 256
-    batch = {k: (v if k in STRING_KEYS or not torch.is_tensor(v) else v[None])
+    batch = {k: [v] if isinstance(v, str) else v[None] if torch.is_tensor(v) else v
              for k, v in sample.items()}
-    if "valid" in sample:
-        batch = {k: ([v] if k in STRING_KEYS else v) for k, v in batch.items()}
-    else:
-        batch = {k: ([v] if isinstance(v, str) else v) for k, v in batch.items()}
     inputs, present = model_inputs(batch, list(modalities), size=size)
     for name in modalities:
         sample[name] = inputs[name][0]
