@@ -252,3 +252,24 @@ def test_keypoint_noise_redraws_the_skeleton_of_a_cached_sample(tmp_path, monkey
     moved = (noisy[0]["detected_keypoints_2d"] - cached["detected_keypoints_2d"])[:, :2]
     side = float((cached["box"][2:] - cached["box"][:2]).max())
     assert 0.05 * side < float(moved.std()) < 0.15 * side  # jitter of 0.1 box sides
+
+
+def test_curves_png_with_and_without_validation(tmp_path):
+    pytest.importorskip("matplotlib")
+    import warnings
+
+    from extpose_sdk.engine.log import TrainingLog
+
+    for name, val in (("plain", False), ("validated", True)):
+        folder = tmp_path / name
+        folder.mkdir()
+        log = TrainingLog(folder, tensorboard=False, progress=False)
+        for step in range(1, 4):
+            log.step(step, {"loss": 1.0 / step, "keypoints_3d": 0.5 / step, "lr": 1e-3})
+            if val:
+                log.metrics(step, {"pa_mpjpe": 10.0 - step, "n": 4.0})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "no artists" legend warning either way
+            log.close(plot=True)
+        png = folder / "curves.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -112,8 +112,9 @@ def plot_curves(log_path: Path, png: Path) -> Path | None:
         if points:
             right.plot(*zip(*points, strict=True), marker="o", label=key)
     right.set_xlabel("step")
-    right.set_title("validation (mm)")
-    right.legend(fontsize=7)
+    right.set_title("validation (mm)" if vals else "no validation set")
+    if right.get_legend_handles_labels()[0]:
+        right.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(png, dpi=100)
     plt.close(figure)
