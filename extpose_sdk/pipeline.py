@@ -33,7 +33,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from extpose_sdk.data.video import VideoReadError, open_video
+from extpose_sdk.data.video import VideoReadError, as_rgb_frame, open_video
 from extpose_sdk.keypoints.files import KeypointFileError
 from extpose_sdk.results import FrameResult, PersonResult, Results, ResultsStream
 from extpose_sdk.subjects import BODY, Subject, get_subject, subject_of
@@ -229,7 +229,7 @@ class Pipeline:
         for index, image in enumerate(images):
             if isinstance(image, (str, Path)):
                 image = read_image(image)
-            image = _image_array(image, index)
+            image = as_rgb_frame(image, index, what="image", also=" or a path")
             self.check_keypoints(keypoints[index], image.shape[:2], f"image {index}")
             people = self._people(image, keypoints[index], boxes[index], track_ids=None)
             pending = {index: people}
@@ -651,17 +651,6 @@ def _ignoring_ctrl_c() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _image_array(image: Any, index: int) -> np.ndarray:
-    """An ``(H, W, 3)`` uint8 RGB image, or a ``ValueError`` naming what it is instead."""
-    array = np.asarray(image)
-    if array.ndim != 3 or array.shape[-1] != 3 or array.dtype != np.uint8:
-        raise ValueError(
-            f"image {index}: expected an (H, W, 3) uint8 RGB array or a path, got shape "
-            f"{array.shape} dtype {array.dtype}"
-        )
-    return array
 
 
 def _declared_subjects(registries, **names: str | None) -> dict[str, Subject]:

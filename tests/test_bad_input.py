@@ -413,7 +413,7 @@ def test_model_inputs_of_the_wrong_kind_name_the_expected_shape_and_dtype():
 
 def test_images_that_are_not_uint8_rgb(tmp_path):
     pipeline = stand_in_pipeline()
-    with pytest.raises(ValueError, match=r"image 0: expected an \(H, W, 3\) uint8 RGB array"):
+    with pytest.raises(ValueError, match=r"image 0: expected an \(H, W, 3\) uint8 RGB image or a path"):
         pipeline(np.zeros((32, 32, 3), np.float64))
     with pytest.raises(ValueError, match=r"frame 1: expected an \(H, W, 3\) uint8"):
         pipeline.video([np.zeros((32, 32, 3), np.uint8), np.zeros((32, 32), np.uint8)])

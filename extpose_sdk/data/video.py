@@ -239,7 +239,7 @@ class ArrayReader(FrameReader):
         self.chunk_size = chunk_size
 
     def _frame(self, index: int) -> np.ndarray:
-        return _as_rgb_frame(self._frames[index], index)
+        return as_rgb_frame(self._frames[index], index)
 
 
 class ImageFolderReader(FrameReader):
@@ -324,11 +324,14 @@ def _existing(path: str | Path) -> str:
     return str(path)
 
 
-def _as_rgb_frame(frame: Any, index: int) -> np.ndarray:
+def as_rgb_frame(frame: Any, index: int, what: str = "frame", also: str = "") -> np.ndarray:
+    """``frame`` as an ``(H, W, 3)`` uint8 RGB array, or a ``ValueError`` naming ``what`` it
+    is (``frame 3``, ``image 0``), what else is accepted (``also``), and the shape and dtype
+    it has instead."""
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
         raise ValueError(
-            f"frame {index}: expected an (H, W, 3) uint8 RGB image, got shape {frame.shape} "
-            f"dtype {frame.dtype}"
+            f"{what} {index}: expected an (H, W, 3) uint8 RGB image{also}, got shape "
+            f"{frame.shape} dtype {frame.dtype}"
         )
     return frame
