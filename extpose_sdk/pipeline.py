@@ -196,6 +196,7 @@ class Pipeline:
             random_weights=checkpoint is None,
             dtype=dtype,
             crop_size=_crop_size(network),
+            rescale=_trained_crop_rescale(checkpoint),
         )
         return pipeline.to(device)
 
@@ -563,6 +564,20 @@ def focal_length_of(shape: tuple[int, int]) -> float:
     from extpose_sdk.cameras import full_image_focal_length
 
     return float(full_image_focal_length(np.array([shape[1], shape[0]], dtype=np.float64)))
+
+
+def _trained_crop_rescale(checkpoint) -> float | None:
+    """The box enlargement an ExtPose checkpoint was trained with (``crop_rescale`` in its
+    JSON, written by ``extpose train``), or ``None`` for the subject's default."""
+    if checkpoint is None or Path(checkpoint).suffix != ".safetensors":
+        return None
+    config_path = Path(checkpoint).with_suffix(".json")
+    if not config_path.is_file():
+        return None
+    import json
+
+    value = json.loads(config_path.read_text()).get("crop_rescale")
+    return float(value) if value else None
 
 
 def _crop_size(network) -> int:

@@ -322,9 +322,13 @@ def test_dataloader_workers_read_the_same_batches(cache, tmp_path):
 def test_extpose_predict_reads_a_trained_checkpoint_at_its_crop_size(cache, tmp_path):
     from extpose_sdk.cli import main
 
-    result = train(tiny_recipe(cache, "max_steps=1", "batch_size=2", frames=4), tmp_path / "run",
-                   progress=False)
+    result = train(tiny_recipe(cache, "max_steps=1", "batch_size=2", "crop_rescale=1.0", frames=4),
+                   tmp_path / "run", progress=False)
     weights_path = result.checkpoint / "model.safetensors"
+    pipeline = extpose_sdk.Pipeline.from_plugins(model="extpose-hamer", checkpoint=weights_path)
+    assert pipeline.crop_size == 32  # the backbone's image size
+    assert pipeline.rescale == 1.0  # the crop framing it was trained with (model.json)
+    assert extpose_sdk.Pipeline.from_plugins(model="extpose-hamer").rescale is None  # default
     code = main(["predict", "--sample", "hand", "--model", "extpose-hamer", "--checkpoint",
                  str(weights_path), "--out", str(tmp_path / "out"), "--frames", "4"])
     assert code == 0

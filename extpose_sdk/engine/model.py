@@ -56,10 +56,13 @@ def build_model(recipe) -> Any:
 def model_config(recipe) -> dict[str, Any]:
     """The JSON config saved beside trained weights: what ``load_model`` needs to rebuild them."""
     options = {k: v for k, v in recipe.model.options.items() if k != "mean_params"}
-    return {"model": recipe.model.recipe, "options": options,
-            "modalities": list(recipe.model.modalities), "mask": recipe.model.mask,
-            "frames": recipe.model.frames, "crop_size": recipe.data.crop_size,
-            "recipe": recipe.name}
+    config = {"model": recipe.model.recipe, "options": options,
+              "modalities": list(recipe.model.modalities), "mask": recipe.model.mask,
+              "frames": recipe.model.frames, "crop_size": recipe.data.crop_size,
+              "recipe": recipe.name}
+    if recipe.model.crop_rescale > 0:
+        config["crop_rescale"] = recipe.model.crop_rescale
+    return config
 
 
 def init_decoder_xavier(head: torch.nn.Module, gain: float = 0.01) -> None:

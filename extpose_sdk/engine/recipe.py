@@ -45,6 +45,9 @@ class ModelRecipe:
     init_decoder_xavier: bool = False  # official INIT_DECODER_XAVIER: gain 0.01 on the readouts
     mean_params_from_data: bool = True  # from scratch: the head's mean pose / shape / camera
     mean_params_samples: int = 512  # samples the mean parameters are computed from
+    crop_rescale: float = 0.0  # box enlargement the pipeline crops this model with (0: the
+    # subject's default, HaMeR's 2.0 / HMR2.0's 1.2); saved in model.json: 1.0 for the synthetic
+    # sets, whose crops are the padded joint box as it is
 
 
 @attrs.define
