@@ -10,10 +10,10 @@ A user's checkpoint file is a security boundary: nothing here unpickles arbitrar
   with an error naming it and how to opt in (``--trust-checkpoint`` / ``trust_checkpoint=True``).
 - A ``.ckpt`` is a zip archive with a CRC-32 per record: it is checked before reading, so flipped
   bytes are an error, not silently wrong weights. Weights holding NaN or infinities are refused.
-- ``load_official_state_dict(model, path, prefixes)`` keeps the model's keys (``backbone.*``,
-  ``smpl_head.*`` / ``mano_head.*``), skips ``discriminator.*``, the licensed ``smpl.*`` /
-  ``mano.*`` buffers and bookkeeping keys, and fails naming missing / unexpected keys and shape
-  mismatches.
+- ``load_official_checkpoint(model, path, extras=...)`` keeps the model's keys (``backbone.*``,
+  ``smpl_head.*`` / ``mano_head.*``), skips the ``extras`` prefixes a recipe's plugin declares
+  for its official checkpoint (HMR2.0: ``discriminator.*`` and the licensed ``smpl.*`` buffers)
+  and bookkeeping keys, and fails naming missing / unexpected keys and shape mismatches.
 - ExtPose checkpoints are a ``.safetensors`` file plus a ``.json`` config beside it
   (``save_extpose_checkpoint`` / ``read_extpose_checkpoint``). The JSON records the SHA-256 of
   the weights file (``weights_sha256``), checked on every load.
@@ -32,9 +32,7 @@ from typing import Any
 import attrs
 import torch
 
-#: Official state-dict prefixes that are not part of the SDK's model.
-SKIPPED_PREFIXES = ("discriminator.", "smpl.", "mano.")
-#: Bookkeeping keys of the official state dict.
+#: Bookkeeping keys of a Lightning state dict (not weights).
 SKIPPED_KEYS = ("initialized",)
 #: Modules whose classes are configuration data: rebuilt as inert stand-ins, never imported.
 CONFIG_MODULES = ("omegaconf", "typing", "pathlib", "yacs", "argparse", "enum")
@@ -216,11 +214,15 @@ class LoadReport:
     skipped: tuple[str, ...]
 
 
-def select_official_keys(state_dict: dict[str, torch.Tensor]) -> tuple[dict, list[str]]:
-    """Drop ``discriminator.*``, ``smpl.*`` / ``mano.*`` buffers and bookkeeping keys."""
+def select_official_keys(state_dict: dict[str, torch.Tensor],
+                         extras: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
+    """``(kept, skipped)``: drop the keys under the ``extras`` prefixes (what an official
+    checkpoint holds beyond the model: HMR2.0's ``discriminator.*``, licensed ``smpl.*``
+    buffers; each plugin declares its own) and bookkeeping keys."""
     kept, skipped = {}, []
+    extras = tuple(extras)
     for key, value in state_dict.items():
-        if key.startswith(SKIPPED_PREFIXES) or key in SKIPPED_KEYS:
+        if key.startswith(extras) or key in SKIPPED_KEYS:
             skipped.append(key)
         else:
             kept[key] = value
@@ -255,9 +257,11 @@ def load_state_dict_checked(
     module.load_state_dict(state_dict, strict=True, assign=assign)
 
 
-def load_official_checkpoint(module: torch.nn.Module, path, *, trust: bool = False) -> LoadReport:
-    """Load an official HMR2.0 / HaMeR ``.ckpt`` into ``module`` (keys ``backbone.*``, ``*_head.*``)."""
-    kept, skipped = select_official_keys(read_lightning_state_dict(path, trust=trust))
+def load_official_checkpoint(module: torch.nn.Module, path, *, extras: tuple[str, ...] = (),
+                             trust: bool = False) -> LoadReport:
+    """Load an official Lightning ``.ckpt`` into ``module`` (keys ``backbone.*``, ``*_head.*``),
+    skipping the ``extras`` prefixes (see ``select_official_keys``)."""
+    kept, skipped = select_official_keys(read_lightning_state_dict(path, trust=trust), extras)
     load_state_dict_checked(module, kept, source=str(path))
     return LoadReport(loaded=tuple(kept), skipped=tuple(skipped))
 
@@ -331,19 +335,12 @@ def read_extpose_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict[str, An
     return state_dict, config
 
 
-def read_any_state_dict(path, *, trust: bool = False) -> dict[str, torch.Tensor]:
-    """State dict of an ExtPose ``.safetensors`` or an official ``.ckpt``, official extras dropped."""
-    if Path(path).suffix == ".safetensors":
-        state_dict = read_extpose_checkpoint(path)[0]
-    else:
-        state_dict = read_lightning_state_dict(path, trust=trust)
-    return select_official_keys(state_dict)[0]
-
-
-def convert_checkpoint(source, target, *, trust: bool = False, config: dict | None = None) -> Path:
-    """Official ``.ckpt`` (or an ExtPose ``.safetensors``) -> ExtPose ``.safetensors`` (+ ``.json``,
-    official extras dropped). A ``.safetensors`` source's config is carried over; ``config``
-    entries are added. The target's folder is created; the source is never overwritten."""
+def convert_checkpoint(source, target, *, extras: tuple[str, ...] = (), trust: bool = False,
+                       config: dict | None = None) -> Path:
+    """Official ``.ckpt`` (or an ExtPose ``.safetensors``) -> ExtPose ``.safetensors`` (+ ``.json``)
+    without the ``extras`` prefixes (``official_extras()``: what the installed recipes declare).
+    A ``.safetensors`` source's config is carried over; ``config`` entries are added. The
+    target's folder is created; the source is never overwritten."""
     source, target = Path(source), Path(target)
     if target.suffix != ".safetensors":
         raise CheckpointError(f"the converted checkpoint is a .safetensors file; got {target}")
@@ -357,12 +354,21 @@ def convert_checkpoint(source, target, *, trust: bool = False, config: dict | No
     carried = {}
     if source.suffix == ".safetensors":
         state_dict, carried = read_extpose_checkpoint(source)
-        state_dict = select_official_keys(state_dict)[0]
     else:
-        state_dict = read_any_state_dict(source, trust=trust)
+        state_dict = read_lightning_state_dict(source, trust=trust)
+    state_dict = select_official_keys(state_dict, extras)[0]
     tensors = {k: v.contiguous() for k, v in state_dict.items()}
     _write_weights(tensors, target, {**carried, "source": source.name, **(config or {})})
     return target
+
+
+def official_extras() -> tuple[str, ...]:
+    """The official-checkpoint extras every registered model recipe declares
+    (``register(..., checkpoint_extras=("discriminator.", "smpl."))``), together."""
+    from extpose_sdk.plugins import get_registries
+
+    declared = (c.metadata.get("checkpoint_extras", ()) for c in get_registries().model)
+    return tuple(sorted({prefix for extras in declared for prefix in extras}))
 
 
 def _few(names: list[str], limit: int = 8) -> str:

@@ -100,5 +100,7 @@ def extpose_register_models(register):
     A recipe typically combines a registered backbone, modalities and head, and knows how to
     read its checkpoints. Register it with ``subject="body"`` / ``"hand"`` so that what it
     reconstructs is known before it is built; the built model's ``subject`` (its head's) must
-    agree.
+    agree. ``checkpoint_extras=("discriminator.", ...)`` names the state-dict prefixes its
+    official checkpoints hold beyond the model (skipped on loading and by
+    ``extpose convert checkpoint``).
     """

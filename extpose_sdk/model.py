@@ -11,8 +11,9 @@ tokens); with more modalities or T > 1 frames the backbone runs through ``Extend
 head reads each frame's tokens of all present modalities. State-dict keys are the official ones:
 ``backbone.*`` and ``smpl_head.*`` / ``mano_head.*``.
 
-``build_mesh_recovery_model`` is the shared recipe behind ``hmr2``, ``hamer``, ``extpose-hmr2``
-and ``extpose-hamer`` (registered by their plugin packages).
+``build_mesh_recovery_model`` is the generic recipe builder (a registered backbone and head);
+the ``hmr2`` / ``extpose-hmr2`` and ``hamer`` / ``extpose-hamer`` recipes are their plugin
+packages' calls of it with their official checkpoint layout.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import attrs
 import torch
 from torch import nn
 
-from extpose_sdk.heads.mesh import MANOHead, MeshParams, SMPLHead
+from extpose_sdk.heads.mesh import MeshParams
 from extpose_sdk.subjects import Subject, get_subject, subject_of
 
 
@@ -59,8 +60,9 @@ class MeshRecoveryModel(nn.Module):
         head: a registered head (``smpl``, ``mano``...): ``head(context, context_mask)``.
         modalities: the input names, in token order; ``"rgb"`` first for the official models.
         mask: ``ExtendedViT``'s attention mask when the extension runs (``"frame"``, ``"paper"``...).
-        head_name: the head's state-dict prefix; by default ``smpl_head`` / ``mano_head`` for the
-            official heads (so official checkpoints load), ``head`` otherwise.
+        head_name: the head's state-dict prefix; by default the one the head declares
+            (``state_dict_prefix``: ``smpl_head`` / ``mano_head`` for the official heads, so
+            official checkpoints load), else ``head``.
         subject: what the model reconstructs (``extpose_sdk.subjects``: ``"body"``, ``"hand"``
             or a ``Subject``); by default the head's ``subject``.
     """
@@ -218,11 +220,7 @@ class MeshRecoveryModel(nn.Module):
 
 
 def _default_head_name(head: nn.Module) -> str:
-    if isinstance(head, SMPLHead):
-        return "smpl_head"
-    if isinstance(head, MANOHead):
-        return "mano_head"
-    return "head"
+    return getattr(head, "state_dict_prefix", None) or "head"
 
 
 def _with_cam_t(params: MeshParams, leading: tuple[int, ...]) -> MeshOutput:
@@ -282,6 +280,7 @@ def build_mesh_recovery_model(
     attention: str = "auto",
     defaults: dict[str, Any] | None = None,
     subject: str | Subject | None = None,
+    checkpoint_extras: tuple[str, ...] = (),
     **options: Any,
 ) -> MeshRecoveryModel:
     """The shared recipe: backbone (registered name, size options) + head (``smpl`` / ``mano``).
@@ -291,7 +290,9 @@ def build_mesh_recovery_model(
     ``mean_params``). ``checkpoint``: an official Lightning ``.ckpt`` or an ExtPose
     ``.safetensors`` (its JSON config's ``options`` size the model before loading, and its
     ``modalities`` / ``mask`` apply unless given here), then the recipe's ``defaults``
-    (``{"modalities": ..., "mask": ...}``), then RGB with mask ``frame``.
+    (``{"modalities": ..., "mask": ...}``), then RGB with mask ``frame``. A recipe's plugin
+    gives what its official checkpoints hold beyond the model (``checkpoint_extras``, skipped
+    when loading) and may give the ``subject`` (else the head's).
     """
     from extpose_sdk import checkpoints
     from extpose_sdk.plugins import get_registries
@@ -321,7 +322,8 @@ def build_mesh_recovery_model(
         )
     if state_dict is not None:
         checkpoints.load_state_dict_checked(
-            model, checkpoints.select_official_keys(state_dict)[0], source=str(checkpoint),
+            model, checkpoints.select_official_keys(state_dict, checkpoint_extras)[0],
+            source=str(checkpoint),
             assign=True,
         )
     return model.eval()

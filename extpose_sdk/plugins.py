@@ -60,6 +60,17 @@ KINDS: dict[str, str] = {
 }
 
 
+#: Components that first-party plugin packages provide: when one is asked for and not
+#: installed, the error says which package to install (the core itself holds no model recipe).
+PROVIDED_BY: dict[str, dict[str, str]] = {
+    "model": {"hmr2": "extpose-plugin-hmr2", "extpose-hmr2": "extpose-plugin-hmr2",
+              "hamer": "extpose-plugin-hamer", "extpose-hamer": "extpose-plugin-hamer"},
+    "backbone": {"hmr2": "extpose-plugin-hmr2", "hamer": "extpose-plugin-hamer",
+                 "timm:*": "extpose-plugin-timm"},
+    "keypoint_source": {"mediapipe": "extpose-plugin-mediapipe"},
+}
+
+
 class PluginError(RuntimeError):
     """A plugin could not be loaded or registered (raised under strict, warned otherwise)."""
 
@@ -221,9 +232,16 @@ class Registry:
 
     def _unknown_message(self, name: str) -> str:
         names = self.names()
+        provided = PROVIDED_BY.get(self.kind, {})
+        package = provided.get(name) or next(
+            (p for n, p in provided.items() if n.endswith("*") and name.startswith(n[:-1])), None)
+        install = f"; {name!r} comes with {package}: pip install {package}" if package else ""
         if not names:
-            return f"unknown {self.kind} {name!r}: no {self.kind} is registered"
-        message = f"unknown {self.kind} {name!r}; available: {', '.join(names)}"
+            if not install and provided:
+                packages = ", ".join(sorted(set(provided.values())))
+                install = f"; install a plugin that provides one ({packages}, or a third party's)"
+            return f"unknown {self.kind} {name!r}: no {self.kind} is registered{install}"
+        message = f"unknown {self.kind} {name!r}{install}; available: {', '.join(names)}"
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
         if close:
             message += f". Did you mean {' or '.join(repr(c) for c in close)}?"

@@ -42,11 +42,14 @@ def _pickled_omegaconf(content):
 
 
 def write_official_checkpoint(path, model, extra=None):
-    """torch.save in the Lightning layout, with the official extras the loader must skip."""
+    """torch.save in the Lightning layout, with the official extras the loader must skip:
+    the discriminator, and HMR2.0's licensed SMPL buffers or HaMeR's MANO ones."""
     state_dict = dict(model.state_dict())
     state_dict["discriminator.D_conv1.weight"] = torch.randn(32, 9, 1, 1)
-    state_dict["smpl.body_pose_mean"] = torch.zeros(69)
-    state_dict["mano.faces_tensor"] = torch.zeros(4, 3, dtype=torch.long)
+    if model.subject.name == "body":
+        state_dict["smpl.body_pose_mean"] = torch.zeros(69)
+    else:
+        state_dict["mano.faces_tensor"] = torch.zeros(4, 3, dtype=torch.long)
     state_dict["initialized"] = torch.tensor(True)
     module, cfg = _pickled_omegaconf({"MODEL": {"IMAGE_SIZE": 256}})
     saved = {"omegaconf": types.ModuleType("omegaconf"), "omegaconf.dictconfig": module}
@@ -87,9 +90,13 @@ def test_official_layout_checkpoint_loads_with_nothing_missing(tmp_path, name):
         assert torch.equal(loaded.state_dict()[key], value), key
     assert not any(t.is_meta for t in loaded.state_dict().values())  # built on meta, all assigned
     assert all(p.requires_grad for p in loaded.parameters())
-    report = checkpoints.load_official_checkpoint(loaded, path)
-    assert set(report.skipped) == {"discriminator.D_conv1.weight", "smpl.body_pose_mean",
-                                   "mano.faces_tensor", "initialized"}
+    extras = extpose_sdk.get_registries().model.get(name).metadata["checkpoint_extras"]
+    report = checkpoints.load_official_checkpoint(loaded, path, extras=extras)
+    licensed = {"hmr2": "smpl.body_pose_mean", "hamer": "mano.faces_tensor"}[name]
+    assert set(report.skipped) == {"discriminator.D_conv1.weight", licensed, "initialized"}
+    # what the plugin declares is what is skipped: without it, the extras do not fit the model
+    with pytest.raises(CheckpointError, match=r"unexpected keys \(2\): discriminator"):
+        checkpoints.load_official_checkpoint(loaded, path)
 
 
 def test_cfg_comes_back_as_an_inert_stand_in(tmp_path):
@@ -186,7 +193,10 @@ def test_safetensors_checkpoint_round_trip_with_its_config(tmp_path):
 def test_convert_official_to_safetensors(tmp_path):
     model = extpose_sdk.load_model("hmr2", **TINY)
     source = write_official_checkpoint(tmp_path / "e.ckpt", model)
-    target = checkpoints.convert_checkpoint(source, tmp_path / "e.safetensors", config={"options": TINY})
+    target = checkpoints.convert_checkpoint(source, tmp_path / "e.safetensors",
+                                            extras=checkpoints.official_extras(),
+                                            config={"options": TINY})
+    assert checkpoints.official_extras() == ("discriminator.", "mano.", "smpl.")
     state_dict, config = checkpoints.read_extpose_checkpoint(target)
     assert set(state_dict) == set(model.state_dict())  # official extras dropped
     assert config["source"] == "e.ckpt"

@@ -63,9 +63,10 @@ def _add_checkpoint(conversions) -> None:
 
 
 def run_checkpoint(args) -> int:
-    from extpose_sdk.checkpoints import convert_checkpoint
+    from extpose_sdk.checkpoints import convert_checkpoint, official_extras
 
     _check_target(args.source, args.target)
-    target = convert_checkpoint(args.source, args.target, trust=args.trust)
+    target = convert_checkpoint(args.source, args.target, extras=official_extras(),
+                                trust=args.trust)
     print(f"wrote {target} and {target.with_suffix('.json')}")
     return 0

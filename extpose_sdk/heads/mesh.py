@@ -56,10 +56,12 @@ class MeshHead(nn.Module):
     """Transformer decoder + residual readout of ``num_joints`` rotations, betas and camera.
 
     ``forward(context (B, N, D), context_mask (B, N) bool | None) -> MeshParams``. A subclass
-    sets ``subject`` (``extpose_sdk.subjects``): what it predicts, which sizes its pose readout.
+    sets ``subject`` (``extpose_sdk.subjects``): what it predicts, which sizes its pose readout,
+    and may set ``state_dict_prefix``: the name ``MeshRecoveryModel`` keeps it under.
     """
 
     subject: Subject
+    state_dict_prefix: str = "head"
 
     @property
     def pose_name(self) -> str:
@@ -122,6 +124,7 @@ class SMPLHead(MeshHead):
     """HMR2.0's head (keys ``smpl_head.*`` in the official checkpoint): 24 rotations."""
 
     subject = BODY
+    state_dict_prefix = "smpl_head"
 
 
 class MANOHead(MeshHead):
@@ -129,6 +132,7 @@ class MANOHead(MeshHead):
     right hand (left hands are mirrored onto it: ``HAND.mirror_left``)."""
 
     subject = HAND
+    state_dict_prefix = "mano_head"
 
 
 def _mean_params(path, npose: int, num_betas: int, num_joints: int):

@@ -1,10 +1,14 @@
 """ExtPose plugin for HMR2.0 (4D-Humans): the official body model and its ExtPose extension.
 
 Registered through the ``extpose`` entry point; nothing is built until a factory is called.
-The SMPL head and the shared recipe code live in the core (``smpl`` head,
-``extpose_sdk.model.build_mesh_recovery_model``); this package names the recipes.
+The core holds what is generic (the ViTPose ViT, the SMPL head, the extension and
+``extpose_sdk.model.build_mesh_recovery_model``); this package holds what is HMR2.0's: its
+recipes (``recipes.py``: the head, the modalities and mask of each, the subject) and its
+official checkpoint's layout (``official.py``: what the Lightning file holds beyond the
+model, skipped on loading and by ``extpose convert checkpoint``).
 """
 
+from extpose_plugin_hmr2.official import CHECKPOINT_EXTRAS
 from extpose_sdk import hookimpl, lazy
 
 
@@ -25,10 +29,12 @@ def extpose_register_models(register):
         lazy("extpose_plugin_hmr2.recipes:hmr2"),
         "HMR2.0: ViTPose-H + SMPL transformer head; checkpoint= the official .ckpt",
         subject="body",
+        checkpoint_extras=CHECKPOINT_EXTRAS,
     )
     register(
         "extpose-hmr2",
         lazy("extpose_plugin_hmr2.recipes:extpose_hmr2"),
         "HMR2.0 weights extended with skeleton images and video frames (rgb+skeleton, no new parameters)",
         subject="body",
+        checkpoint_extras=CHECKPOINT_EXTRAS,
     )

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from extpose_plugin_hmr2.official import CHECKPOINT_EXTRAS
 from extpose_sdk.model import EXTENDED_MODALITIES, build_mesh_recovery_model
 
 
 def hmr2(checkpoint=None, **options):
     """HMR2.0: ViTPose-H + SMPL head, RGB single frames (any T works through the extension)."""
-    return build_mesh_recovery_model("smpl", checkpoint=checkpoint, **options)
+    return build_mesh_recovery_model("smpl", checkpoint=checkpoint, subject="body",
+                                     checkpoint_extras=CHECKPOINT_EXTRAS, **options)
 
 
 def extpose_hmr2(checkpoint=None, **options):
     """HMR2.0 extended: RGB + skeleton images, attention across frames (mask ``paper`` by default)."""
     defaults = {"modalities": EXTENDED_MODALITIES, "mask": "paper"}
-    return build_mesh_recovery_model("smpl", checkpoint=checkpoint, defaults=defaults, **options)
+    return build_mesh_recovery_model("smpl", checkpoint=checkpoint, defaults=defaults,
+                                     subject="body", checkpoint_extras=CHECKPOINT_EXTRAS,
+                                     **options)
