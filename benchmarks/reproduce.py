@@ -35,12 +35,12 @@ ARMS = {
 }
 
 
-def tiny_overrides(out: Path) -> list[str]:
+def tiny_overrides(out: Path, kind: str) -> list[str]:
     """A smoke run: a tiny model on a tiny cached set, a few steps."""
     options = ('{ img_size = [128, 128], embed_dim = 16, depth = 1, num_heads = 2, head_dim = 16, '
                'head_depth = 1, head_heads = 2, head_dim_head = 8, head_mlp_dim = 16 }')
-    data = ('[{ name = "synthetic-hand", options = { num_sequences = 2, sequence_length = 8, '
-            'crop_size = 128, augment = { flip_prob = 0.0 }, cache_clip_length = 8 } }]')
+    data = (f'[{{ name = "synthetic-{kind}", options = {{ num_sequences = 2, sequence_length = 8, '
+            'crop_size = 128, cache_clip_length = 8 } }]')
     return ["max_steps=4", "eval_every=0", "save_every=2", f"model.options={options}",
             f"data.train={data}", "data.val={}", f"data.cache={out / 'cache'}",
             "mean_params_samples=4", "plot=false"]
@@ -188,7 +188,7 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    overrides = tiny_overrides(out) if args.tiny else []
+    overrides = tiny_overrides(out, args.kind) if args.tiny else []
     report: dict = {"kind": args.kind, "arms": {}, "test": {}}
     base_folder = Path(args.base) if args.base else out / "base"
     if not args.base:
