@@ -160,6 +160,8 @@ class ExtendedViT(nn.Module):
     """A pretrained ``BaseViT`` run over modalities and frames with an attention mask.
 
     Owns the ViT as its only submodule, so the parameters are exactly the base model's.
+    ``encoders`` (modality name -> module, kept by the caller: ``MeshRecoveryModel.encoders``)
+    embed the modalities that bring their own encoder; the others go through ``vit.embed``.
     """
 
     def __init__(
@@ -169,6 +171,7 @@ class ExtendedViT(nn.Module):
         attention: str = "auto",
         checkpointing: bool = False,
         packing: str = "auto",
+        encoders: dict[str, nn.Module] | None = None,
     ) -> None:
         super().__init__()
         if packing not in PACKING:
@@ -178,6 +181,7 @@ class ExtendedViT(nn.Module):
         self.attention = attention
         self.checkpointing = checkpointing
         self.packing = packing
+        self._encoders = dict(encoders or {})  # not submodules: the model owns them
         self._mask_cache: dict[tuple, torch.Tensor] = {}
         check_backend_name(attention)
         if packing == "segments" and not getattr(vit, "accepts_segment_masks", False):
@@ -196,7 +200,7 @@ class ExtendedViT(nn.Module):
     ) -> ExtendedTokens:
         """``inputs[name]``: ``(B, T, C, H, W)``; ``present[name]``: ``(B, T)`` bool (default all)."""
         names, B, T = self._check(inputs, present)
-        tokens = torch.stack([self._embed(inputs[name]) for name in names], dim=2)
+        tokens = torch.stack([self._embed(name, inputs[name]) for name in names], dim=2)
         _, _, M, N, D = tokens.shape
         shown = self._presence(names, present, B, T, tokens.device)  # (B, T, M)
         T_unit = self.mask.sequence_frames(T)
@@ -228,10 +232,17 @@ class ExtendedViT(nn.Module):
                 )
         return tuple(inputs), first[0], first[1]
 
-    def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, T, C, H, W)`` -> ``(B, T, N, D)`` with the ViT's own embeddings."""
+    def _embed(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, C, H, W)`` -> ``(B, T, N, D)`` with the modality's encoder, else the ViT's
+        own embeddings."""
         B, T = x.shape[:2]
-        tokens = self.vit.embed(x.flatten(0, 1))
+        encoder = self._encoders.get(name)
+        tokens = (encoder if encoder is not None else self.vit.embed)(x.flatten(0, 1))
+        expected = (self.vit.num_tokens, self.vit.embed_dim)
+        if encoder is not None and tuple(tokens.shape[1:]) != expected:
+            raise ValueError(f"the encoder of modality {name!r} made tokens of shape "
+                             f"{tuple(tokens.shape)}; expected (B, {expected[0]}, {expected[1]}) "
+                             "like the backbone's")
         return tokens.reshape(B, T, *tokens.shape[1:])
 
     @staticmethod

@@ -54,7 +54,10 @@ def extpose_register_modalities(register):
 
     The factory takes keyword options and returns an ``extpose_sdk.modalities.Modality``: it
     knows its name and how to turn one crop's raw evidence (an image crop, 2D keypoints with the
-    crop transform, ...) into a normalised ``(C, H, W)`` float tensor the backbone can embed.
+    crop transform, ...) into a normalised ``(C, H, W)`` float tensor, of any channel count C.
+    Its ``encoder(vit)`` says how that image becomes tokens: ``None`` shares the ViT's own patch
+    and position embedding (zero new parameters; C must be the ViT's), or a module of its own
+    (``extpose_sdk.modalities.encoders.PatchEncoder``) whose parameters are reported as added.
     """
 
 

@@ -3,9 +3,13 @@
     model = MeshRecoveryModel(backbone, head, modalities=("rgb", "skeleton"), mask="frame")
     out = model({"rgb": x, "skeleton": s})  # x, s: (B, 3, 256, 256) or (B, T, 3, 256, 256)
     out.body_pose  # (B, 23, 3, 3) or (B, T, 23, 3, 3)
+    model.parameter_report()  # shared (backbone, head) and added (modality encoders)
 
 Inputs are normalised 256x256 crops as the official preprocessing makes them; the backbone sees
-the central columns that fit its image size (``x[..., 32:-32]`` for ViTPose's 256x192). With RGB
+the central columns that fit its image size (``x[..., 32:-32]`` for ViTPose's 256x192). A
+modality with an encoder of its own (``Modality.encoder``: a depth map's 1-channel patch
+embedding) is embedded by it, with any channel count; its parameters live under
+``encoders.<name>.*`` and are the only ones the model adds to the base. With RGB
 only and single frames the model is the official one (backbone, then head on the frame's
 tokens); with more modalities or T > 1 frames the backbone runs through ``ExtendedViT`` and the
 head reads each frame's tokens of all present modalities. State-dict keys are the official ones:
@@ -65,6 +69,9 @@ class MeshRecoveryModel(nn.Module):
             official checkpoints load), else ``head``.
         subject: what the model reconstructs (``extpose_sdk.subjects``: ``"body"``, ``"hand"``
             or a ``Subject``); by default the head's ``subject``.
+        encoders: modality name -> the module that embeds its images (``(B, C, H, W) -> (B, N,
+            D)``) for modalities that bring their own (``extpose_sdk.modalities.build_encoders``);
+            the others share the backbone's embedding.
     """
 
     def __init__(
@@ -77,12 +84,18 @@ class MeshRecoveryModel(nn.Module):
         checkpointing: bool = False,
         head_name: str | None = None,
         subject: str | Subject | None = None,
+        encoders: Mapping[str, nn.Module] | None = None,
     ) -> None:
         super().__init__()
         if not modalities:
             raise ValueError("MeshRecoveryModel needs at least one modality")
+        unknown = sorted(set(encoders or {}) - set(modalities))
+        if unknown:
+            raise ValueError(f"encoders for {unknown}, which are not among the modalities "
+                             f"{list(modalities)}")
         self._subject = None if subject is None else get_subject(subject)
         self.backbone = backbone
+        self.encoders = nn.ModuleDict(dict(encoders or {}))  # no key when empty
         self.head_name = head_name or _default_head_name(head)
         self.add_module(self.head_name, head)
         self.modalities = tuple(modalities)
@@ -125,6 +138,14 @@ class MeshRecoveryModel(nn.Module):
             _add_joints(output, self.body_model, self.subject.pose_key)
         return output
 
+    def parameter_report(self) -> ParameterReport:
+        """Parameters shared by every modality and frame (backbone and head) and those the
+        modality encoders add, per modality (0 for RGB and the skeleton image)."""
+        shared = {"backbone": _count(self.backbone), "head": _count(self.head)}
+        added = {name: _count(self.encoders[name]) if name in self.encoders else 0
+                 for name in self.modalities}
+        return ParameterReport(shared=shared, added=added)
+
     @property
     def body_model(self) -> nn.Module | None:
         """The SMPL / MANO model whose joints the output carries (``None``: parameters only)."""
@@ -150,8 +171,15 @@ class MeshRecoveryModel(nn.Module):
 
     # -- helpers, in the order forward uses them --
 
+    def _channels(self, name: str) -> int | None:
+        """Channels the images of modality ``name`` must have (None: its encoder says)."""
+        if name in self.encoders:
+            return getattr(self.encoders[name], "channels", None)
+        return getattr(self.backbone, "in_chans", 3)
+
     def _check_inputs(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        expected = f"(B, 3, {CROP_SIZE}, {CROP_SIZE}) or (B, T, 3, {CROP_SIZE}, {CROP_SIZE})"
+        c = self._channels(self.modalities[0]) or "C"
+        expected = f"(B, {c}, {CROP_SIZE}, {CROP_SIZE}) or (B, T, {c}, {CROP_SIZE}, {CROP_SIZE})"
         if not isinstance(inputs, Mapping):
             raise TypeError(f"inputs must be a dict of modality name -> tensor {expected}, e.g. "
                             f"model({{'rgb': x}}); got {type(inputs).__name__}")  # fmt: skip
@@ -180,11 +208,14 @@ class MeshRecoveryModel(nn.Module):
         shapes = {name: tuple(x.shape) for name, x in inputs.items()}
         first = next(iter(shapes.values()))
         for name, shape in shapes.items():
-            if len(shape) not in (4, 5) or shape[-3] != 3 or shape[:-3] != first[:-3]:
+            channels = self._channels(name)
+            if (len(shape) not in (4, 5) or shape[:-3] != first[:-3]
+                    or channels is not None and shape[-3] != channels):
+                c = "C" if channels is None else channels
                 raise ValueError(
-                    f"input {name!r} must have shape (B, 3, {CROP_SIZE}, {CROP_SIZE}) or "
-                    f"(B, T, 3, {CROP_SIZE}, {CROP_SIZE}) with the same (B, T) for every modality; "
-                    f"got {shapes}"
+                    f"input {name!r} must have shape (B, {c}, {CROP_SIZE}, {CROP_SIZE}) or "
+                    f"(B, T, {c}, {CROP_SIZE}, {CROP_SIZE}) with the same (B, T) for every "
+                    f"modality; got {shapes}"
                 )
         return {name: inputs[name] for name in self.modalities if name in inputs}
 
@@ -200,7 +231,7 @@ class MeshRecoveryModel(nn.Module):
         return x[..., left : left + width]
 
     def _is_plain(self, inputs, present, T: int) -> bool:
-        if T != 1 or list(inputs) != ["rgb"] or self.modalities != ("rgb",):
+        if T != 1 or list(inputs) != ["rgb"] or self.modalities != ("rgb",) or self.encoders:
             return False
         return present is None or bool(torch.as_tensor(present.get("rgb", True)).all())
 
@@ -214,9 +245,42 @@ class MeshRecoveryModel(nn.Module):
                 ) from error
             self._extended["vit"] = ExtendedViT(
                 self.backbone, mask=self.mask, attention=self.attention,
-                checkpointing=self.checkpointing,
+                checkpointing=self.checkpointing, encoders=self.encoders,
             )
         return self._extended["vit"]
+
+
+def modality_encoders(names, vit: nn.Module) -> dict[str, nn.Module]:
+    """The encoders the registered modalities ``names`` bring for ``vit`` (none for RGB and the
+    skeleton image, which share its embedding)."""
+    from extpose_sdk.modalities import build_encoders
+    from extpose_sdk.plugins import get_registries
+
+    registry = get_registries().modality
+    return build_encoders({name: registry.build(name) for name in names}, vit)
+
+
+@attrs.frozen
+class ParameterReport:
+    """Parameter counts: ``shared`` (module -> count: the backbone and the head, which every
+    modality and frame uses) and ``added`` (modality -> the parameters its own encoder adds)."""
+
+    shared: dict[str, int]
+    added: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.shared.values()) + sum(self.added.values())
+
+    def __str__(self) -> str:
+        shared = ", ".join(f"{k} {v:,}" for k, v in self.shared.items())
+        added = ", ".join(f"{k} {v:,}" for k, v in self.added.items())
+        return (f"{self.total:,} parameters: shared {sum(self.shared.values()):,} ({shared}); "
+                f"added {sum(self.added.values()):,} ({added})")
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def _default_head_name(head: nn.Module) -> str:
@@ -318,7 +382,7 @@ def build_mesh_recovery_model(
         )
         model = MeshRecoveryModel(
             vit, head_module, modalities=modalities, mask=mask, attention=attention,
-            subject=subject,
+            subject=subject, encoders=modality_encoders(modalities, vit),
         )
     if state_dict is not None:
         checkpoints.load_state_dict_checked(

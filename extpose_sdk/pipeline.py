@@ -148,7 +148,7 @@ class Pipeline:
                 raise FitError(
                     "checkpoint= loads a named recipe; give model= instead of components"
                 )
-            from extpose_sdk.model import MeshRecoveryModel
+            from extpose_sdk.model import MeshRecoveryModel, modality_encoders
 
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
@@ -160,7 +160,8 @@ class Pipeline:
                     **(head_options or {}),
                 )
                 network = MeshRecoveryModel(
-                    vit, head_module, modalities=modality_names, **model_options
+                    vit, head_module, modalities=modality_names,
+                    encoders=modality_encoders(modality_names, vit), **model_options
                 )
             name = f"{backbone}+{head}"
         else:

@@ -25,6 +25,9 @@ class BaseViT(nn.Module):
         img_size: (H, W) of the image it embeds.
         patch_size: side of a patch in pixels.
         grid_size: (h, w) token grid of one image.
+        patch_padding: zero padding of the patch embedding (ViTPose: 2), so a modality's own
+            patch embedding (``extpose_sdk.modalities.PatchEncoder``) makes the same grid.
+        in_chans: channels of the images ``embed`` takes (3).
         embed_dim: token width D.
         num_prefix_tokens: tokens before the patch tokens (class / register tokens; 0 for ViTPose).
         blocks: ``nn.ModuleList``; ``block(x, attn_mask=mask)`` with x ``(B, L, D)`` and a boolean
@@ -38,6 +41,8 @@ class BaseViT(nn.Module):
 
     img_size: tuple[int, int]
     patch_size: int
+    patch_padding: int = 0
+    in_chans: int = 3
     grid_size: tuple[int, int]
     embed_dim: int
     num_prefix_tokens: int = 0
@@ -53,6 +58,15 @@ class BaseViT(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` image -> ``(B, num_tokens, D)`` tokens, position embedding included."""
         raise NotImplementedError
+
+    def position(self, patches: torch.Tensor) -> torch.Tensor:
+        """``(B, h * w, D)`` patch tokens -> ``(B, num_tokens, D)``: what ``embed`` does after its
+        patch embedding (prefix tokens, position embedding), so that tokens a modality makes
+        with its own patch embedding sit on this ViT's grid."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not expose its position embedding (BaseViT.position); "
+            "a modality with its own patch embedding needs it"
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` -> ``(B, num_tokens, D)``: the base model on its own."""
@@ -191,6 +205,8 @@ class ViT(BaseViT):
         self.config = config
         self.img_size = tuple(config.img_size)
         self.patch_size = config.patch_size
+        self.patch_padding = config.patch_padding
+        self.in_chans = config.in_chans
         self.grid_size = config.grid_size
         self.embed_dim = config.embed_dim
         self.num_prefix_tokens = 0
@@ -229,10 +245,12 @@ class ViT(BaseViT):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         self.check_image(x)
-        tokens = self.patch_embed(x)
+        return self.position(self.patch_embed(x))
+
+    def position(self, patches: torch.Tensor) -> torch.Tensor:
         if self.config.cls_slot_bias:
-            return tokens + self.pos_embed[:, 1:] + self.pos_embed[:, :1]
-        return tokens + self.pos_embed
+            return patches + self.pos_embed[:, 1:] + self.pos_embed[:, :1]
+        return patches + self.pos_embed
 
     def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` -> ``(B, D, h, w)``: the official backbone's output layout."""

@@ -1,7 +1,15 @@
-"""Modalities: how one crop's evidence becomes an image the shared ViT can embed.
+"""Modalities: how one crop's evidence becomes an image, and how the image becomes tokens.
 
-Every modality produces a ``(C, H, W)`` float tensor the size of the RGB crop, normalised as the
-backbone expects, so it goes through the same patch and position embedding as the RGB crop.
+Every modality produces a ``(C, H, W)`` float tensor the size of the RGB crop, with any channel
+count C. How it becomes tokens of the ViT is the modality's ``encoder(vit)``:
+
+- ``None`` (RGB, the skeleton image): the ViT's own patch and position embedding, shared: no new
+  parameter (the image must have the ViT's ``in_chans`` channels);
+- a module of the modality's own, ``(B, C, H, W) -> (B, vit.num_tokens, D)``: its parameters are
+  added to the model and reported as added (``MeshRecoveryModel.parameter_report``).
+  ``extpose_sdk.modalities.encoders.PatchEncoder(C, vit)`` is the usual one: a patch embedding for C channels, then the ViT's
+  own position embedding, so the tokens sit on the same grid as the RGB ones (a 1-channel depth
+  map: ``D * 16 * 16 + D`` parameters).
 """
 
 from __future__ import annotations
@@ -38,10 +46,21 @@ class CropEvidence:
 
 
 class Modality:
-    """Base of modalities. Subclasses set ``name`` and ``channels`` and implement ``render``."""
+    """Base of modalities. Subclasses set ``name`` and ``channels`` and implement ``available``
+    and ``render``; a modality whose images the ViT cannot embed itself (another channel count,
+    or tokens of its own) returns its module from ``encoder``. ``mean`` / ``std`` (per channel,
+    0..255 units) normalise the rendered image; by default ImageNet's."""
 
     name: str = ""
     channels: int = 3
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+
+    def encoder(self, vit: Any) -> Any:
+        """``None``: the image goes through ``vit``'s own patch and position embedding (zero new
+        parameters). Else a ``torch.nn.Module`` mapping ``(B, channels, H, W)`` to ``(B,
+        vit.num_tokens, vit.embed_dim)`` tokens, with parameters of its own."""
+        return None
 
     def available(self, evidence: CropEvidence) -> bool:
         """Whether ``evidence`` holds what this modality needs (else the modality is absent)."""
@@ -61,5 +80,26 @@ class Modality:
             raise ValueError(
                 f"modality {self.name!r} rendered an image of shape {image.shape}; expected {expected}"
             )
-        image = (image - IMAGENET_MEAN[: self.channels]) / IMAGENET_STD[: self.channels]
-        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        mean = IMAGENET_MEAN[: self.channels] if self.mean is None else self.mean
+        std = IMAGENET_STD[: self.channels] if self.std is None else self.std
+        image = (image - mean) / std
+        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))
+
+
+def build_encoders(modalities: dict[str, Modality], vit: Any) -> dict[str, Any]:
+    """The modules of the modalities that bring their own (``Modality.encoder``), by name; a
+    modality without one must have the ViT's channel count (a ``ValueError`` says so)."""
+    encoders = {}
+    for name, modality in modalities.items():
+        make = getattr(modality, "encoder", None)
+        encoder = make(vit) if make is not None else None
+        channels = getattr(modality, "channels", 3)
+        if encoder is not None:
+            encoders[name] = encoder
+        elif channels != getattr(vit, "in_chans", 3):
+            raise ValueError(
+                f"modality {name!r} makes {channels}-channel images but the backbone "
+                f"embeds {getattr(vit, 'in_chans', 3)} channels: give the modality an encoder "
+                "(Modality.encoder, e.g. extpose_sdk.modalities.encoders.PatchEncoder)"
+            )
+    return encoders

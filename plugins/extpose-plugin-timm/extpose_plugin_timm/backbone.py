@@ -84,6 +84,9 @@ class TimmViT(BaseViT):
         patch = tuple(patch_embed.patch_size)
         self.patch_size = patch[0] if patch[0] == patch[1] else patch
         self.grid_size = tuple(patch_embed.grid_size)
+        proj = getattr(patch_embed, "proj", None)
+        self.in_chans = getattr(proj, "in_channels", 3)
+        self.patch_padding = proj.padding[0] if isinstance(proj, nn.Conv2d) else 0
         self.embed_dim = model.embed_dim
         self.num_prefix_tokens = model.num_prefix_tokens
         # The adapted blocks hold timm's blocks; kept out of the module tree (no second copy of
@@ -106,12 +109,15 @@ class TimmViT(BaseViT):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` -> ``(B, num_tokens, D)``: patches, prefix tokens, position, norm_pre."""
         self.check_image(x)
+        return self.position(self.model.patch_embed(x))
+
+    def position(self, patches: torch.Tensor) -> torch.Tensor:
+        """``(B, h * w, D)`` patch tokens -> prefix tokens, position embedding, norm_pre."""
         model = self.model
-        tokens = model.patch_embed(x)
         if self.family == "eva":
-            tokens, _ = model._pos_embed(tokens)  # rope is applied per image in the blocks
+            tokens, _ = model._pos_embed(patches)  # rope is applied per image in the blocks
         else:
-            tokens = model._pos_embed(tokens)
+            tokens = model._pos_embed(patches)
             tokens = model.patch_drop(tokens)
         return model.norm_pre(tokens)
 
