@@ -80,7 +80,7 @@ def run(args, frames: int, modalities: list[str], checkpointing: bool, processes
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
-    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--crop", type=int, help="crop side (default: 128 small, 256 vit-h)")
     parser.add_argument("--batch", type=int, default=32, help="frames per step at T = 1")
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--warmup", type=int, default=5)
@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
+    args.crop = args.crop or (256 if args.size == "vit-h" else 128)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
