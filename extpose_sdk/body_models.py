@@ -20,17 +20,17 @@ axis-angle vectors) into vertices and joints, the way HMR2.0 and HaMeR do::
   (HaMeR's 21). The file is the right hand; ``is_rhand=False`` gives the left hand as HaMeR
   draws it, the mirror image (x -> -x) of the right-hand result with re-oriented faces.
 - Files: ``.pkl`` as distributed (python-2 pickles holding chumpy arrays and a scipy sparse
-  regressor) read by a restricted unpickler that builds only numpy / scipy arrays (chumpy
-  arrays become numpy; anything else is refused, nothing in the file is run), or ``.npz``
+  regressor) read by the SDK's restricted unpickler (``extpose_sdk.safe_pickle``, policy
+  ``BODY_MODEL``) that builds only numpy / scipy arrays (chumpy arrays become numpy, a sparse
+  matrix is at most ``MAX_SPARSE_ELEMENTS`` when dense; anything else is refused, nothing in
+  the file is run), or ``.npz``
   (``extpose convert body-model in.pkl out.npz``). smplx gets the arrays as a ``data_struct``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ import attrs
 import numpy as np
 import torch
 
+from extpose_sdk import safe_pickle
+from extpose_sdk.safe_pickle import ChumpyStandIn, UnsafePickleError
 from extpose_sdk.subjects import BODY, HAND
 
 KINDS = ("smpl", "mano")
@@ -91,98 +93,34 @@ class BodyModelOutput:
 # -- reading model files --------------------------------------------------------------------
 
 
-class _ChumpyArray:
-    """Stands in for any chumpy object while unpickling; holds its pickled state."""
-
-    state = None
-
-    def __new__(cls, *args, **kwargs):
-        return object.__new__(cls)
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        self.state = state
-
-
-def _numpy_attr(module: str, name: str):
-    """``numpy.core.X.name`` of old pickles, from wherever this numpy keeps it."""
-    for candidate in (module.replace("numpy.core", "numpy._core"), module):
-        try:
-            return getattr(importlib.import_module(candidate), name)
-        except (ImportError, AttributeError):
-            continue
-    return None
-
-
-_NUMPY_ALLOWED = {
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"), ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"),
-}  # fmt: skip
-_SPARSE_ALLOWED = {"csc_matrix", "csr_matrix", "coo_matrix"}
-_BUILTINS_ALLOWED = {"object": object, "set": set, "frozenset": frozenset}
-
-
-class _ModelUnpickler(pickle.Unpickler):
-    """Builds numpy arrays, scipy sparse matrices and chumpy stand-ins; refuses the rest."""
-
-    def __init__(self, file, path: Path):
-        super().__init__(file, encoding="latin1")
-        self.path = path
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in _NUMPY_ALLOWED:
-            found = _numpy_attr(module, name) if module.startswith("numpy.") else getattr(np, name)
-            if found is not None:
-                return found
-        if module.startswith("scipy.sparse") and name in _SPARSE_ALLOWED:
-            import scipy.sparse
-
-            return getattr(scipy.sparse, name)
-        if module == "chumpy" or module.startswith("chumpy."):
-            return _ChumpyArray
-        if (module, name) in {("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor")}:
-            import copyreg
-
-            return copyreg._reconstructor
-        if module in ("__builtin__", "builtins") and name in _BUILTINS_ALLOWED:
-            return _BUILTINS_ALLOWED[name]  # chumpy's pickled state holds a set
-        if (module, name) == ("_codecs", "encode"):  # bytes in protocol-2 pickles from python 3
-            import codecs
-
-            return codecs.encode
-        raise BodyModelFileError(
-            f"{self.path} holds an unexpected object ({module}.{name}); a SMPL / MANO model file "
-            "holds only numpy, scipy and chumpy arrays, so it was not loaded"
-        )
-
-
-def _to_array(value: Any, key: str, path: Path) -> Any:
+def _to_array(value: Any) -> Any:
     """numpy (or scipy sparse) value of an unpickled entry; chumpy stand-ins -> their array."""
-    if isinstance(value, _ChumpyArray):
-        state = value.state
-        if isinstance(state, tuple) and state and isinstance(state[0], dict):
-            state = state[0]
-        if not isinstance(state, dict) or "x" not in state:
-            return value  # a chumpy expression, not an array: refused if it is a needed key
-        return _to_array(state["x"], key, path)
-    return value
+    if isinstance(value, ChumpyStandIn) and value.array is not None:
+        return _to_array(value.array)
+    return value  # a chumpy expression stays a stand-in: refused if it is a needed key
+
+
+def _unpickle(path: Path, what: str) -> Any:
+    """The object in the pickle ``path``, read under the ``BODY_MODEL`` policy (numpy, scipy
+    sparse, chumpy stand-ins: ``extpose_sdk.safe_pickle``)."""
+    with open(path, "rb") as file:
+        try:
+            return safe_pickle.load(file, safe_pickle.BODY_MODEL)
+        except UnsafePickleError as error:
+            detail = f": {error.why}" if error.why else ""
+            raise BodyModelFileError(
+                f"{path} holds an unexpected object ({error.qualified}){detail}; a SMPL / MANO "
+                "model file holds only numpy, scipy and chumpy arrays, so it was not loaded"
+            ) from None
+        except Exception as error:
+            raise BodyModelFileError(f"{path} is not a readable {what}: {error}") from error
 
 
 def _read_pickle(path: Path) -> dict[str, Any]:
-    with open(path, "rb") as file:
-        try:
-            data = _ModelUnpickler(file, path).load()
-        except BodyModelFileError:
-            raise
-        except Exception as error:
-            raise BodyModelFileError(f"{path} is not a readable model pickle: {error}") from error
+    data = _unpickle(path, "model pickle")
     if not isinstance(data, dict):
         raise BodyModelFileError(f"{path} holds a {type(data).__name__}, not a model dict")
-    return {str(key): _to_array(value, str(key), path) for key, value in data.items()}
+    return {str(key): _to_array(value) for key, value in data.items()}
 
 
 def _read_npz(path: Path) -> dict[str, Any]:
@@ -233,7 +171,7 @@ def _check(data: dict[str, Any], kind: str, path: Path) -> None:
     missing = [k for k in required if k not in data]
     if missing:
         raise BodyModelFileError(f"{what}: missing keys {', '.join(missing)}")
-    unreadable = [k for k in required if isinstance(data[k], _ChumpyArray)]
+    unreadable = [k for k in required if isinstance(data[k], ChumpyStandIn)]
     if unreadable:
         raise BodyModelFileError(
             f"{path}: {', '.join(unreadable)} are chumpy expressions without a stored value; "
@@ -366,13 +304,7 @@ def read_joint_regressor_extra(path: str | Path) -> np.ndarray:
         with np.load(path, allow_pickle=False) as archive:
             value = archive[archive.files[0]]
     else:
-        with open(path, "rb") as file:
-            try:
-                value = _to_array(_ModelUnpickler(file, path).load(), "regressor", path)
-            except BodyModelFileError:
-                raise
-            except Exception as error:
-                raise BodyModelFileError(f"{path} is not a readable regressor: {error}") from error
+        value = _to_array(_unpickle(path, "regressor"))
     if hasattr(value, "toarray"):
         value = value.toarray()
     value = np.asarray(value, dtype=np.float64)

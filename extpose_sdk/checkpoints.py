@@ -4,10 +4,11 @@ A user's checkpoint file is a security boundary: nothing here unpickles arbitrar
 
 - ``read_lightning_state_dict(path)`` first tries ``torch.load(weights_only=True)`` (tensors and
   plain containers only). The official files also hold ``hyper_parameters['cfg']``, a pickled
-  OmegaConf config, which ``weights_only`` refuses; for those, a restricted unpickler rebuilds
-  tensors and containers, turns the classes of known configuration libraries (``omegaconf``,
-  ``typing``, ``pathlib``...) into inert stand-ins that run no code, and refuses any other class
-  with an error naming it and how to opt in (``--trust-checkpoint`` / ``trust_checkpoint=True``).
+  OmegaConf config, which ``weights_only`` refuses; for those, the SDK's restricted unpickler
+  (``extpose_sdk.safe_pickle``, policy ``CHECKPOINT``) rebuilds tensors and containers, turns
+  the classes of known configuration libraries (``omegaconf``, ``typing``, ``pathlib``...) into
+  inert stand-ins that run no code, and refuses any other class with an error naming it and how
+  to opt in (``--trust-checkpoint`` / ``trust_checkpoint=True``).
 - A ``.ckpt`` is a zip archive with a CRC-32 per record: it is checked before reading, so flipped
   bytes are an error, not silently wrong weights. Weights holding NaN or infinities are refused.
 - ``load_official_checkpoint(model, path, extras=...)`` keeps the model's keys (``backbone.*``,
@@ -32,29 +33,11 @@ from typing import Any
 import attrs
 import torch
 
+from extpose_sdk import safe_pickle
+from extpose_sdk.safe_pickle import UnsafePickleError
+
 #: Bookkeeping keys of a Lightning state dict (not weights).
 SKIPPED_KEYS = ("initialized",)
-#: Modules whose classes are configuration data: rebuilt as inert stand-ins, never imported.
-CONFIG_MODULES = ("omegaconf", "typing", "pathlib", "yacs", "argparse", "enum")
-#: Builtins a checkpoint may reference as plain data types.
-SAFE_BUILTINS = {
-    "dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray", "int", "float",
-    "bool", "complex", "slice", "range", "object", "NoneType",
-}
-#: Callables that rebuild tensors in torch's own pickle format.
-SAFE_TORCH = {
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_tensor_v3"),
-    ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"),
-    ("torch._tensor", "_rebuild_from_type_v2"),
-    ("torch", "Size"),
-    ("torch", "Tensor"),
-    ("torch.nn.parameter", "Parameter"),
-    ("torch", "device"),
-    ("collections", "OrderedDict"),
-    ("collections", "defaultdict"),
-}
 TRUST_HINT = (
     "if you trust this file's origin, pass --trust-checkpoint (extpose predict / eval / convert "
     "checkpoint; Python: load_model(..., trust_checkpoint=True), read_checkpoint(path, "
@@ -70,75 +53,6 @@ class CheckpointError(ValueError):
 
 class UnsafeCheckpointError(CheckpointError):
     """A checkpoint holding a pickled object outside the allow-list."""
-
-
-class InertObject:
-    """Stand-in for a configuration object: keeps its arguments, state and items, runs no code.
-
-    Dict and list subclasses (yacs' ``CfgNode`` is a dict) get their items through
-    ``__setitem__`` / ``append`` / ``extend``, as the unpickler delivers them.
-    """
-
-    _qualname = "?"
-
-    def __new__(cls, *args, **kwargs):  # the unpickler creates objects with __new__ alone
-        self = super().__new__(cls)
-        self.args, self.kwargs, self.state = args, kwargs, None
-        self.mapping: dict = {}
-        self.elements: list = []
-        return self
-
-    def __init__(self, *args, **kwargs) -> None:
-        pass
-
-    def __setstate__(self, state) -> None:
-        self.state = state
-
-    def __setitem__(self, key, value) -> None:
-        self.mapping[key] = value
-
-    def append(self, value) -> None:
-        self.elements.append(value)
-
-    def extend(self, values) -> None:
-        self.elements.extend(values)
-
-    def __repr__(self) -> str:
-        return f"<inert {self._qualname}>"
-
-
-def _inert_class(module: str, name: str) -> type:
-    return type(name, (InertObject,), {"_qualname": f"{module}.{name}", "__module__": __name__})
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Rebuilds tensors and containers; config classes become inert; anything else is refused."""
-
-    def find_class(self, module: str, name: str):
-        module = "builtins" if module == "__builtin__" else module
-        if (module, name) in SAFE_TORCH:
-            return super().find_class(module, name)
-        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
-        if module == "builtins" and name in SAFE_BUILTINS:
-            return super().find_class(module, name)
-        if module.split(".")[0] in CONFIG_MODULES:
-            return _inert_class(module, name)
-        raise UnsafeCheckpointError(
-            f"checkpoint holds a pickled {module}.{name}, which the safe loader does not allow; "
-            + TRUST_HINT
-        )
-
-
-class _RestrictedPickleModule:
-    """What ``torch.load(pickle_module=...)`` needs: ``Unpickler`` and ``load``."""
-
-    Unpickler = _RestrictedUnpickler
-    __name__ = "extpose_restricted_pickle"
-
-    @staticmethod
-    def load(file, **kwargs):
-        return _RestrictedUnpickler(file, **kwargs).load()
 
 
 def read_checkpoint(path: str | Path, *, trust: bool = False) -> dict[str, Any]:
@@ -159,9 +73,12 @@ def read_checkpoint(path: str | Path, *, trust: bool = False) -> dict[str, Any]:
     except (RuntimeError, EOFError, OSError) as error:
         raise CheckpointError(f"checkpoint {path} cannot be read (corrupted or not a torch file): {error}") from error
     try:
-        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule)
-    except UnsafeCheckpointError as error:
-        raise UnsafeCheckpointError(f"{path}: {error}") from None
+        return torch.load(path, map_location="cpu", weights_only=False,
+                          pickle_module=safe_pickle.pickle_module(safe_pickle.CHECKPOINT))
+    except UnsafePickleError as error:
+        raise UnsafeCheckpointError(
+            f"{path}: checkpoint holds a pickled {error.qualified}, which the safe loader does "
+            "not allow; " + TRUST_HINT) from None
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
         raise CheckpointError(f"checkpoint {path} cannot be read (corrupted or not a torch file): {error}") from error
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import extpose_sdk
-from extpose_sdk import checkpoints
+from extpose_sdk import checkpoints, safe_pickle
 from extpose_sdk.checkpoints import CheckpointError, UnsafeCheckpointError
 
 DATA = Path(__file__).parent / "data"
@@ -103,7 +103,7 @@ def test_cfg_comes_back_as_an_inert_stand_in(tmp_path):
     model = extpose_sdk.load_model("hmr2", **TINY)
     path = write_official_checkpoint(tmp_path / "a.ckpt", model)
     cfg = checkpoints.read_checkpoint(path)["hyper_parameters"]["cfg"]
-    assert isinstance(cfg, checkpoints.InertObject)
+    assert isinstance(cfg, safe_pickle.InertObject)
     assert "omegaconf.dictconfig.DictConfig" in repr(cfg)
     assert cfg.state == {"_content": {"MODEL": {"IMAGE_SIZE": 256}}}
 

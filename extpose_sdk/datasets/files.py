@@ -7,6 +7,8 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+from extpose_sdk import safe_pickle
+
 
 class DatasetFileError(FileNotFoundError):
     """A data-set file is missing or unreadable; the message names it and the expected layout."""
@@ -30,40 +32,9 @@ def read_json(path: Path, what: str = "") -> Any:
         raise DatasetFileError(f"malformed JSON in {path}: {error}") from error
 
 
-# The only globals an official data-set pickle may name: numpy array / scalar reconstruction
-# (under numpy 1's and numpy 2's module names) and the codec Python 3 uses for bytes.
-_ALLOWED_GLOBALS = {
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "scalar"),
-    ("_codecs", "encode"),
-}
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(
-                f"refusing to load global {module}.{name}: data-set pickles may only hold "
-                "numpy arrays, numbers, strings, lists and dicts"
-            )
-        if module.startswith("numpy"):
-            import importlib
-
-            import numpy as np
-
-            if module == "numpy":
-                return getattr(np, name)
-            core = "numpy._core" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core"
-            return getattr(importlib.import_module(f"{core}.multiarray"), name)
-        return super().find_class(module, name)
-
-
 def read_pickle(path: Path, what: str = "") -> Any:
-    """Load an official data-set pickle (3DPW, HO3D) with a restricted unpickler.
+    """Load an official data-set pickle (3DPW, HO3D) with the SDK's restricted unpickler
+    (``extpose_sdk.safe_pickle``, policy ``DATASET``).
 
     Python 2 pickles are read with ``encoding="latin1"`` (how their numpy buffers were stored);
     any global other than numpy's array reconstruction is refused, so a crafted file cannot run
@@ -72,6 +43,10 @@ def read_pickle(path: Path, what: str = "") -> Any:
     path = require(path, what)
     try:
         with open(path, "rb") as file:
-            return _NumpyOnlyUnpickler(file, encoding="latin1").load()
+            return safe_pickle.load(file, safe_pickle.DATASET)
+    except safe_pickle.UnsafePickleError as error:
+        raise DatasetFileError(
+            f"cannot read pickle {path}: refusing to load global {error.qualified}: data-set "
+            "pickles may only hold numpy arrays, numbers, strings, lists and dicts") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
         raise DatasetFileError(f"cannot read pickle {path}: {error}") from error

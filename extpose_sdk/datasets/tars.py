@@ -33,19 +33,16 @@ pose (y, z negated) together, and the sample's ``is_right`` is the side the crop
 missing ``right`` is a right hand. (A right hand that the augmentation flips shows a left hand
 and gets ``is_right`` 0.0, as in ``extpose_sdk.data.synthetic``.)
 
-Security boundary: ``.data.pyd`` comes from downloaded files and is untrusted. It is read with a
-restricted unpickler that rebuilds only numpy arrays, dtypes and scalars, dicts, lists, tuples,
-sets and builtin scalars; any other global (``os.system``, ``builtins.eval``, ``subprocess``...)
+Security boundary: ``.data.pyd`` comes from downloaded files and is untrusted. It is read with
+the SDK's restricted unpickler (``extpose_sdk.safe_pickle``, policy ``SAMPLE``), which rebuilds
+only numpy arrays, dtypes and scalars, dicts, lists, tuples, sets and builtin scalars; any other global (``os.system``, ``builtins.eval``, ``subprocess``...)
 is refused before anything is called, with an ``UnsafeSampleError`` naming the shard and the
 key. Pickles over ``MAX_PICKLE_BYTES`` are refused unread. Images are decoded by OpenCV only.
 """
 
 from __future__ import annotations
 
-import builtins
 import functools
-import io
-import pickle
 import zlib
 from collections.abc import Iterator, Sequence
 from itertools import islice
@@ -56,6 +53,7 @@ import attrs
 import numpy as np
 import torch
 
+from extpose_sdk import safe_pickle
 from extpose_sdk.data.augment import AugmentConfig, AugmentParams, augment, sample_params
 from extpose_sdk.data.sample import CROP_SIZE
 from extpose_sdk.datasets.files import DatasetFileError
@@ -63,7 +61,7 @@ from extpose_sdk.subjects import SUBJECTS
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
 #: Largest ``.data.pyd`` read (bytes); larger ones are refused without unpickling.
-MAX_PICKLE_BYTES = 16 * 1024 * 1024
+MAX_PICKLE_BYTES = safe_pickle.MAX_SAMPLE_BYTES
 
 
 class TarShardError(ValueError):
@@ -74,73 +72,7 @@ class UnsafeSampleError(TarShardError):
     """A ``.data.pyd`` that names a global the restricted unpickler does not allow."""
 
 
-# -- the restricted unpickler -----------------------------------------------------------------
-
-class _Refused(pickle.UnpicklingError):
-    def __init__(self, module: str, name: str) -> None:
-        super().__init__(f"{module}.{name}")
-        self.qualified = f"{module}.{name}"
-
-
-class _NdarrayType:
-    """Stands in for ``numpy.ndarray`` in a pickle: only ``_reconstruct`` accepts it, so the
-    pickle cannot call ``ndarray(shape)`` itself."""
-
-    __slots__ = ()
-
-
-_NDARRAY = _NdarrayType()
-
-
-def _numpy_core(name: str):
-    try:
-        from numpy._core import multiarray, numeric  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1
-        from numpy.core import multiarray, numeric
-    return getattr(numeric if name == "_frombuffer" else multiarray, name)
-
-
-def _reconstruct(subtype, shape, dtype):
-    """numpy's array pickle opener ``_reconstruct(ndarray, (0,), b'b')``: an empty array that
-    ``__setstate__`` then fills from the pickle's bytes."""
-    if subtype is not _NDARRAY or tuple(shape) != (0,):
-        raise pickle.UnpicklingError("numpy _reconstruct with unexpected arguments")
-    return _numpy_core("_reconstruct")(np.ndarray, shape, dtype)
-
-
-def _latin1_encode(text, encoding="latin1"):
-    """``_codecs.encode`` as protocol-2 pickles use it for bytes (latin-1 only)."""
-    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
-        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r}")
-    return text.encode("latin1")
-
-
-def _allowed_globals() -> dict[tuple[str, str], Any]:
-    found = {("numpy", "ndarray"): _NDARRAY, ("numpy", "dtype"): np.dtype,
-             ("_codecs", "encode"): _latin1_encode}
-    for core in ("numpy.core", "numpy._core"):
-        found[(f"{core}.multiarray", "_reconstruct")] = _reconstruct
-        found[(f"{core}.multiarray", "scalar")] = _numpy_core("scalar")
-        found[(f"{core}.numeric", "_frombuffer")] = _numpy_core("_frombuffer")  # protocol 5
-    for name in ("set", "frozenset", "complex"):
-        found[("builtins", name)] = found[("__builtin__", name)] = getattr(builtins, name)
-    return found
-
-
-class _PeopleUnpickler(pickle.Unpickler):
-    """Rebuilds numpy arrays / dtypes / scalars and builtin containers and scalars; refuses any
-    other global before it is looked up, so no code named by the pickle ever runs."""
-
-    _allowed: dict[tuple[str, str], Any] | None = None
-
-    def find_class(self, module: str, name: str):
-        if _PeopleUnpickler._allowed is None:
-            _PeopleUnpickler._allowed = _allowed_globals()
-        found = _PeopleUnpickler._allowed.get((module, name))
-        if found is None:
-            raise _Refused(module, name)
-        return found
-
+# -- the people of one sample ------------------------------------------------------------------
 
 def load_people(data: bytes, shard: str, key: str) -> list[dict[str, Any]]:
     """The per-person dicts of one ``.data.pyd``, read with the restricted unpickler.
@@ -149,12 +81,11 @@ def load_people(data: bytes, shard: str, key: str) -> list[dict[str, Any]]:
     malformed or wrongly shaped pickle (a list of dicts; a single dict is one person).
     """
     where = f"{shard}: sample {key!r}: {key}.data.pyd"
-    if len(data) > MAX_PICKLE_BYTES:
-        raise TarShardError(f"{where} is {len(data)} bytes, over the {MAX_PICKLE_BYTES}-byte "
-                            "limit; it was not read")
     try:
-        people = _PeopleUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except _Refused as error:
+        people = safe_pickle.load(data, safe_pickle.SAMPLE, max_bytes=MAX_PICKLE_BYTES)
+    except safe_pickle.UnsafePickleError as error:
+        if error.qualified == safe_pickle.SAMPLE.name:  # over the size limit
+            raise TarShardError(f"{where} is {error.why}") from None
         raise UnsafeSampleError(
             f"{where} holds a pickled {error.qualified}, which is not allowed (only numpy "
             "arrays, numbers, strings, lists, tuples and dicts); it was not loaded") from None
