@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The extension's GPU checks in one run (issue 10): the xformers path agrees with SDPA (dense bias
+# The GPU checks in one run. The extension (issue 10): the xformers path agrees with SDPA (dense bias
 # and block-diagonal segments), then ViT-H in bf16, xformers vs SDPA over 1024 frames as the paper
 # timed it, and the two packing ways under training-like modality dropout.
 #
@@ -24,3 +24,8 @@ python3 -m pytest -q -p no:cacheprovider tests/test_extend.py tests/test_vit.py 
 bench="python3 benchmarks/extension.py --size h --device cuda --dtype bf16 --frames 1024"
 $bench --T 1 16 --masks frame paper --attention sdpa xformers --repeats 3
 $bench --T 16 --masks frame full --attention xformers --packing groups segments --dropout 0.5
+# The training engine (issue 18): ViT-H bf16, T = 16, two modalities, every token computed:
+# samples/s, peak memory and model-FLOPs utilisation (989: an H100 SXM's dense bf16 peak; use
+# the peak of the GPU at hand). Needs the training extras (smplx, timm, safetensors, opencv).
+python3 benchmarks/training.py --device cuda --size vit-h --frames 16 --amp bf16 --batch 64 \
+    --processes 1 --dropout 0 --peak-tflops 989 --steps 15 --warmup 5
