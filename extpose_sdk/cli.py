@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("ignore", RuntimeWarning)  # failures are shown by the command
             get_plugin_manager(strict=True if args.strict else None)
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # the output went to a pipe closed early (`| head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (PluginError, UnknownComponentError, OSError, ValueError, RuntimeError) as error:
         # errors about the user's input or machine (a missing file, a full disk): the message says
         # what to do; EXTPOSE_DEBUG=1 shows where

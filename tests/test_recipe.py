@@ -45,3 +45,14 @@ def test_bad_overrides_name_the_problem():
 def test_a_missing_recipe_lists_the_available_ones():
     with pytest.raises(FileNotFoundError, match="synthetic-hand-base"):
         load_recipe("synthetic-hand-bse")
+
+
+def test_printing_into_a_closed_pipe_is_not_an_error(tmp_path):
+    import subprocess
+    import sys
+
+    command = (f"set -o pipefail; {sys.executable} -m extpose_sdk train synthetic-hand "
+               f"--out {tmp_path / 'x'} --print-recipe | true")
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "error" not in done.stderr
