@@ -2,8 +2,11 @@
 
 HMR2.0 and HaMeR predict ``pred_cam = [s, tx, ty]`` for a crop seen by a pinhole camera of focal
 length 5000 px at a crop size of 256 px. ``crop_cam_to_translation`` turns it into the camera-frame
-translation of the body; ``cam_crop_to_full`` re-expresses it for the whole image, and
-``perspective_projection`` projects 3D points with any intrinsics (a user's own, when known).
+translation of the body; ``cam_crop_to_full`` re-expresses it for the whole image
+(``full_image_cam_t`` for one person's box), and ``project`` is the one pinhole projection
+(``u = fx x / z + cx``) that every part of the SDK uses, on numpy arrays and torch tensors:
+the model's crop-normalised 2D joints, the pipeline's full-image keypoints, the renderer, the
+data-set readers. ``perspective_projection`` adds a pose (``R p + t``) and intrinsics ``K``.
 """
 
 from __future__ import annotations
@@ -73,19 +76,54 @@ def cam_crop_to_full(
     return _stack((2 * (cx - w / 2) / bs + tx, 2 * (cy - h / 2) / bs + ty, tz), like=pred_cam)
 
 
-def intrinsics(
-    focal_length: torch.Tensor | float, principal_point: torch.Tensor
-) -> torch.Tensor:
-    """``(..., 3, 3)`` pinhole intrinsics from a focal length (scalar or ``(..., 1|2)``)."""
-    _check_last(principal_point, 2, "principal_point")
-    f = torch.as_tensor(focal_length, dtype=principal_point.dtype, device=principal_point.device)
-    f = f.expand(*principal_point.shape[:-1], 2) if f.dim() == 0 else f.expand_as(principal_point)
-    K = torch.zeros(*principal_point.shape[:-1], 3, 3, dtype=principal_point.dtype,
-                    device=principal_point.device)
-    K[..., 0, 0], K[..., 1, 1] = f[..., 0], f[..., 1]
-    K[..., :2, 2] = principal_point
-    K[..., 2, 2] = 1.0
-    return K
+def project(points, focal, principal=0.0, *, skew=0.0, min_depth: float | None = None):
+    """Pinhole projection of camera-frame points ``(..., 3)`` to pixels ``(..., 2)``:
+    ``u = fx * x / z + skew * y / z + cx``, ``v = fy * y / z + cy`` (numpy or torch).
+
+    ``focal`` and ``principal`` are scalars or ``(..., 2)`` (``(fx, fy)``, ``(cx, cy)``)
+    broadcasting with the points' leading dimensions; ``min_depth`` clamps ``z`` from below
+    (points behind the camera stay finite, for drawing)."""
+    _check_last(points, 3, "points")
+    x, y, z = points[..., 0], points[..., 1], points[..., 2]
+    if min_depth is not None:
+        z = z.clamp_min(min_depth) if isinstance(z, torch.Tensor) else np.maximum(z, min_depth)
+    fx, fy = _pair(focal)
+    cx, cy = _pair(principal)
+    u = fx * x / z + cx
+    if not (isinstance(skew, (int, float)) and skew == 0):
+        u = u + skew * y / z
+    return _stack((u, fy * y / z + cy), like=points)
+
+
+def full_image_focal(shape: tuple[int, int]) -> float:
+    """The official full-image focal length of an image of ``shape`` (H, W)."""
+    return float(full_image_focal_length(np.array([shape[1], shape[0]], dtype=np.float64)))
+
+
+def full_image_cam_t(pred_cam, box, shape: tuple[int, int], rescale: float) -> np.ndarray:
+    """``(3,)`` full-image camera translation from the crop camera ``(s, tx, ty)`` of the crop of
+    ``box`` (x1, y1, x2, y2, enlarged by ``rescale``) in an image of ``shape`` (H, W)."""
+    from extpose_sdk.data.crops import bbox_size_of, box_to_center_scale
+
+    center, scale = box_to_center_scale(box, rescale)
+    return np.asarray(
+        cam_crop_to_full(
+            np.asarray(pred_cam, dtype=np.float64),
+            np.asarray(center, dtype=np.float64),
+            np.asarray(bbox_size_of(scale), dtype=np.float64),
+            np.array([shape[1], shape[0]], dtype=np.float64),
+            full_image_focal(shape),
+        ),
+        dtype=np.float32,
+    )
+
+
+def project_full_image(points_3d, cam_t, shape: tuple[int, int]) -> np.ndarray:
+    """``(..., J, 2)`` full-image pixels of body-frame ``points_3d`` moved by ``cam_t``
+    (``(..., 3)``), seen with the official focal length, principal point at the centre."""
+    points = np.asarray(points_3d, dtype=np.float64) + np.asarray(cam_t, dtype=np.float64)[..., None, :]
+    centre = (shape[1] / 2.0, shape[0] / 2.0)
+    return project(points, full_image_focal(shape), centre).astype(np.float32)
 
 
 def perspective_projection(
@@ -97,11 +135,11 @@ def perspective_projection(
     principal_point: torch.Tensor | None = None,
     rotation: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Project ``(..., N, 3)`` camera-frame points to ``(..., N, 2)`` pixels.
+    """Project ``(..., N, 3)`` points to ``(..., N, 2)`` pixels (``project``), after the pose
+    ``R p + t``: ``rotation`` ``(..., 3, 3)`` and ``translation`` ``(..., 3)``.
 
-    Give either intrinsics ``K`` ``(..., 3, 3)`` (e.g. the user's calibration) or a focal length
-    and principal point. ``translation`` ``(..., 3)`` and ``rotation`` ``(..., 3, 3)`` are applied
-    first (``R p + t``).
+    Give either intrinsics ``K`` ``(..., 3, 3)`` (e.g. the user's calibration, skew included)
+    or a focal length (scalar or ``(..., 1|2)``) and principal point ``(..., 2)``.
     """
     _check_last(points, 3, "points")
     if rotation is not None:
@@ -109,14 +147,27 @@ def perspective_projection(
     if translation is not None:
         _check_last(translation, 3, "translation")
         points = points + translation.unsqueeze(-2)
-    if K is None:
-        if focal_length is None or principal_point is None:
-            raise ValueError("perspective_projection needs K, or focal_length and principal_point")
-        K = intrinsics(focal_length, principal_point)
-    if K.shape[-2:] != (3, 3):
-        raise ValueError(f"K must be (..., 3, 3); got {tuple(K.shape)}")
-    projected = points / points[..., 2:3]
-    return (projected @ K.transpose(-1, -2))[..., :2]
+    if K is not None:
+        if K.shape[-2:] != (3, 3):
+            raise ValueError(f"K must be (..., 3, 3); got {tuple(K.shape)}")
+        focal = torch.stack((K[..., 0, 0], K[..., 1, 1]), -1)
+        return project(points, focal[..., None, :], K[..., None, :2, 2], skew=K[..., 0, 1, None])
+    if focal_length is None or principal_point is None:
+        raise ValueError("perspective_projection needs K, or focal_length and principal_point")
+    _check_last(principal_point, 2, "principal_point")
+    focal = torch.as_tensor(focal_length, dtype=points.dtype, device=points.device)
+    if focal.dim() > 0:
+        focal = focal.expand(*focal.shape[:-1], 2)[..., None, :]
+    return project(points, focal, principal_point[..., None, :])
+
+
+def _pair(value):
+    """``(a, b)`` of a scalar (both) or a ``(..., 2)`` array / tensor."""
+    if isinstance(value, (int, float)) or np.ndim(value) == 0:
+        return value, value
+    if isinstance(value, (tuple, list)):
+        value = np.asarray(value, dtype=np.float64)
+    return value[..., 0], value[..., 1]
 
 
 def _stack(parts, like):

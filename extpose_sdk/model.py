@@ -31,6 +31,8 @@ import attrs
 import torch
 from torch import nn
 
+from extpose_sdk.cameras import FOCAL_LENGTH
+from extpose_sdk.data.sample import CROP_SIZE
 from extpose_sdk.heads.mesh import MeshParams
 from extpose_sdk.subjects import Subject, get_subject, subject_of
 
@@ -52,8 +54,6 @@ class MeshOutput(MeshParams):
     pred_vertices: torch.Tensor | None = None
 
 
-CROP_SIZE = 256
-FOCAL_LENGTH = 5000.0
 
 
 class MeshRecoveryModel(nn.Module):
@@ -312,10 +312,11 @@ def _add_joints(output: MeshOutput, body_model: nn.Module, pose_name: str) -> No
                       **{pose_name: pose.reshape(-1, *pose.shape[-3:]).float()},
                       betas=output.betas.reshape(-1, output.betas.shape[-1]).float())
     joints, vertices = flat.joints, flat.vertices
+    from extpose_sdk.cameras import project
+
     cam_t = output.pred_cam_t.reshape(-1, 3).float()
-    moved = joints + cam_t[:, None]
-    focal = FOCAL_LENGTH / CROP_SIZE  # crop-normalised: the crop spans [-0.5, 0.5]
-    projected = focal * moved[..., :2] / moved[..., 2:3]
+    # crop-normalised: the crop spans [-0.5, 0.5], focal 5000 / 256, principal point 0
+    projected = project(joints + cam_t[:, None], FOCAL_LENGTH / CROP_SIZE)
     output.pred_keypoints_3d = joints.reshape(*lead, *joints.shape[1:])
     output.pred_vertices = vertices.reshape(*lead, *vertices.shape[1:])
     output.pred_keypoints_2d = projected.reshape(*lead, *projected.shape[1:])

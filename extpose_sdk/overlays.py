@@ -34,11 +34,11 @@ def draw_frame(
     """An ``(H, W, 3)`` uint8 RGB copy of ``image`` with ``result``'s people drawn over it."""
     import cv2
 
-    from extpose_sdk.pipeline import focal_length_of
+    from extpose_sdk.cameras import full_image_focal
     from extpose_sdk.render import draw_skeleton, render_mesh
 
     out = np.ascontiguousarray(np.asarray(image, dtype=np.uint8).copy())
-    focal = focal_length_of(out.shape[:2])
+    focal = full_image_focal(out.shape[:2])
     for person in result.people:
         colour = TRACK_COLOURS[max(person.track_id, 0) % len(TRACK_COLOURS)]
         if faces is not None and person.vertices is not None and person.cam_t is not None:

@@ -1,4 +1,5 @@
-"""Prediction on images and videos: ``Pipeline.from_plugins(...)`` and its calls.
+"""Prediction on images and videos: the streaming loop of ``Pipeline`` (built by
+``Pipeline.from_plugins``, in ``extpose_sdk.assembly``).
 
     pipeline = Pipeline.from_plugins(model="extpose-hamer", checkpoint="model.ckpt",
                                      body_model="MANO_RIGHT.pkl", frames=16)
@@ -26,25 +27,22 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
 
-from extpose_sdk.data.video import VideoReadError, as_rgb_frame, open_video
+from extpose_sdk.assembly import FitError, assemble, keypoint_source_for
+from extpose_sdk.data.video import FrameReader, VideoReadError, as_rgb_frame, open_video
 from extpose_sdk.keypoints.files import KeypointFileError
 from extpose_sdk.results import FrameResult, PersonResult, Results, ResultsStream
-from extpose_sdk.subjects import BODY, Subject, get_subject, subject_of
+from extpose_sdk.subjects import BODY, Subject, get_subject
 from extpose_sdk.tracking import BoxTracker
 from extpose_sdk.windows import Window, WindowPlanner
 
 RANDOM_WEIGHTS_NOTE = "random weights: the mesh is not meaningful; train or pass --checkpoint"
-
-
-class FitError(ValueError):
-    """Components that do not fit together (a hand head on a body recipe, say)."""
 
 
 class KeypointFitError(FitError):
@@ -60,10 +58,6 @@ class _Person:
     tensors: dict[str, Any]
     keypoints: np.ndarray | None
     is_right: bool | None
-
-
-#: The recipe ``Pipeline.from_plugins()`` builds when given neither a recipe nor components.
-DEFAULT_MODEL = "extpose-hamer"
 
 
 @attrs.define(eq=False)
@@ -100,106 +94,13 @@ class Pipeline:
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def from_plugins(
-        cls,
-        model: str | None = None,
-        *,
-        checkpoint: str | Path | None = None,
-        body_model: str | Path | Any | None = None,
-        keypoints: Any = None,
-        frames: int = 1,
-        overlap: int | None = None,
-        mask: Any = None,
-        device: Any = "cpu",
-        dtype: Any = None,
-        backbone: str | None = None,
-        head: str | None = None,
-        modalities: Iterable[str] | None = None,
-        backbone_options: dict[str, Any] | None = None,
-        head_options: dict[str, Any] | None = None,
-        seed: int = 0,
-        **model_options: Any,
-    ) -> Pipeline:
-        """Assemble a pipeline from registered components.
-
-        Either a recipe by name (``model="extpose-hamer"``, weights from ``checkpoint``; other
-        keyword options go to the recipe), or components one by one (``backbone=``, ``head=``,
-        ``modalities=``) joined by ``MeshRecoveryModel``. Components that do not fit raise
-        ``FitError``: a hand head with a body recipe, a SMPL file for a hand model. With neither
-        a recipe nor components, the recipe is ``extpose-hamer``. Without a checkpoint the
-        random weights come from ``seed``, so two runs give the same results (the global random
-        state is left as it was).
-        """
-        import torch
-
-        from extpose_sdk.plugins import get_registries
-
-        registries = get_registries()
-        if model is None and backbone is None and head is None:
-            model = DEFAULT_MODEL
-        modality_names = tuple(modalities) if modalities is not None else ("rgb", "skeleton")
-        declared = _declared_subjects(registries, model=model, backbone=backbone, head=head)
-        if mask is not None:
-            model_options["mask"] = mask
-        if backbone is not None or head is not None:
-            if backbone is None or head is None:
-                raise FitError("components one by one need both backbone= and head=")
-            if checkpoint is not None:
-                raise FitError(
-                    "checkpoint= loads a named recipe; give model= instead of components"
-                )
-            from extpose_sdk.model import MeshRecoveryModel, modality_encoders
-
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                vit = registries.backbone.build(backbone, **(backbone_options or {}))
-                head_module = registries.head.build(
-                    head,
-                    context_dim=vit.embed_dim,
-                    token_grid=tuple(vit.grid_size),
-                    **(head_options or {}),
-                )
-                network = MeshRecoveryModel(
-                    vit, head_module, modalities=modality_names,
-                    encoders=modality_encoders(modality_names, vit), **model_options
-                )
-            name = f"{backbone}+{head}"
-        else:
-            if model is None:
-                raise FitError("give model= (a recipe name) or backbone= and head=")
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                network = registries.model.build(model, checkpoint=checkpoint, **model_options)
-            name = model
-            modality_names = tuple(getattr(network, "modalities", modality_names))
-        first = next(iter(declared.values()), None)
-        try:
-            subject = subject_of(network, default=first)
-        except ValueError as error:
-            raise FitError(f"{name!r}: {error}") from None
-        _check_fit({**declared, name: subject})
-        built_modalities = {m: registries.modality.build(m) for m in modality_names}
-        if isinstance(body_model, (str, Path)):
-            from extpose_sdk.body_models import load_body_model
-
-            body_model = load_body_model(subject.body_model, body_model)
-        if isinstance(keypoints, (str, Path)):
-            keypoints = keypoint_source_for(keypoints)
-        pipeline = cls(
-            model=network,
-            modalities=built_modalities,
-            subject=subject,
-            body_model=body_model,
-            keypoints=keypoints,
-            frames=frames,
-            overlap=overlap,
-            name=name,
-            random_weights=checkpoint is None,
-            dtype=dtype,
-            crop_size=_crop_size(network),
-            rescale=_trained_crop_rescale(checkpoint),
-        )
-        return pipeline.to(device)
+    def from_plugins(cls, model: str | None = None, **options: Any) -> Pipeline:
+        """Assemble a pipeline from registered components: a recipe by name
+        (``model="extpose-hamer"``, ``checkpoint=``, recipe options) or ``backbone=`` and
+        ``head=`` (``modalities=``), with ``body_model=``, ``keypoints=``, ``frames=``,
+        ``overlap=``, ``mask=``, ``device=``, ``dtype=``, ``seed=``. See
+        ``extpose_sdk.assembly.assemble``; parts of different subjects raise ``FitError``."""
+        return assemble(cls, model, **options)
 
     def to(self, device: Any = None, dtype: Any = None) -> Pipeline:
         """Move the model (and body model) to ``device`` / ``dtype``; returns self."""
@@ -249,6 +150,7 @@ class Pipeline:
         keypoints: Any = None,
         save_to: str | Path | list[str | Path] | None = None,
         backend: str = "auto",
+        on_start: Callable[[FrameReader], Any] | None = None,
         on_frame: Callable[[np.ndarray, FrameResult], None] | None = None,
         progress: Callable[[int], Any] | bool | None = None,
     ) -> Results:
@@ -258,9 +160,11 @@ class Pipeline:
         (then the pipeline's, else the whole frame). ``save_to``: a results file (``.npz``,
         ``.json`` or ``.jsonl``) or a list of them; while the clip runs, finished frames are
         streamed to the first one's ``.jsonl`` (kept if the process dies; removed once the
-        files are written). ``on_frame(frame, result)`` is called for each finished frame, in
-        order (overlays use it). ``progress``: ``progress(1)`` per finished frame, True for a
-        progress bar, False / None for none.
+        files are written). The video is opened here, once, in chunks of ``chunk_size``;
+        ``on_start(reader)`` is called when it is open (its ``fps``, the frame count its header
+        declares), ``on_frame(frame, result)`` for each finished frame, in order (overlays use
+        it). ``progress``: ``progress(1)`` per finished frame, True for a progress bar, False /
+        None for none.
 
         When reading fails midway or the keypoints do not fit (or their file breaks), every frame
         read so far is finished; on Ctrl-C the run stops at once with the frames finished. Either
@@ -282,6 +186,8 @@ class Pipeline:
             results.fps = float(getattr(reader, "fps", 0.0))
             if bar is not None:
                 bar.total = len(reader) or None
+            if on_start is not None:
+                on_start(reader)
             self._video(reader, keypoints, results, on_frame, progress or None, stream)
         except BaseException as error:
             results.complete = False
@@ -436,10 +342,9 @@ class Pipeline:
         people = []
         for i, box in enumerate(boxes):
             # a model of right hands (HaMeR) sees a left hand's crop mirrored
-            left = self.subject.mirror_left and is_right is not None and not is_right[i]
-            crop = make_crop(
-                box, image_width=width, rescale=rescale, size=self.crop_size, flip=bool(left)
-            )
+            side = None if is_right is None else bool(is_right[i])
+            crop = make_crop(box, image_width=width, rescale=rescale, size=self.crop_size,
+                             flip=self._mirrored(side))
             evidence = CropEvidence(
                 size=(self.crop_size, self.crop_size),
                 transform=crop.transform,
@@ -457,7 +362,7 @@ class Pipeline:
                     box=box,
                     tensors=tensors,
                     keypoints=None if points is None else points[i],
-                    is_right=None if is_right is None else bool(is_right[i]),
+                    is_right=side,
                 )
             )
         return people
@@ -499,6 +404,7 @@ class Pipeline:
                     kept[frame].people.append(
                         self._person_result(frame, person, outputs, t, shapes[frame])
                     )
+        self._add_meshes([p for f in kept.values() for p in f.people], shapes)
         return [kept[f] for f in sorted(kept)]
 
     def _forward(self, inputs: dict[str, Any], present: dict[str, Any]) -> Any:
@@ -512,7 +418,9 @@ class Pipeline:
     def _person_result(
         self, frame: int, person: _Person, outputs: Any, t: int, shape
     ) -> PersonResult:
-        import torch
+        """The parameters and the full-image camera of one person in one frame (``outputs``
+        of its track's window, at ``t``); a mirrored left hand's camera is mirrored back."""
+        from extpose_sdk.cameras import full_image_cam_t
 
         def pick(name: str):
             value = getattr(outputs, name, None)
@@ -524,8 +432,7 @@ class Pipeline:
             if pick(name) is not None
         }
         pred_cam = pick("pred_cam")
-        mirrored = self.subject.mirror_left and person.is_right is False
-        if pred_cam is not None and mirrored:  # back from the mirrored crop, as HaMeR's demo does
+        if pred_cam is not None and self._mirrored(person.is_right):  # as HaMeR's demo does
             pred_cam[1] = -pred_cam[1]
         result = PersonResult(
             frame=frame,
@@ -540,17 +447,36 @@ class Pipeline:
             result.cam_t = full_image_cam_t(
                 pred_cam.numpy(), person.box, shape, self._rescale(person.keypoints is not None)
             )
-        if self.body_model is not None and params:
-            with torch.inference_mode():
-                body = self.body_model(
-                    **{k: torch.as_tensor(v)[None].to(self.device) for k, v in params.items()},
-                )
-            sign = np.array([-1.0 if mirrored else 1.0, 1.0, 1.0], dtype=np.float32)
-            result.vertices = body.vertices[0].float().cpu().numpy() * sign
-            result.joints_3d = body.joints[0].float().cpu().numpy() * sign
-            if result.cam_t is not None:
-                result.keypoints_2d = project_full_image(result.joints_3d, result.cam_t, shape)
         return result
+
+    def _add_meshes(self, people: list[PersonResult], shapes: dict[int, tuple[int, int]]) -> None:
+        """Vertices, 3D joints and their full-image projection for ``people`` (a window's), with
+        one run of the body model; a mirrored left hand's mesh is mirrored back (x -> -x)."""
+        import torch
+
+        people = [p for p in people if p.params]
+        if self.body_model is None or not people:
+            return
+        with torch.inference_mode():
+            body = self.body_model(**{
+                name: torch.as_tensor(np.stack([p.params[name] for p in people])).to(self.device)
+                for name in people[0].params
+            })
+        vertices = body.vertices.float().cpu().numpy()
+        joints = body.joints.float().cpu().numpy()
+        for i, person in enumerate(people):
+            sign = np.array([-1.0 if self._mirrored(person.is_right) else 1.0, 1.0, 1.0],
+                            dtype=np.float32)
+            person.vertices, person.joints_3d = vertices[i] * sign, joints[i] * sign
+            if person.cam_t is not None:
+                from extpose_sdk.cameras import project_full_image
+
+                person.keypoints_2d = project_full_image(person.joints_3d, person.cam_t,
+                                                         shapes[person.frame])
+
+    def _mirrored(self, is_right: bool | None) -> bool:
+        """Whether a person's crop was mirrored: a left hand, for a subject seen as right hands."""
+        return self.subject.mirror_left and is_right is False
 
     def _rescale(self, from_keypoints: bool) -> float:
         """How much a person's box is enlarged before cropping: the subject's ``crop_rescale``
@@ -558,83 +484,6 @@ class Pipeline:
         if not from_keypoints:
             return 1.0
         return self.rescale if self.rescale is not None else self.subject.crop_rescale
-
-
-def focal_length_of(shape: tuple[int, int]) -> float:
-    """The official full-image focal length for an image of ``shape`` (H, W) (``cameras.py``)."""
-    from extpose_sdk.cameras import full_image_focal_length
-
-    return float(full_image_focal_length(np.array([shape[1], shape[0]], dtype=np.float64)))
-
-
-def _trained_crop_rescale(checkpoint) -> float | None:
-    """The box enlargement an ExtPose checkpoint was trained with (``crop_rescale`` in its
-    JSON, written by ``extpose train``), or ``None`` for the subject's default."""
-    if checkpoint is None or Path(checkpoint).suffix != ".safetensors":
-        return None
-    config_path = Path(checkpoint).with_suffix(".json")
-    if not config_path.is_file():
-        return None
-    import json
-
-    value = json.loads(config_path.read_text()).get("crop_rescale")
-    return float(value) if value else None
-
-
-def _crop_size(network) -> int:
-    """The side of the square crops ``network`` takes: its backbone's image height (256 for
-    ViTPose's 256 x 192, whose central columns it embeds; 128 for a model trained on 128 x 128
-    crops with ``extpose train``)."""
-    size = getattr(getattr(network, "backbone", None), "img_size", None)
-    return int(size[0]) if size is not None else 256
-
-
-def full_image_cam_t(pred_cam: np.ndarray, box: np.ndarray, shape, rescale: float) -> np.ndarray:
-    """Full-image camera translation from the crop camera ``(s, tx, ty)`` of ``box``'s crop."""
-    from extpose_sdk.cameras import cam_crop_to_full
-    from extpose_sdk.data.crops import bbox_size_of, box_to_center_scale
-
-    center, scale = box_to_center_scale(box, rescale)
-    return np.asarray(
-        cam_crop_to_full(
-            np.asarray(pred_cam, dtype=np.float64),
-            np.asarray(center, dtype=np.float64),
-            np.asarray(bbox_size_of(scale), dtype=np.float64),
-            np.array([shape[1], shape[0]], dtype=np.float64),
-            focal_length_of(shape),
-        ),
-        dtype=np.float32,
-    )
-
-
-def project_full_image(points_3d: np.ndarray, cam_t: np.ndarray, shape) -> np.ndarray:
-    """``(J, 2)`` full-image pixels of ``points_3d`` seen from ``cam_t`` (principal point: centre)."""
-    import torch
-
-    from extpose_sdk.cameras import perspective_projection
-
-    projected = perspective_projection(
-        torch.as_tensor(points_3d, dtype=torch.float64),
-        torch.as_tensor(cam_t, dtype=torch.float64),
-        focal_length=focal_length_of(shape),
-        principal_point=torch.tensor([shape[1] / 2.0, shape[0] / 2.0], dtype=torch.float64),
-    )
-    return projected.numpy().astype(np.float32)
-
-
-def keypoint_source_for(path: str | Path, **options: Any) -> Any:
-    """The registered keypoint source that reads ``path``: COCO JSON, OpenPose JSON folder, numpy."""
-    from extpose_sdk.plugins import get_registries
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such keypoint file or directory: {path}")
-    name = (
-        "openpose-json"
-        if path.is_dir()
-        else ("numpy" if path.suffix in (".npy", ".npz") else "coco-json")
-    )
-    return get_registries().keypoint_source.build(name, path=path, **options)
 
 
 _END = object()
@@ -667,30 +516,6 @@ def _ignoring_ctrl_c() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _declared_subjects(registries, **names: str | None) -> dict[str, Subject]:
-    """The subjects that the named recipe, backbone and head declared when they registered
-    (``register(..., subject="hand")``), keyed by how messages name them."""
-    declared = {}
-    for kind, name in names.items():
-        if name is None:
-            continue
-        subject = registries[kind].get(name).metadata.get("subject")
-        if subject is not None:
-            declared[f"{kind} {name!r}" if kind == "head" else repr(name)] = get_subject(subject)
-    _check_fit(declared)
-    return declared
-
-
-def _check_fit(subjects: dict[str, Subject]) -> None:
-    """A ``FitError`` when the parts of one model (``{what: subject}``) declare different
-    subjects; the message starts from the head when there is one."""
-    pivot = next((w for w in subjects if w.startswith("head ")), next(iter(subjects), None))
-    for what, subject in subjects.items():
-        if subject != subjects[pivot]:
-            raise FitError(f"{pivot} predicts {subjects[pivot]} but {what} is a {subject} "
-                           "model; give components of one subject")
 
 
 def _per_image(value: Any, count: int, single: bool) -> list[Any]:

@@ -49,11 +49,12 @@ class Camera:
         return cls(float(fx), float(fy), cx, cy)
 
     def project(self, points) -> np.ndarray:
-        """(..., 2) pixel positions of camera-frame points (..., 3)."""
-        points = np.asarray(points, dtype=np.float64)
-        z = np.maximum(points[..., 2], 1e-9)
-        return np.stack([self.fx * points[..., 0] / z + self.cx,
-                         self.fy * points[..., 1] / z + self.cy], axis=-1)
+        """(..., 2) pixel positions of camera-frame points (..., 3) (``cameras.project``;
+        points behind the camera are clamped to a depth of 1e-9)."""
+        from extpose_sdk.cameras import project
+
+        return project(np.asarray(points, dtype=np.float64), (self.fx, self.fy),
+                       (self.cx, self.cy), min_depth=1e-9)
 
 
 def _check_mesh(vertices, faces) -> tuple[np.ndarray, np.ndarray]:

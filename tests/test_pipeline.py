@@ -289,3 +289,71 @@ def test_a_recipe_and_a_head_that_do_not_fit_fail_clearly():
 
     with pytest.raises(FitError, match="head 'smpl' predicts"):
         Pipeline.from_plugins(model="extpose-hamer", backbone="vitpose", head="smpl")
+
+
+class CountingBodyModel(torch.nn.Module):
+    """A body model that counts its runs and the people it was given."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.calls, self.people = model, 0, 0
+
+    def forward(self, **params):
+        self.calls += 1
+        self.people += params["betas"].shape[0]
+        return self.model(**params)
+
+
+def test_the_body_model_runs_once_per_window_for_every_person_in_it(tmp_path):
+    from extpose_sdk.body_models import load_body_model
+    from extpose_sdk.cameras import project_full_image
+    from extpose_sdk.data.synthetic import synthetic_model_path
+
+    mano = load_body_model("mano", synthetic_model_path("hand", tmp_path))
+    counting = CountingBodyModel(mano)
+    frames = frames_of(6, h=64, w=96)
+    keypoint_frames = []
+    for i in range(6):
+        points = np.zeros((2, 21, 3), np.float32)
+        points[0, :, :2] = np.linspace([5 + i, 5], [25 + i, 40], 21)
+        points[1, :, :2] = np.linspace([60 - i, 10], [90 - i, 50], 21)
+        points[..., 2] = 1.0
+        keypoint_frames.append(Keypoints(points, "openpose_hand21", is_right=[True, False]))
+    results = make_pipeline(frames=3, overlap=0, body_model=counting).video(
+        frames, keypoints=keypoint_frames)
+    assert (counting.calls, counting.people) == (2, 12)  # 2 windows of 3 frames x 2 hands
+    for person in results.people:
+        alone = mano(**{k: torch.as_tensor(v)[None] for k, v in person.params.items()})
+        sign = np.array([1.0 if person.is_right else -1.0, 1.0, 1.0], np.float32)  # left: mirrored
+        np.testing.assert_allclose(person.vertices, alone.vertices[0].numpy() * sign, atol=1e-5)
+        np.testing.assert_allclose(person.joints_3d, alone.joints[0].numpy() * sign, atol=1e-5)
+        np.testing.assert_allclose(person.keypoints_2d, project_full_image(
+            person.joints_3d, person.cam_t, (64, 96)), atol=1e-4)
+
+
+def test_predict_opens_the_video_once_in_the_pipelines_chunks(tmp_path, monkeypatch):
+    from extpose_sdk import pipeline as pipeline_module
+    from extpose_sdk.commands.predict import predict
+
+    clip = tmp_path / "frames"
+    clip.mkdir()
+    for i, frame in enumerate(frames_of(5)):
+        cv2.imwrite(str(clip / f"{i:03d}.png"), frame[..., ::-1])
+    opened = []
+    real = pipeline_module.open_video
+
+    def counting_open(source, **options):
+        reader = real(source, **options)
+        opened.append(reader.chunk_size)
+        return reader
+
+    monkeypatch.setattr(pipeline_module, "open_video", counting_open)
+    assert predict(make_pipeline(frames=2, chunk_size=3), clip, tmp_path / "out", render=True) == 0
+    assert opened == [3]
+    assert load_results(tmp_path / "out" / "results.npz")["frame"].tolist() == [0, 1, 2, 3, 4]
+    missing = tmp_path / "missing"
+    with pytest.raises(FileNotFoundError):
+        predict(make_pipeline(), missing, tmp_path / "out2")
+    for name in ("results.npz", "results.json"):  # saved by the pipeline, the one place
+        saved = load_results(tmp_path / "out2" / name)
+        assert saved.get("metadata", saved)["complete"] is False

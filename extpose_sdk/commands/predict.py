@@ -187,8 +187,9 @@ def run(args) -> int:
             args.model = SAMPLE_MODEL[args.sample]
         if args.checkpoint is None:
             options = {**SAMPLE_OPTIONS, **options}
+    from extpose_sdk.assembly import keypoint_source_for
     from extpose_sdk.data.video import fixed_mmap_threshold
-    from extpose_sdk.pipeline import RANDOM_WEIGHTS_NOTE, Pipeline, keypoint_source_for
+    from extpose_sdk.pipeline import RANDOM_WEIGHTS_NOTE, Pipeline
 
     keypoints = args.keypoints
     if keypoints is not None and args.keypoint_layout is not None:
@@ -241,41 +242,39 @@ def predict(pipeline, source, out: Path, *, render: bool = False, wireframe: boo
     """
     from tqdm import tqdm
 
-    from extpose_sdk.data.video import IMAGE_SUFFIXES, VideoReadError, open_video
+    from extpose_sdk.data.video import IMAGE_SUFFIXES
     from extpose_sdk.overlays import OverlayWriter, draw_frame
     from extpose_sdk.pipeline import RANDOM_WEIGHTS_NOTE
-    from extpose_sdk.results import Results
 
     out = Path(out)
     check_output_folder(out, overwrite=overwrite)
     targets = [out / "results.npz", out / "results.json"]
-    try:
-        reader = open_video(source, backend=backend)
-    except (VideoReadError, FileNotFoundError) as error:
-        failed = Results(model=pipeline.name, random_weights=pipeline.random_weights,
-                         complete=False, error=str(error))  # fmt: skip
-        failed.save(out / "results.json")
-        raise
     single_image = isinstance(source, (str, Path)) and Path(source).suffix.lower() in IMAGE_SUFFIXES
     faces = getattr(pipeline.body_model, "faces", None)
     if faces is not None and hasattr(faces, "cpu"):
         faces = faces.cpu().numpy()
     writer = None
-    if render:
-        writer = OverlayWriter(out / ("overlay" if single_image else "overlay.mp4"),
-                               fps=reader.fps or 25.0)  # fmt: skip
+    bar = tqdm(unit="frame", desc="predict", file=sys.stderr)
+
+    def on_start(reader):  # the video is open (once, by the pipeline): its fps and length
+        nonlocal writer
+        bar.total = len(reader) or None
+        if render:
+            writer = OverlayWriter(out / ("overlay" if single_image else "overlay.mp4"),
+                                   fps=reader.fps or 25.0)  # fmt: skip
 
     def on_frame(image, result):
         writer.write(draw_frame(image, result, faces=None if faces is None else faces.astype("int64"),
                                 wireframe=wireframe))  # fmt: skip
 
-    bar = tqdm(total=len(reader) or None, unit="frame", desc="predict", file=sys.stderr)
     try:
-        results = pipeline.video(reader, save_to=targets, on_frame=on_frame if writer else None,
-                                 progress=bar.update)  # fmt: skip
+        # failures (the video cannot be opened, breaks midway, Ctrl-C) are saved by the
+        # pipeline, the frames done with complete: false
+        results = pipeline.video(source, save_to=targets, backend=backend, on_start=on_start,
+                                 on_frame=on_frame if render else None, progress=bar.update)
     except BaseException as error:
         partial = getattr(error, "results", None)
-        if partial is not None:
+        if partial is not None and len(partial):
             bar.close()
             print(f"extpose predict: stopped; the {len(partial)} frames finished are in {out}/ "
                   "(results.npz, results.json; complete: false)", file=sys.stderr)  # fmt: skip

@@ -36,9 +36,12 @@ class FrameRecord:
 
 
 def project(points: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
-    """Pinhole projection of camera-frame points ``(K, 3)`` to pixels ``(K, 2)``."""
-    uvw = points @ np.asarray(intrinsics, dtype=np.float64).T
-    return uvw[:, :2] / np.where(np.abs(uvw[:, 2:]) < 1e-9, 1e-9, uvw[:, 2:])
+    """Pixels ``(K, 2)`` of camera-frame points ``(K, 3)`` seen by a data set's intrinsics
+    ``(3, 3)`` (``extpose_sdk.cameras.project``)."""
+    from extpose_sdk.cameras import project as pinhole
+
+    k = np.asarray(intrinsics, dtype=np.float64)
+    return pinhole(np.asarray(points, dtype=np.float64), k[[0, 1], [0, 1]], k[:2, 2], skew=k[0, 1])
 
 
 def axis_angle_to_matrix(axis_angle: np.ndarray) -> np.ndarray:
