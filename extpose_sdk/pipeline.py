@@ -25,7 +25,6 @@ the video, or points far outside the image raise ``KeypointFitError`` saying wha
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,19 +33,16 @@ from typing import Any
 import attrs
 import numpy as np
 
-from extpose_sdk.assembly import FitError, assemble, keypoint_source_for
+from extpose_sdk.assembly import assemble, keypoint_source_for
 from extpose_sdk.data.video import FrameReader, VideoReadError, as_rgb_frame, open_video
 from extpose_sdk.keypoints.files import KeypointFileError
-from extpose_sdk.results import FrameResult, PersonResult, Results, ResultsStream
+from extpose_sdk.keypoints.fit import KeypointFitError, check_fit
+from extpose_sdk.results import FrameResult, PersonResult, Results, ResultsStream, save_results
 from extpose_sdk.subjects import BODY, Subject, get_subject
 from extpose_sdk.tracking import BoxTracker
 from extpose_sdk.windows import Window, WindowPlanner
 
 RANDOM_WEIGHTS_NOTE = "random weights: the mesh is not meaningful; train or pass --checkpoint"
-
-
-class KeypointFitError(FitError):
-    """Keypoints that do not fit the model or the video (the message says what does not fit)."""
 
 
 @attrs.define
@@ -193,13 +189,13 @@ class Pipeline:
             results.complete = False
             results.error = str(error) or ("interrupted" if isinstance(error, KeyboardInterrupt)
                                            else type(error).__name__)  # fmt: skip
-            _save(results, targets, stream)
+            save_results(results, targets, stream)
             error.results = results  # type: ignore[attr-defined]
             raise
         finally:
             if bar is not None:
                 bar.close()
-        _save(results, targets, stream)
+        save_results(results, targets, stream)
         return results
 
     # ------------------------------------------------------------------ internals
@@ -269,42 +265,8 @@ class Pipeline:
     def check_keypoints(self, keypoints: Any, shape: tuple[int, int], frame: str,
                         where: str = "keypoints") -> None:  # fmt: skip
         """Raise ``KeypointFitError`` when ``keypoints`` (one frame's) do not fit this model or
-        an image of ``shape`` (H, W): keypoints of another subject (hand keypoints for a body
-        model), a confident point far outside the image (more than the image's size beyond
-        its border), or every point within [0, 1] (normalised, not pixels)."""
-        if keypoints is None:
-            return
-        from extpose_sdk.keypoints.layouts import SUBJECTS
-
-        subject = SUBJECTS.get(keypoints.layout)
-        if subject is not None and subject != self.subject.name:
-            raise KeypointFitError(
-                f"{where}: layout {keypoints.layout!r} holds {subject} keypoints but "
-                f"{self.name or 'the model'!r} is a {self.subject} model; give "
-                f"{self.subject.name} keypoints (layout {' or '.join(self.subject.layouts())})"
-            )
-        points = np.asarray(keypoints.points)
-        confident = points[..., 2] > 0
-        if not confident.any():
-            return
-        height, width = shape
-        x, y = points[..., 0], points[..., 1]
-        far = confident & ((x < -width) | (x >= 2 * width) | (y < -height) | (y >= 2 * height))
-        if far.any():
-            n, k = np.argwhere(far)[0]
-            raise KeypointFitError(
-                f"{where}: {frame}: person {n} joint {k} is at ({x[n, k]:.0f}, {y[n, k]:.0f}), "
-                f"far outside the {width}x{height} image; the keypoints belong to another video "
-                "or resolution"
-            )
-        inside_unit = (x[confident] >= 0) & (x[confident] <= 1) & (y[confident] >= 0) & (
-            y[confident] <= 1
-        )
-        if confident.sum() >= 4 and inside_unit.all() and min(height, width) > 16:
-            raise KeypointFitError(
-                f"{where}: {frame}: every keypoint lies within [0, 1] in a {width}x{height} "
-                "image: they look normalised; give full-image pixel coordinates"
-            )
+        an image of ``shape`` (H, W) (``extpose_sdk.keypoints.fit.check_fit``)."""
+        check_fit(keypoints, shape, self.subject, frame, model=self.name, where=where)
 
     def _overlap(self) -> int:
         if self.overlap is not None:
@@ -487,35 +449,6 @@ class Pipeline:
 
 
 _END = object()
-
-
-def _save(results: Results, targets: list[Path], stream: ResultsStream | None) -> None:
-    """Write ``results`` to every target; then the stream (which holds the same frames) goes.
-    A second Ctrl-C while saving is ignored, so the save completes."""
-    with _ignoring_ctrl_c():
-        if stream is not None:
-            stream.finish(results)
-            stream.close()
-        for target in targets:
-            if stream is None or target != stream.path:
-                results.save(target)
-        if stream is not None and stream.path not in targets:
-            stream.path.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _ignoring_ctrl_c() -> Iterator[None]:
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _per_image(value: Any, count: int, single: bool) -> list[Any]:

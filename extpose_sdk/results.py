@@ -19,8 +19,10 @@ body model's frame, before ``cam_t`` (present only when a body model was given).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -310,3 +312,33 @@ def _jsonable(value: np.ndarray) -> Any:
             return np.where(np.isfinite(value), value, None).tolist()
         return value.tolist()
     return value.tolist()
+
+
+def save_results(results: Results, targets: list[Path], stream: ResultsStream | None) -> None:
+    """Write ``results`` to every target (``.npz``, ``.json``, ``.jsonl``): the one place
+    results are saved, complete or not; then the stream (which holds the same frames) goes.
+    A second Ctrl-C while saving is ignored, so the save completes."""
+    with _ignoring_ctrl_c():
+        if stream is not None:
+            stream.finish(results)
+            stream.close()
+        for target in targets:
+            if stream is None or target != stream.path:
+                results.save(target)
+        if stream is not None and stream.path not in targets:
+            stream.path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _ignoring_ctrl_c() -> Iterator[None]:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

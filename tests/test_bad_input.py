@@ -28,7 +28,8 @@ from extpose_sdk.commands.predict import SAMPLE_OPTIONS
 from extpose_sdk.data.synthetic import synthetic_model_path, write_sample_video
 from extpose_sdk.data.video import FrameReader, VideoReadError
 from extpose_sdk.keypoints import Keypoints
-from extpose_sdk.pipeline import KeypointFitError, Pipeline
+from extpose_sdk.keypoints.fit import KeypointFitError
+from extpose_sdk.pipeline import Pipeline
 from extpose_sdk.results import load_results
 from extpose_sdk.testing import isolated_plugins
 

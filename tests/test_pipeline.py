@@ -14,9 +14,10 @@ import pytest
 torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 
+from extpose_sdk.assembly import FitError  # noqa: E402
 from extpose_sdk.data.video import VideoReadError  # noqa: E402
 from extpose_sdk.keypoints import Keypoints  # noqa: E402
-from extpose_sdk.pipeline import FitError, Pipeline  # noqa: E402
+from extpose_sdk.pipeline import Pipeline  # noqa: E402
 from extpose_sdk.plugins import get_registries  # noqa: E402
 from extpose_sdk.results import load_results  # noqa: E402
 from extpose_sdk.subjects import HAND  # noqa: E402
@@ -285,7 +286,7 @@ def test_extpose_predict_sample_runs_end_to_end_without_a_download(tmp_path, cap
 
 
 def test_a_recipe_and_a_head_that_do_not_fit_fail_clearly():
-    from extpose_sdk.pipeline import FitError, Pipeline
+    from extpose_sdk.assembly import FitError
 
     with pytest.raises(FitError, match="head 'smpl' predicts"):
         Pipeline.from_plugins(model="extpose-hamer", backbone="vitpose", head="smpl")

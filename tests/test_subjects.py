@@ -9,8 +9,9 @@ torch = pytest.importorskip("torch")
 
 import extpose_sdk  # noqa: E402
 from extpose_sdk import hookimpl  # noqa: E402
+from extpose_sdk.assembly import FitError  # noqa: E402
 from extpose_sdk.keypoints import Keypoints  # noqa: E402
-from extpose_sdk.pipeline import FitError, Pipeline  # noqa: E402
+from extpose_sdk.pipeline import Pipeline  # noqa: E402
 from extpose_sdk.subjects import (  # noqa: E402
     BODY,
     HAND,
