@@ -13,7 +13,6 @@ head declare, never from their names; parts that declare different subjects rais
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -166,12 +165,9 @@ def _check_fit(subjects: dict[str, Subject]) -> None:
 def _trained_crop_rescale(checkpoint) -> float | None:
     """The box enlargement an ExtPose checkpoint was trained with (``crop_rescale`` in its
     JSON, written by ``extpose train``), or ``None`` for the subject's default."""
-    if checkpoint is None or Path(checkpoint).suffix != ".safetensors":
-        return None
-    config_path = Path(checkpoint).with_suffix(".json")
-    if not config_path.is_file():
-        return None
-    value = json.loads(config_path.read_text()).get("crop_rescale")
+    from extpose_sdk.checkpoints import checkpoint_config
+
+    value = checkpoint_config(checkpoint).get("crop_rescale")
     return float(value) if value else None
 
 

@@ -110,11 +110,23 @@ def check_finite(state_dict: dict[str, torch.Tensor], source: Any) -> None:
         )
 
 
+def read_weights(path: str | Path, *, trust: bool = False
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state_dict, config)`` of a weights file; the one place its format is chosen (by
+    suffix): an ExtPose ``.safetensors`` (``read_extpose_checkpoint``: the config from its JSON,
+    the hash checked) or a torch / Lightning file, ``.ckpt``, ``.pt``... (config ``{}``)."""
+    if Path(path).suffix == ".safetensors":
+        return read_extpose_checkpoint(path)
+    return read_lightning_state_dict(path, trust=trust), {}
+
+
 def read_lightning_state_dict(path: str | Path, *, trust: bool = False) -> dict[str, torch.Tensor]:
-    """The ``state_dict`` of a Lightning ``.ckpt`` (or a bare state dict), safely read."""
+    """The ``state_dict`` of a Lightning ``.ckpt`` (or ``model`` of a training checkpoint, or a
+    bare state dict), safely read."""
     checkpoint = read_checkpoint(path, trust=trust)
-    if isinstance(checkpoint, dict) and "state_dict" in checkpoint:
-        checkpoint = checkpoint["state_dict"]
+    for key in ("state_dict", "model"):
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
     if not isinstance(checkpoint, dict) or not all(
         isinstance(v, torch.Tensor) for v in checkpoint.values()
     ):
@@ -233,11 +245,7 @@ def read_extpose_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict[str, An
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
     config_path = path.with_suffix(".json")
-    try:
-        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{config_path} (the config of {path.name}) is not valid JSON "
-                              f"({error}); restore it or re-convert the checkpoint") from None  # fmt: skip
+    config = _read_config(path)
     expected = config.pop(HASH_KEY, None) if isinstance(config, dict) else None
     if expected is not None and file_sha256(path) != expected:
         raise CheckpointError(
@@ -250,6 +258,26 @@ def read_extpose_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict[str, An
         raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from error
     check_finite(state_dict, path)
     return state_dict, config
+
+
+def checkpoint_config(path: str | Path | None) -> dict[str, Any]:
+    """The config saved beside an ExtPose ``.safetensors`` (its ``.json``, without the hash);
+    ``{}`` for other files, or none."""
+    if path is None or Path(path).suffix != ".safetensors":
+        return {}
+    config = _read_config(Path(path))
+    config.pop(HASH_KEY, None)
+    return config
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    config_path = path.with_suffix(".json")
+    try:
+        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{config_path} (the config of {path.name}) is not valid JSON "
+                              f"({error}); restore it or re-convert the checkpoint") from None  # fmt: skip
+    return config if isinstance(config, dict) else {}
 
 
 def convert_checkpoint(source, target, *, extras: tuple[str, ...] = (), trust: bool = False,
@@ -268,11 +296,7 @@ def convert_checkpoint(source, target, *, extras: tuple[str, ...] = (), trust: b
         if written.exists() and written.resolve() == source.resolve():
             raise CheckpointError(f"{written} is the source {source}: converting onto it would "
                                   "destroy it; give another target")  # fmt: skip
-    carried = {}
-    if source.suffix == ".safetensors":
-        state_dict, carried = read_extpose_checkpoint(source)
-    else:
-        state_dict = read_lightning_state_dict(source, trust=trust)
+    state_dict, carried = read_weights(source, trust=trust)
     state_dict = select_official_keys(state_dict, extras)[0]
     tensors = {k: v.contiguous() for k, v in state_dict.items()}
     _write_weights(tensors, target, {**carried, "source": source.name, **(config or {})})

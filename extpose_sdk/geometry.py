@@ -1,14 +1,36 @@
 """Rotations: the 6D representation (official HMR2.0 / HaMeR layout), matrices and axis-angle.
 
-All functions are batched over leading dimensions and differentiable.
+All functions are batched over leading dimensions and differentiable. They are the SDK's one set
+of rotation helpers: the model, the engine's losses, the body models, the augmentation and the
+data-set readers use them. Each takes torch tensors, or numpy arrays (computed in float64 and
+given back as numpy)::
+
+    geometry.axis_angle_to_rotmat(np.array([0.0, 0.0, np.pi / 2]))   # (3, 3) numpy
 """
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 
+def _numpy_too(function):
+    """Let a tensor function take a numpy array (float64) and give back a numpy array."""
+
+    @functools.wraps(function)
+    def wrapper(x, *args, **kwargs):
+        if isinstance(x, np.ndarray):
+            return function(torch.from_numpy(np.asarray(x, dtype=np.float64)), *args,
+                            **kwargs).numpy()
+        return function(x, *args, **kwargs)
+
+    return wrapper
+
+
+@_numpy_too
 def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
     """``(..., 6)`` -> ``(..., 3, 3)`` in the official layout.
 
@@ -24,12 +46,14 @@ def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
     return torch.stack((b1, b2, b3), dim=-1)
 
 
+@_numpy_too
 def rotmat_to_rot6d(R: torch.Tensor) -> torch.Tensor:
     """``(..., 3, 3)`` -> ``(..., 6)``: the inverse of ``rot6d_to_rotmat`` on rotations."""
     _check_rotmat(R)
     return torch.cat((R[..., :, 0], R[..., :, 1]), dim=-1)
 
 
+@_numpy_too
 def axis_angle_to_rotmat(axis_angle: torch.Tensor) -> torch.Tensor:
     """``(..., 3)`` rotation vectors -> ``(..., 3, 3)`` by Rodrigues' formula (stable near 0)."""
     if axis_angle.shape[-1] != 3:
@@ -45,6 +69,7 @@ def axis_angle_to_rotmat(axis_angle: torch.Tensor) -> torch.Tensor:
     return eye + a * K + b * (K @ K)
 
 
+@_numpy_too
 def rotmat_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
     """``(..., 3, 3)`` -> ``(..., 3)`` rotation vectors with angle in ``[0, pi]``, robust near pi."""
     _check_rotmat(R)
@@ -56,6 +81,7 @@ def rotmat_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
     return xyz * scale
 
 
+@_numpy_too
 def rotmat_to_quaternion(R: torch.Tensor) -> torch.Tensor:
     """``(..., 3, 3)`` -> ``(..., 4)`` unit quaternions ``(w, x, y, z)`` with ``w >= 0``.
 
@@ -92,6 +118,7 @@ def rotmat_to_quaternion(R: torch.Tensor) -> torch.Tensor:
     return torch.where(quat[..., :1] < 0, -quat, quat)
 
 
+@_numpy_too
 def flip_axis_angle(pose: torch.Tensor) -> torch.Tensor:
     """Mirror rotation vectors in the image's vertical plane (x -> -x): negate y and z."""
     if pose.shape[-1] != 3:
@@ -99,6 +126,7 @@ def flip_axis_angle(pose: torch.Tensor) -> torch.Tensor:
     return pose * pose.new_tensor([1.0, -1.0, -1.0])
 
 
+@_numpy_too
 def flip_rotmat(R: torch.Tensor) -> torch.Tensor:
     """Mirror rotation matrices in the x = 0 plane: ``M R M`` with ``M = diag(-1, 1, 1)``."""
     _check_rotmat(R)

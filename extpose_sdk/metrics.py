@@ -161,28 +161,6 @@ def f_score(pred: Tensor, gt: Tensor, threshold: float) -> Tensor:
     return score.to(gt.dtype)
 
 
-def pck(pred: Tensor, gt: Tensor, threshold: float | Tensor, valid: Tensor | None = None) -> Tensor:
-    """2D PCK ``(B,)``: fraction of (valid) keypoints closer than ``threshold`` to the truth.
-
-    Args:
-        pred, gt: ``(B, K, 2)`` (a third confidence column of ``gt`` is used as ``valid``).
-        threshold: a distance in the same unit, or ``(B,)`` per sample (e.g. 0.05 * box size).
-    """
-    if gt.ndim != 3 or gt.shape[-1] not in (2, 3):
-        raise ValueError(f"gt: expected shape (B, K, 2) or (B, K, 3), got {tuple(gt.shape)}")
-    if valid is None and gt.shape[-1] == 3:
-        valid = gt[..., 2] > 0
-    pred, gt = pred[..., :2], gt[..., :2]
-    if pred.shape != gt.shape:
-        raise ValueError(f"pred: expected shape {tuple(gt.shape)}, got {tuple(pred.shape)}")
-    threshold = torch.as_tensor(threshold, dtype=gt.dtype, device=gt.device)
-    if threshold.ndim == 1:
-        threshold = threshold[:, None]
-    hit = (torch.linalg.norm(pred - gt, dim=-1) < threshold).to(gt.dtype)
-    w = _weights(valid, gt)
-    return (hit * w).sum(dim=1) / w.sum(dim=1).clamp_min(1e-12)
-
-
 @attrs.frozen
 class Protocol:
     """How a benchmark scores 3D joints and meshes.

@@ -363,8 +363,8 @@ def build_mesh_recovery_model(
     from extpose_sdk.plugins import get_registries
 
     state_dict = None
-    if checkpoint is not None and Path(checkpoint).suffix == ".safetensors":
-        state_dict, config = checkpoints.read_extpose_checkpoint(checkpoint)
+    if checkpoint is not None:
+        state_dict, config = checkpoints.read_weights(checkpoint, trust=trust_checkpoint)
         options = {**config.get("options", {}), **options}
         modalities = modalities or config.get("modalities")
         mask = mask or config.get("mask")
@@ -372,8 +372,6 @@ def build_mesh_recovery_model(
     modalities = tuple(modalities or defaults.get("modalities") or ("rgb",))
     mask = mask or defaults.get("mask") or "frame"
     head_options = {HEAD_OPTIONS[k]: options.pop(k) for k in list(options) if k in HEAD_OPTIONS}
-    if checkpoint is not None and state_dict is None:
-        state_dict = checkpoints.read_lightning_state_dict(checkpoint, trust=trust_checkpoint)
     registries = get_registries()
     # with weights to load, build without allocating (meta) and take the checkpoint's tensors
     with torch.device("meta") if state_dict is not None else contextlib.nullcontext():

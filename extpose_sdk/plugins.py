@@ -46,7 +46,6 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "extpose_sdk.builtins.keypoint_sources",
     "extpose_sdk.builtins.datasets",
     "extpose_sdk.builtins.synthetic_data",
-    "extpose_sdk.builtins.models",
 )
 
 #: Kinds of component: registry attribute name -> hook name.

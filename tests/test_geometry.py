@@ -116,3 +116,17 @@ def test_projection_with_user_intrinsics_and_rotation():
     torch.testing.assert_close(out, torch.tensor([[[320 - 1000 * 2 / 4, 240.0]]]), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="needs K"):
         cameras.perspective_projection(p)
+
+
+def test_numpy_arrays_go_through_the_same_rotation_helpers():
+    vecs = random_rotvecs(8)
+    R = geometry.axis_angle_to_rotmat(vecs)
+    assert isinstance(R, np.ndarray) and R.dtype == np.float64 and R.shape == (8, 3, 3)
+    np.testing.assert_allclose(R, Rotation.from_rotvec(vecs).as_matrix(), atol=1e-12)
+    back = geometry.rotmat_to_axis_angle(R)
+    assert isinstance(back, np.ndarray)
+    np.testing.assert_allclose(Rotation.from_rotvec(back).as_matrix(), R, atol=1e-12)
+    np.testing.assert_array_equal(geometry.flip_axis_angle(np.array([0.1, 0.2, -0.3])),
+                                  [0.1, -0.2, 0.3])
+    quarter = geometry.axis_angle_to_rotmat(np.array([0.0, 0.0, np.pi / 2]))
+    np.testing.assert_allclose(quarter, [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-15)

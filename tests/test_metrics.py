@@ -17,7 +17,6 @@ from extpose_sdk.metrics import (
     get_protocol,
     mpjpe,
     pa_mpjpe,
-    pck,
     procrustes_align,
     similarity_transform,
 )
@@ -114,12 +113,6 @@ def test_f_score_worked_case():
     # precision 1/3, recall 1/2 -> F = 2 * (1/6) / (5/6) = 0.4
     assert f_score(pred, gt, 0.005).item() == pytest.approx(0.4)
     assert f_score(gt, gt, 0.005).item() == pytest.approx(1.0)
-
-
-def test_pck_worked_case():
-    gt = torch.tensor([[[0.0, 0, 1], [10, 0, 1], [20, 0, 0]]])
-    pred = torch.tensor([[[1.0, 0], [15, 0], [99, 99]]])
-    assert pck(pred, gt, 2.0).item() == pytest.approx(0.5)  # third joint unlabelled
 
 
 def test_3dpw_protocol_centres_on_pelvis_and_scores_14_joints():

@@ -100,19 +100,23 @@ def rotation_z(degrees: float) -> np.ndarray:
 
 
 def flip_axis_angle_pose(pose, permutation: tuple[int, ...] | None) -> np.ndarray:
-    """Mirror axis-angle pose (..., J*3): joints permuted (``None``: kept), y and z negated."""
+    """Mirror axis-angle pose (..., J*3): joints permuted (``None``: kept), each mirrored
+    (``geometry.flip_axis_angle``: y and z negated)."""
+    from extpose_sdk.geometry import flip_axis_angle
+
     pose = np.asarray(pose, dtype=np.float64)
     joints = pose.reshape(*pose.shape[:-1], -1, 3)
     if permutation is not None:
         joints = joints[..., list(permutation), :]
-    return (joints * np.array([1.0, -1.0, -1.0])).reshape(pose.shape)
+    return flip_axis_angle(joints).reshape(pose.shape)
 
 
 def rotate_axis_angle(axis_angle, rotation: np.ndarray) -> np.ndarray:
     """Axis-angle (3,) of ``rotation @ R(axis_angle)``."""
-    from scipy.spatial.transform import Rotation
+    from extpose_sdk.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
 
-    return (Rotation.from_matrix(rotation) * Rotation.from_rotvec(axis_angle)).as_rotvec()
+    return rotmat_to_axis_angle(np.asarray(rotation, dtype=np.float64)
+                                @ axis_angle_to_rotmat(np.asarray(axis_angle, dtype=np.float64)))
 
 
 def extreme_crop_box(points: np.ndarray, rng: np.random.Generator, padding: float = 1.2):

@@ -236,27 +236,20 @@ def from_crop_normalized(points, size: int = CROP_SIZE) -> np.ndarray:
     return out
 
 
-def read_image(path) -> np.ndarray:
-    """(H, W, 3) uint8 BGR image from ``path``; a clear error when it cannot be read."""
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(f"cannot read image {str(path)!r}")
-    return image
-
-
 def crop_entries(image, box, points=None, *, size: int = CROP_SIZE, rescale: float = 1.0,
                  flip: bool = False, image_width: int | None = None,
                  bgr: bool = True) -> dict[str, Any]:
     """The sample-layout entries of one crop: ``center``, ``scale``, ``crop_transform``,
     ``keypoints_2d`` (crop-normalised, when ``points`` (K, 2|3) full-image px are given) and
-    ``rgb`` (when ``image`` is an (H, W, 3) array or a path; None leaves it out).
+    ``rgb`` (when ``image`` is an (H, W, 3) array, BGR with ``bgr=True``, or a path, read as
+    RGB by ``extpose_sdk.data.video.read_image``; None leaves it out).
     """
     import torch
 
     if isinstance(image, (str, Path)):
-        image = read_image(image)
+        from extpose_sdk.data.video import read_image
+
+        image, bgr = read_image(image), False
     if image is not None and image_width is None:
         image_width = image.shape[1]
     crop = make_crop(box, image_width=image_width, rescale=rescale, size=size, flip=flip)

@@ -44,20 +44,6 @@ def project(points: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
     return pinhole(np.asarray(points, dtype=np.float64), k[[0, 1], [0, 1]], k[:2, 2], skew=k[0, 1])
 
 
-def axis_angle_to_matrix(axis_angle: np.ndarray) -> np.ndarray:
-    """(3,) axis-angle -> (3, 3) rotation (Rodrigues)."""
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_rotvec(np.asarray(axis_angle, dtype=np.float64)).as_matrix()
-
-
-def matrix_to_axis_angle(matrix: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation -> (3,) axis-angle."""
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_matrix(np.asarray(matrix, dtype=np.float64)).as_rotvec()
-
-
 class SequenceReader(torch.utils.data.Dataset):
     """Base of the readers: ``sequences`` maps a name to its frame records.
 
@@ -129,11 +115,11 @@ class SequenceReader(torch.utils.data.Dataset):
         """Crop geometry, crop-normalised ``keypoints_2d`` and (with ``images``) the ``rgb`` crop,
         by the official preprocessing (``extpose_sdk.data.crops``)."""
         from extpose_sdk.data import crops
+        from extpose_sdk.data.video import read_image
 
-        image = None
-        if self.images:
-            image = crops.read_image(record.image_path)
-        entries = crops.crop_entries(image, box, points, size=CROP_SIZE, rescale=self.subject.crop_rescale)
+        image = read_image(record.image_path) if self.images else None
+        entries = crops.crop_entries(image, box, points, size=CROP_SIZE, bgr=False,
+                                     rescale=self.subject.crop_rescale)
         if image is not None:
             entries["image_hw"] = torch.tensor(image.shape[:2], dtype=torch.float32)
         return entries

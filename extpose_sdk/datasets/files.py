@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,6 @@ def require(path: Path, what: str = "") -> Path:
         hint = f" ({what})" if what else ""
         raise DatasetFileError(f"missing data-set file: {path}{hint}")
     return path
-
-
-def read_json(path: Path, what: str = "") -> Any:
-    """The JSON content of ``path``; a missing or malformed file is named in the error."""
-    path = require(path, what)
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DatasetFileError(f"malformed JSON in {path}: {error}") from error
 
 
 def read_pickle(path: Path, what: str = "") -> Any:

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from extpose_sdk.datasets.base import FrameRecord, SequenceReader, project, split_names
-from extpose_sdk.datasets.files import DatasetFileError, read_json, require
+from extpose_sdk.datasets.files import DatasetFileError, require
+from extpose_sdk.files import read_json
 from extpose_sdk.subjects import HAND
 
 SPLITS = ("training", "evaluation")
@@ -49,7 +50,7 @@ class FreiHAND(SequenceReader):
 
     def _labels(self, kind: str, what: str) -> list:
         path = self.root / f"{self.split}_{kind}.json"
-        data = read_json(path, what)
+        data = read_json(require(path, what), error=DatasetFileError, what=what)
         if not isinstance(data, list):
             raise DatasetFileError(f"{path}: expected a list, got {type(data).__name__}")
         return data

@@ -24,12 +24,11 @@ import numpy as np
 from extpose_sdk.datasets.base import (
     FrameRecord,
     SequenceReader,
-    axis_angle_to_matrix,
-    matrix_to_axis_angle,
     project,
     split_names,
 )
 from extpose_sdk.datasets.files import DatasetFileError, read_pickle, require
+from extpose_sdk.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
 from extpose_sdk.subjects import HAND
 
 SPLITS = ("train", "evaluation")
@@ -90,8 +89,8 @@ class HO3D(SequenceReader):
             points = np.zeros((21, 3))
         if meta.get("handPose") is not None:
             pose = np.asarray(meta["handPose"], dtype=np.float64).reshape(48)
-            root = GL_TO_CV @ axis_angle_to_matrix(pose[:3])
-            labels.update(global_orient=matrix_to_axis_angle(root), hand_pose=pose[3:],
+            root = GL_TO_CV @ axis_angle_to_rotmat(pose[:3])
+            labels.update(global_orient=rotmat_to_axis_angle(root), hand_pose=pose[3:],
                           betas=np.asarray(meta["handBeta"], dtype=np.float64).reshape(10),
                           has_global_orient=True, has_hand_pose=True, has_betas=True)
         box = None if box is None else np.asarray(box, dtype=np.float32).reshape(4)

@@ -28,12 +28,11 @@ import numpy as np
 from extpose_sdk.datasets.base import (
     FrameRecord,
     SequenceReader,
-    axis_angle_to_matrix,
-    matrix_to_axis_angle,
     project,
     split_names,
 )
 from extpose_sdk.datasets.files import DatasetFileError, read_pickle, require
+from extpose_sdk.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
 
 SPLITS = ("train", "validation", "test")
 #: OpenPose COCO-18 index of each COCO-17 joint (COCO-18 adds the neck at 1).
@@ -89,7 +88,7 @@ class ThreeDPW(SequenceReader):
                 rotation, translation = cam_poses[i, :3, :3], cam_poses[i, :3, 3]
                 joints_cam = joints[i] @ rotation.T + translation
                 points_2d = np.concatenate([project(joints_cam, intrinsics), np.ones((24, 1))], 1)
-                root = rotation @ axis_angle_to_matrix(poses[i, :3])
+                root = rotation @ axis_angle_to_rotmat(poses[i, :3])
                 detected = None
                 if poses2d is not None:
                     openpose = np.asarray(poses2d[actor][i], dtype=np.float32).T  # (18, 3)
@@ -97,7 +96,7 @@ class ThreeDPW(SequenceReader):
                 image = self.root / "imageFiles" / sequence / f"image_{frame_ids[i]:05d}.jpg"
                 labels = {
                     "keypoints_3d": np.concatenate([joints_cam, np.ones((24, 1))], 1),
-                    "global_orient": matrix_to_axis_angle(root),
+                    "global_orient": rotmat_to_axis_angle(root),
                     "body_pose": poses[i, 3:72],
                     "betas": betas,
                     "has_global_orient": True,

@@ -82,15 +82,6 @@ def gather_objects(value: Any) -> list[Any]:
     return everything
 
 
-def broadcast_object(value: Any, src: int = 0) -> Any:
-    """Rank ``src``'s ``value`` on every process."""
-    if not is_initialized():
-        return value
-    box = [value]
-    torch.distributed.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def barrier() -> None:
     if is_initialized():
         torch.distributed.barrier()

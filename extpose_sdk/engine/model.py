@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from extpose_sdk.subjects import Subject, get_subject, subject_of
@@ -136,7 +135,3 @@ def init_mean_params(model, dataset, count: int) -> dict[str, torch.Tensor]:
     head.init_betas.copy_(means["betas"][None])
     head.init_cam.copy_(means["cam"][None])
     return means
-
-
-def as_numpy(means: dict[str, torch.Tensor]) -> dict[str, list[float]]:
-    return {k: np.asarray(v).round(5).tolist() for k, v in means.items()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +11,10 @@ class KeypointFileError(ValueError):
 
 
 def read_json(path: str | Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise KeypointFileError(f"{path}: no such file")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as error:
-        raise KeypointFileError(f"{path}: not valid JSON ({error})") from None
-    except UnicodeDecodeError as error:
-        raise KeypointFileError(f"{path}: not a UTF-8 text file ({error})") from None
+    """The JSON of a keypoint file (``extpose_sdk.files.read_json``, ``KeypointFileError``)."""
+    from extpose_sdk.files import read_json as read
+
+    return read(path, error=KeypointFileError)
 
 
 def flat_triplets(values: Any, where: str) -> list[float]:

@@ -205,7 +205,7 @@ def test_a_wrong_weights_file_names_the_keys(tmp_path):
 
 def test_weights_file_that_is_not_a_state_dict(tmp_path):
     torch.save([1, 2, 3], tmp_path / "list.pt")
-    with pytest.raises(ValueError, match="does not hold a state dict"):
+    with pytest.raises(ValueError, match="holds no state dict of tensors"):
         build_timm_backbone("vit_small_patch16_224", weights=tmp_path / "list.pt", **TINY)
     with pytest.raises(FileNotFoundError, match="nowhere.safetensors"):
         build_timm_backbone("vit_small_patch16_224", weights=tmp_path / "nowhere.safetensors", **TINY)
