@@ -24,7 +24,7 @@ def main() -> None:
 
     import torch
 
-    from extpose_sdk.data.synthetic import SyntheticDataset
+    from extpose_sdk.datasets.synthetic import SyntheticDataset
 
     torch.set_num_threads(1)  # as in a DataLoader worker
     kinds = ["body", "hand"] if args.kind == "both" else [args.kind]

@@ -45,7 +45,6 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "extpose_sdk.builtins.heads",
     "extpose_sdk.builtins.keypoint_sources",
     "extpose_sdk.builtins.datasets",
-    "extpose_sdk.builtins.synthetic_data",
 )
 
 #: Kinds of component: registry attribute name -> hook name.

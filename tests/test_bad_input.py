@@ -25,8 +25,8 @@ import torch
 import extpose_sdk
 from extpose_sdk import cli, plugins
 from extpose_sdk.commands.predict import SAMPLE_OPTIONS
-from extpose_sdk.data.synthetic import synthetic_model_path, write_sample_video
 from extpose_sdk.data.video import FrameReader, VideoReadError
+from extpose_sdk.datasets.synthetic import synthetic_model_path, write_sample_video
 from extpose_sdk.keypoints import Keypoints
 from extpose_sdk.keypoints.fit import KeypointFitError
 from extpose_sdk.pipeline import Pipeline
@@ -527,7 +527,7 @@ def test_convert_onto_its_source_is_refused_and_a_missing_folder_is_made(tmp_pat
     assert cli.main(["convert", "checkpoint", str(path), str(target)]) == 0
     assert json.loads(target.with_suffix(".json").read_text())["options"] == SAMPLE_OPTIONS
     extpose_sdk.load_model("hamer", checkpoint=target)  # the config came along: right size
-    from extpose_sdk.synthetic.body_model_files import write_synthetic_mano
+    from extpose_sdk.datasets.synthetic_models import write_synthetic_mano
 
     mano = write_synthetic_mano(tmp_path / "MANO_RIGHT.pkl")
     assert cli.main(["convert", "body-model", str(mano), str(tmp_path / "a" / "m.npz")]) == 0
@@ -611,7 +611,7 @@ def test_the_readme_eval_line_works_as_written_and_says_j19_is_approximated(tmp_
     from pathlib import Path
 
     from extpose_sdk.datasets import fixtures
-    from extpose_sdk.synthetic.body_model_files import write_synthetic_smpl
+    from extpose_sdk.datasets.synthetic_models import write_synthetic_smpl
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     line = re.search(r"^extpose eval .*?(?<!\\)$", readme, re.M | re.S).group(0)

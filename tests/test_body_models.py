@@ -14,8 +14,7 @@ from extpose_sdk.body_models import (
     load_body_model,
     read_model_file,
 )
-from extpose_sdk.geometry import axis_angle_to_rotmat
-from extpose_sdk.synthetic.body_model_files import (
+from extpose_sdk.datasets.synthetic_models import (
     MANO_REST_JOINTS,
     SMPL_REST_JOINTS,
     mano_arrays,
@@ -23,6 +22,7 @@ from extpose_sdk.synthetic.body_model_files import (
     write_synthetic_mano,
     write_synthetic_smpl,
 )
+from extpose_sdk.geometry import axis_angle_to_rotmat
 
 FAKE_CHUMPY = '''
 import numpy as np

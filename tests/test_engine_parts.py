@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from extpose_sdk.data.cache import CachedDataset, build_cache
+from extpose_sdk.datasets.cache import CachedDataset, build_cache
 from extpose_sdk.engine.data import StepBatches, stream_indices
 from extpose_sdk.engine.model import _weak_perspective_scale, mean_parameters
 from extpose_sdk.engine.recipe import OptimRecipe
@@ -183,8 +183,8 @@ def test_reprojection_error_is_the_mean_over_labelled_joints():
 
 
 def test_a_cache_gains_the_modalities_a_later_recipe_needs(tmp_path, monkeypatch):
-    from extpose_sdk.data.cache import add_modalities
-    from extpose_sdk.data.synthetic import SyntheticDataset
+    from extpose_sdk.datasets.cache import add_modalities
+    from extpose_sdk.datasets.synthetic import SyntheticDataset
     from extpose_sdk.engine.data import with_modalities
 
     monkeypatch.setenv("EXTPOSE_CACHE", str(tmp_path / "models"))
@@ -235,7 +235,7 @@ def test_a_second_ctrl_c_stops_at_once():
 
 
 def test_keypoint_noise_redraws_the_skeleton_of_a_cached_sample(tmp_path, monkeypatch):
-    from extpose_sdk.data.synthetic import SyntheticDataset
+    from extpose_sdk.datasets.synthetic import SyntheticDataset
     from extpose_sdk.engine.data import with_modalities
 
     monkeypatch.setenv("EXTPOSE_CACHE", str(tmp_path / "models"))

@@ -232,7 +232,7 @@ def test_a_real_tiny_extended_model_on_3dpw_clips(tmp_path):
 def test_real_body_model_files_on_freihand_without_detections(tmp_path):
     from extpose_sdk.body_models import load_body_model
     from extpose_sdk.commands.predict import SAMPLE_OPTIONS
-    from extpose_sdk.synthetic.body_model_files import write_synthetic_mano
+    from extpose_sdk.datasets.synthetic_models import write_synthetic_mano
 
     write_synthetic_mano(tmp_path / "MANO_RIGHT.pkl")
     mano = load_body_model("mano", tmp_path / "MANO_RIGHT.pkl")

@@ -22,7 +22,7 @@ import time
 import pytest
 
 from extpose_sdk.commands.predict import SAMPLE_OPTIONS
-from extpose_sdk.data.synthetic import synthetic_model_path, write_sample_video
+from extpose_sdk.datasets.synthetic import synthetic_model_path, write_sample_video
 from extpose_sdk.results import load_results
 
 FRAMES = 300

@@ -308,7 +308,7 @@ class CountingBodyModel(torch.nn.Module):
 def test_the_body_model_runs_once_per_window_for_every_person_in_it(tmp_path):
     from extpose_sdk.body_models import load_body_model
     from extpose_sdk.cameras import project_full_image
-    from extpose_sdk.data.synthetic import synthetic_model_path
+    from extpose_sdk.datasets.synthetic import synthetic_model_path
 
     mano = load_body_model("mano", synthetic_model_path("hand", tmp_path))
     counting = CountingBodyModel(mano)

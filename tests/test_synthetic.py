@@ -6,7 +6,7 @@ import torch
 
 import extpose_sdk
 from extpose_sdk.data.sample import check_sample
-from extpose_sdk.data.synthetic import DetectionNoise, SyntheticDataset, write_sample_video
+from extpose_sdk.datasets.synthetic import DetectionNoise, SyntheticDataset, write_sample_video
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_detections_are_noisy_stand_ins():
     truth = rng.uniform(0, 100, (17, 2))
     box = np.array([0.0, 0.0, 100.0, 100.0])
     flip = tuple(range(17))[::-1]
-    from extpose_sdk.data.synthetic import noisy_detections
+    from extpose_sdk.datasets.synthetic import noisy_detections
 
     quiet = noisy_detections(truth, box, flip, DetectionNoise(0.02, 0.0, 0.0), rng)
     error = np.linalg.norm(quiet[:, :2] - truth, axis=1)
@@ -80,7 +80,7 @@ def test_detections_are_noisy_stand_ins():
 def test_write_sample_video(tmp_path, cache):
     import cv2
 
-    from extpose_sdk.data.synthetic import synthetic_model_path
+    from extpose_sdk.datasets.synthetic import synthetic_model_path
 
     detections = write_sample_video(tmp_path / "person.mp4", frames=6, size=(96, 128),
                                     keypoints_path=tmp_path / "person.npz",

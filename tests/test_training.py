@@ -305,7 +305,7 @@ def test_bodies_train_with_the_adversarial_prior_against_a_mocap_file(tmp_path, 
 def test_dataloader_workers_read_the_same_batches(cache, tmp_path):
     import pickle
 
-    from extpose_sdk.data.cache import CachedDataset
+    from extpose_sdk.datasets.cache import CachedDataset
 
     main = train(tiny_recipe(cache, "max_steps=3"), tmp_path / "main", progress=False)
     workers = train(tiny_recipe(cache, "max_steps=3", "data.workers=2"), tmp_path / "workers",

@@ -1,4 +1,6 @@
-"""Built-in datasets: readers of the official 3DPW, FreiHAND, HO3D and HMR2.0 / HaMeR tar layouts."""
+"""Built-in data sets (all in ``extpose_sdk.datasets``): readers of the official 3DPW, FreiHAND,
+HO3D and HMR2.0 / HaMeR tar layouts, and the synthetic sets (a posed synthetic SMPL / MANO model
+rendered with OpenCV)."""
 
 from extpose_sdk.plugins import hookimpl, lazy
 
@@ -28,4 +30,18 @@ def extpose_register_datasets(register):
         lazy("extpose_sdk.datasets.tars:TarShards"),
         "HMR2.0 / HaMeR training tars ROOT/*.tar (or urls=pattern): <key>.jpg + <key>.data.pyd",
         example="urls='dataset_tars/mpii-train/{000000..000009}.tar', kind='body', resampled=True",
+    )
+    register(
+        "synthetic-body",
+        lazy("extpose_sdk.datasets.synthetic:synthetic_body"),
+        "rendered synthetic SMPL-format bodies in smooth random motion, coco17 noisy detections "
+        "(no download; root: cache folder for the model file)",
+        example="split='train', num_sequences=16, sequence_length=64, clip_length=16",
+    )
+    register(
+        "synthetic-hand",
+        lazy("extpose_sdk.datasets.synthetic:synthetic_hand"),
+        "rendered synthetic MANO-format right hands in smooth random motion, openpose_hand21 "
+        "noisy detections (no download; root: cache folder for the model file)",
+        example="split='test', clip_length=8",
     )

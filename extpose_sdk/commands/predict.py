@@ -147,7 +147,7 @@ SAMPLE_MODEL = {"body": "extpose-hmr2", "hand": "extpose-hamer"}
 
 def make_sample(kind: str, folder: Path, frames: int = 24) -> tuple[Path, Path, Path]:
     """A synthetic clip, its detected 2D keypoints and a synthetic body-model file in ``folder``."""
-    from extpose_sdk.data.synthetic import synthetic_model_path, write_sample_video
+    from extpose_sdk.datasets.synthetic import synthetic_model_path, write_sample_video
 
     folder.mkdir(parents=True, exist_ok=True)
     model_path = synthetic_model_path(kind, folder)

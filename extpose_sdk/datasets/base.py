@@ -1,8 +1,12 @@
-"""What the three readers share: frame records -> samples, clips of T frames, crops.
+r"""The one base of the indexable data sets: sequences of frames -> samples, or clips of T frames.
 
-A reader lists *frame records* (``FrameRecord``: full-image labels of one person or hand in one
-image) grouped in sequences, and this base turns them into samples of the SDK layout
-(``extpose_sdk.data.sample``): frames, or clips of ``clip_length`` frames when asked.
+``SequenceDataset`` is what every indexable set shares: it names its sequences and their lengths
+(``sequence_lengths``) and makes the samples of some frames of one sequence (``samples``); the
+base indexes single frames, or clips of ``clip_length`` frames (``make_clips``), in the sample
+layout of ``extpose_sdk.data.sample``. The synthetic sets render their frames
+(``extpose_sdk.datasets.synthetic``); the readers of official layouts (3DPW, FreiHAND, HO3D) are
+``SequenceReader``\ s: they list *frame records* (``FrameRecord``: full-image labels of one person
+or hand in one image) and crop each frame by the official preprocessing.
 """
 
 from __future__ import annotations
@@ -44,49 +48,82 @@ def project(points: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
     return pinhole(np.asarray(points, dtype=np.float64), k[[0, 1], [0, 1]], k[:2, 2], skew=k[0, 1])
 
 
-class SequenceReader(torch.utils.data.Dataset):
-    """Base of the readers: ``sequences`` maps a name to its frame records.
+class SequenceDataset(torch.utils.data.Dataset):
+    """Base of the indexable data sets: frames of named sequences, or clips of T frames.
+
+    A subclass sets ``name`` and ``subject`` and implements ``sequence_lengths`` and
+    ``samples``, then calls ``__init__``.
 
     Args:
         clip_length: None for frame samples; T for clips of T frames (see ``make_clips``).
         stride: frames between clip starts (default: ``clip_length``, no overlap).
         pad: pad the last clip of each sequence (evaluation) or drop it (training).
-        images: read the image and crop ``rgb`` (needs ``extpose_sdk.data.crops``); False gives
-            labels only, which is fast.
     """
 
     name = ""
-    #: What the data set labels. The crop covers the box (tight around the 2D joints when the
-    #: data set gives none) enlarged by the subject's ``crop_rescale`` (bodies 1.2, hands 2.0).
+    #: What the data set labels (``extpose_sdk.subjects``).
     subject: Subject = BODY
 
     def __init__(self, *, clip_length: int | None = None, stride: int | None = None,
-                 pad: bool = True, images: bool = True) -> None:
+                 pad: bool = True) -> None:
         self.clip_length = clip_length
-        self.images = images
-        self.sequences: dict[str, list[FrameRecord]] = self.read_sequences()
-        if not any(self.sequences.values()):
+        lengths = self.sequence_lengths()
+        if not any(lengths.values()):
             raise ValueError(f"{self.name}: no frames found under {getattr(self, 'root', '?')}")
-        if clip_length is None:
-            self.index = [(name, i) for name, frames in self.sequences.items()
-                          for i in range(len(frames))]
-        else:
-            lengths = {name: len(frames) for name, frames in self.sequences.items()}
-            self.clips = make_clips(lengths, clip_length, stride, pad=pad)
+        self.index = None if clip_length is not None else [
+            (name, i) for name, n in lengths.items() for i in range(n)]
+        self.clips = None if clip_length is None else make_clips(lengths, clip_length, stride,
+                                                                 pad=pad)
 
-    def read_sequences(self) -> dict[str, list[FrameRecord]]:
+    def sequence_lengths(self) -> dict[str, int]:
+        """``{sequence name: number of frames}``, in index order."""
+        raise NotImplementedError
+
+    def samples(self, sequence: str, frames: list[int]) -> list[dict[str, Any]]:
+        """The samples of ``frames`` of ``sequence`` (one clip's, or one frame), in order."""
         raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self.index) if self.clip_length is None else len(self.clips)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"{self.name}: index {index} out of range for {len(self)} items")
         if self.clip_length is None:
             name, i = self.index[index]
-            return self.frame_sample(name, i)
+            return self.samples(name, [i])[0]
         clip = self.clips[index]
-        frames = [self.frame_sample(clip.sequence, i) for i in clip.frames]
-        return stack_clip(frames, clip.valid)
+        return stack_clip(self.samples(clip.sequence, list(clip.frames)), clip.valid)
+
+
+class SequenceReader(SequenceDataset):
+    """Base of the readers of official layouts: ``read_sequences`` maps a name to its frame
+    records; each frame is cropped by the official preprocessing.
+
+    Args:
+        images: read the image and crop ``rgb`` (needs ``extpose_sdk.data.crops``); False gives
+            labels only, which is fast.
+        clip_length, stride, pad: see ``SequenceDataset``.
+    """
+
+    #: The crop covers the box (tight around the 2D joints when the data set gives none)
+    #: enlarged by the subject's ``crop_rescale`` (bodies 1.2, hands 2.0).
+    subject: Subject = BODY
+
+    def __init__(self, *, clip_length: int | None = None, stride: int | None = None,
+                 pad: bool = True, images: bool = True) -> None:
+        self.images = images
+        self.sequences: dict[str, list[FrameRecord]] = self.read_sequences()
+        super().__init__(clip_length=clip_length, stride=stride, pad=pad)
+
+    def read_sequences(self) -> dict[str, list[FrameRecord]]:
+        raise NotImplementedError
+
+    def sequence_lengths(self) -> dict[str, int]:
+        return {name: len(frames) for name, frames in self.sequences.items()}
+
+    def samples(self, sequence: str, frames: list[int]) -> list[dict[str, Any]]:
+        return [self.frame_sample(sequence, i) for i in frames]
 
     def frame_sample(self, sequence: str, i: int) -> dict[str, Any]:
         """The sample of frame ``i`` of ``sequence`` in the SDK layout."""

@@ -31,7 +31,7 @@ is always mirrored (the flip is forced on whatever the augmentation drew; a draw
 mirror it back). ``augment`` mirrors the image, the 2D / 3D keypoints (x negated) and the MANO
 pose (y, z negated) together, and the sample's ``is_right`` is the side the crop shows: 1.0. A
 missing ``right`` is a right hand. (A right hand that the augmentation flips shows a left hand
-and gets ``is_right`` 0.0, as in ``extpose_sdk.data.synthetic``.)
+and gets ``is_right`` 0.0, as in ``extpose_sdk.datasets.synthetic``.)
 
 Security boundary: ``.data.pyd`` comes from downloaded files and is untrusted. It is read with
 the SDK's restricted unpickler (``extpose_sdk.safe_pickle``, policy ``SAMPLE``), which rebuilds

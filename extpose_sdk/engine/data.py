@@ -240,7 +240,7 @@ def _dataset(entry: Mapping[str, Any], recipe, *, split_default: str, cache: str
              progress: bool):
     """One registered data set of a recipe entry ``{name, split, options}``, maybe cached."""
     import extpose_sdk
-    from extpose_sdk.data.cache import CachedDataset, add_modalities, build_cache, read_manifest
+    from extpose_sdk.datasets.cache import CachedDataset, add_modalities, build_cache, read_manifest
 
     unknown = set(entry) - {"name", "weight", "split", "options"}
     if unknown or "name" not in entry:

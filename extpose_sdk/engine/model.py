@@ -28,7 +28,7 @@ def load_training_body_model(path: str, subject: str | Subject):
                          f"PATH/{EXPECTED_FILE[subject.body_model]} (licensed; see "
                          "docs/body-models.md)")
     if path == "synthetic":
-        from extpose_sdk.data.synthetic import synthetic_model_path
+        from extpose_sdk.datasets.synthetic import synthetic_model_path
 
         path = str(synthetic_model_path(subject))
     return load_body_model(subject.body_model, path)

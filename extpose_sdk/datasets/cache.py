@@ -3,7 +3,7 @@
 Rendering synthetic frames (or decoding and cropping real ones) costs more per sample than a
 small model's training step, so a training run reads a cache instead::
 
-    from extpose_sdk.data.cache import build_cache, CachedDataset
+    from extpose_sdk.datasets.cache import build_cache, CachedDataset
     build_cache(dataset, "cache/synthetic-hand", modalities=("rgb", "skeleton"), size=128)
     frames = CachedDataset("cache/synthetic-hand")            # what was cached: frames or clips
     frames = CachedDataset("cache/synthetic-hand", frames=1)  # single frames of cached clips

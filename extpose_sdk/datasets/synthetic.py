@@ -9,7 +9,7 @@ stripes, checks) with random occluders, and come with ground-truth parameters, 3
 vertices, crop-normalised 2D joints, and noisy "detected" 2D keypoints (jitter, dropped joints
 with low confidence, occasional left/right swaps) that stand in for a detector::
 
-    from extpose_sdk.data.synthetic import SyntheticDataset
+    from extpose_sdk.datasets.synthetic import SyntheticDataset
     frames = SyntheticDataset(kind="body", num_sequences=4, sequence_length=32)
     clips = SyntheticDataset(kind="hand", clip_length=8)
     sample = clips[0]          # the SDK's sample layout, clips with a leading T
@@ -29,7 +29,8 @@ import attrs
 import numpy as np
 
 from extpose_sdk.data.augment import AugmentConfig, AugmentParams, augment, sample_params
-from extpose_sdk.data.sample import CROP_SIZE, make_clips, stack, stack_clip
+from extpose_sdk.data.sample import CROP_SIZE, stack
+from extpose_sdk.datasets.base import SequenceDataset
 from extpose_sdk.subjects import SUBJECTS, Subject, get_subject
 
 FPS = 30.0
@@ -45,7 +46,7 @@ def default_cache_dir() -> Path:
 def synthetic_model_path(subject: str | Subject, cache_dir: str | Path | None = None) -> Path:
     """The synthetic model file of ``subject`` (``body`` / ``hand``) in ``cache_dir``, written
     there on first use."""
-    from extpose_sdk.synthetic.body_model_files import write_synthetic_mano, write_synthetic_smpl
+    from extpose_sdk.datasets.synthetic_models import write_synthetic_mano, write_synthetic_smpl
 
     kind = get_subject(subject).body_model
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -259,8 +260,9 @@ class Frame:
     box: np.ndarray            # (4,) x1, y1, x2, y2 of the projected joints, padded
 
 
-class SyntheticDataset:
-    """Synthetic frames (``clip_length=None``) or clips of ``clip_length`` frames.
+class SyntheticDataset(SequenceDataset):
+    """Synthetic frames (``clip_length=None``) or clips of ``clip_length`` frames (sequences
+    ``<split>_0000``...; one augmentation draw per clip, the same for its frames).
 
     Args:
         root: folder for the synthetic model files (default ``default_cache_dir()``).
@@ -317,30 +319,19 @@ class SyntheticDataset:
 
         layout = get_layout(self.subject.detector_layout)
         self.detected_flip = layout.flip_indices
-        lengths = {self.sequence_name(i): self.sequence_length for i in range(int(num_sequences))}
-        self.clip_length = clip_length
-        self.clips = (make_clips(lengths, clip_length, clip_stride, pad=split != "train")
-                      if clip_length is not None else None)
-        self.num_frames = int(num_sequences) * self.sequence_length
+        self.num_sequences = int(num_sequences)
+        super().__init__(clip_length=clip_length, stride=clip_stride, pad=split != "train")
 
-    # ---- indexing
+    # ---- indexing (SequenceDataset)
     def sequence_name(self, i: int) -> str:
         return f"{self.split}_{i:04d}"
 
-    def __len__(self) -> int:
-        return len(self.clips) if self.clips is not None else self.num_frames
+    def sequence_lengths(self) -> dict[str, int]:
+        return {self.sequence_name(i): self.sequence_length for i in range(self.num_sequences)}
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"{self.name}: index {index} out of range for {len(self)} items")
-        index %= len(self)
-        if self.clips is None:
-            sequence, frame = divmod(index, self.sequence_length)
-            return self.sample(sequence, [frame], self._params(sequence, frame))[0]
-        clip = self.clips[index]
-        sequence = int(clip.sequence.rsplit("_", 1)[1])
-        frames = self.sample(sequence, list(clip.frames), self._params(sequence, clip.frames[0]))
-        return stack_clip(frames, clip.valid)
+    def samples(self, sequence: str, frames: list[int]) -> list[dict[str, Any]]:
+        number = int(sequence.rsplit("_", 1)[1])
+        return self.sample(number, frames, self._params(number, frames[0]))
 
     def _params(self, sequence: int, frame: int) -> AugmentParams:
         if self.augment_config is None:

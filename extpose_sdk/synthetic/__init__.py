@@ -1,1 +1,0 @@
-"""Synthetic files in official formats (SMPL / MANO model files), made without licensed data."""
