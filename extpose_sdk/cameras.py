@@ -97,7 +97,7 @@ def project(points, focal, principal=0.0, *, skew=0.0, min_depth: float | None =
 
 def full_image_focal(shape: tuple[int, int]) -> float:
     """The official full-image focal length of an image of ``shape`` (H, W)."""
-    return float(full_image_focal_length(np.array([shape[1], shape[0]], dtype=np.float64)))
+    return float(full_image_focal_length(np.array([shape[1], shape[0]])))
 
 
 def full_image_cam_t(pred_cam, box, shape: tuple[int, int], rescale: float) -> np.ndarray:
@@ -105,17 +105,11 @@ def full_image_cam_t(pred_cam, box, shape: tuple[int, int], rescale: float) -> n
     ``box`` (x1, y1, x2, y2, enlarged by ``rescale``) in an image of ``shape`` (H, W)."""
     from extpose_sdk.data.crops import bbox_size_of, box_to_center_scale
 
-    center, scale = box_to_center_scale(box, rescale)
-    return np.asarray(
-        cam_crop_to_full(
-            np.asarray(pred_cam, dtype=np.float64),
-            np.asarray(center, dtype=np.float64),
-            np.asarray(bbox_size_of(scale), dtype=np.float64),
-            np.array([shape[1], shape[0]], dtype=np.float64),
-            full_image_focal(shape),
-        ),
-        dtype=np.float32,
-    )
+    center, scale = box_to_center_scale(box, rescale)  # float64
+    image_size = np.array([shape[1], shape[0]], dtype=np.float64)
+    translation = cam_crop_to_full(np.asarray(pred_cam, dtype=np.float64), center,
+                                   bbox_size_of(scale), image_size, full_image_focal(shape))
+    return translation.astype(np.float32)
 
 
 def project_full_image(points_3d, cam_t, shape: tuple[int, int]) -> np.ndarray:
@@ -166,7 +160,7 @@ def _pair(value):
     if isinstance(value, (int, float)) or np.ndim(value) == 0:
         return value, value
     if isinstance(value, (tuple, list)):
-        value = np.asarray(value, dtype=np.float64)
+        value = np.asarray(value)
     return value[..., 0], value[..., 1]
 
 

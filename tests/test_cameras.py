@@ -45,12 +45,14 @@ def test_cam_crop_to_full_hand_computed_on_a_non_square_image():
     torch.testing.assert_close(default[2], torch.tensor(2 * 12500 / bs, dtype=D), rtol=1e-13,
                                atol=0)
     for bad, name in ((np.zeros(2), "pred_cam"), (np.zeros(3), "box_center")):
-        with pytest.raises(ValueError, match=name):
+        with pytest.raises(ValueError, match=rf"^{name} must have shape"):
             cameras.cam_crop_to_full(bad if name == "pred_cam" else cam,
                                      bad if name == "box_center" else center, np.array(1.0),
                                      np.array([640.0, 480.0]))
-    with pytest.raises(ValueError, match="image_size"):
+    with pytest.raises(ValueError, match=r"^image_size must have shape \(\.\.\., 2\)"):
         cameras.cam_crop_to_full(cam, center, np.array(1.0), np.array([640.0, 480.0, 1.0]))
+    batch = cameras.full_image_focal_length(np.array([[640.0, 480.0], [100.0, 200.0]]))
+    np.testing.assert_allclose(batch, [12500.0, 5000 / 256 * 200])
 
 
 POINTS = np.array([[1.0, 2.0, 4.0], [-2.0, 0.5, 2.0], [0.3, -0.6, -1.0]])
@@ -71,8 +73,10 @@ def test_project_hand_computed_numpy_and_torch():
     per_point = cameras.project(POINTS[:2], np.array([[100.0, 200.0], [10.0, 20.0]]),
                                 np.array([[0.0, 0.0], [1.0, 2.0]]))
     np.testing.assert_allclose(per_point, [[25.0, 100.0], [-9.0, 7.0]])
-    with pytest.raises(ValueError, match=r"points must have shape \(\.\.\., 3\); got \(2, 2\)"):
+    with pytest.raises(ValueError, match=r"^points must have shape \(\.\.\., 3\); got \(2, 2\)"):
         cameras.project(np.zeros((2, 2)), 1.0)
+    at_zero = cameras.project(torch.tensor([[1.0, 1.0, 0.0]]), 1.0)  # no skew term: inf, not nan
+    assert torch.isinf(at_zero).all()
 
 
 def test_perspective_projection_with_intrinsics_pose_and_focal():
@@ -80,8 +84,8 @@ def test_perspective_projection_with_intrinsics_pose_and_focal():
     points = torch.tensor(POINTS[:2])[None]
     torch.testing.assert_close(cameras.perspective_projection(points, K=K),
                                torch.tensor([[[60.0, 120.0], [-77.5, 70.0]]], dtype=D))
-    R = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=D)
-    t = torch.tensor([[0.0, 0.0, 2.0]], dtype=D)
+    R = torch.tensor([[[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]], dtype=D)
+    t = torch.tensor([0.0, 0.0, 2.0], dtype=D)
     moved = cameras.perspective_projection(points, t, focal_length=100.0,
                                            principal_point=torch.tensor([[10.0, 20.0]], dtype=D),
                                            rotation=R)
@@ -96,7 +100,13 @@ def test_perspective_projection_with_intrinsics_pose_and_focal():
     torch.testing.assert_close(one, torch.tensor([[[35.0, 70.0], [-90.0, 45.0]]], dtype=D))
     with pytest.raises(ValueError, match=r"K must be \(\.\.\., 3, 3\); got \(2, 3\)"):
         cameras.perspective_projection(points, K=K[:2])
-    with pytest.raises(ValueError, match="needs K, or focal_length and principal_point"):
+    two = torch.stack([K, K * torch.tensor([[2.0], [1.0], [1.0]], dtype=D)])  # (2, 3, 3)
+    both = cameras.perspective_projection(torch.cat([points, points]), K=two)
+    torch.testing.assert_close(both[1], torch.tensor([[120.0, 120.0], [-155.0, 70.0]], dtype=D))
+    deep = cameras.perspective_projection(points[None], focal_length=torch.ones(1, 1, 2, dtype=D),
+                                          principal_point=torch.zeros(1, 1, 2, dtype=D))
+    torch.testing.assert_close(deep, torch.tensor([[[[0.25, 0.5], [-1.0, 0.25]]]], dtype=D))
+    with pytest.raises(ValueError, match="^perspective_projection needs K, or focal_length and "):
         cameras.perspective_projection(points, focal_length=100.0)
     with pytest.raises(ValueError, match=r"translation must have shape \(\.\.\., 3\)"):
         cameras.perspective_projection(points, torch.zeros(1, 2), K=K)
