@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 
 def _numpy_too(function):
-    """Let a tensor function take a numpy array (float64) and give back a numpy array."""
+    """Let a tensor function take a numpy array (float64) and give back a numpy array.
+    Applied below the definitions (not as a decorator, so mutation testing reaches them)."""
 
     @functools.wraps(function)
     def wrapper(x, *args, **kwargs):
@@ -30,7 +31,6 @@ def _numpy_too(function):
     return wrapper
 
 
-@_numpy_too
 def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
     """``(..., 6)`` -> ``(..., 3, 3)`` in the official layout.
 
@@ -46,14 +46,12 @@ def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
     return torch.stack((b1, b2, b3), dim=-1)
 
 
-@_numpy_too
 def rotmat_to_rot6d(R: torch.Tensor) -> torch.Tensor:
     """``(..., 3, 3)`` -> ``(..., 6)``: the inverse of ``rot6d_to_rotmat`` on rotations."""
     _check_rotmat(R)
     return torch.cat((R[..., :, 0], R[..., :, 1]), dim=-1)
 
 
-@_numpy_too
 def axis_angle_to_rotmat(axis_angle: torch.Tensor) -> torch.Tensor:
     """``(..., 3)`` rotation vectors -> ``(..., 3, 3)`` by Rodrigues' formula (stable near 0)."""
     if axis_angle.shape[-1] != 3:
@@ -69,7 +67,6 @@ def axis_angle_to_rotmat(axis_angle: torch.Tensor) -> torch.Tensor:
     return eye + a * K + b * (K @ K)
 
 
-@_numpy_too
 def rotmat_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
     """``(..., 3, 3)`` -> ``(..., 3)`` rotation vectors with angle in ``[0, pi]``, robust near pi."""
     _check_rotmat(R)
@@ -81,7 +78,6 @@ def rotmat_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
     return xyz * scale
 
 
-@_numpy_too
 def rotmat_to_quaternion(R: torch.Tensor) -> torch.Tensor:
     """``(..., 3, 3)`` -> ``(..., 4)`` unit quaternions ``(w, x, y, z)`` with ``w >= 0``.
 
@@ -118,7 +114,6 @@ def rotmat_to_quaternion(R: torch.Tensor) -> torch.Tensor:
     return torch.where(quat[..., :1] < 0, -quat, quat)
 
 
-@_numpy_too
 def flip_axis_angle(pose: torch.Tensor) -> torch.Tensor:
     """Mirror rotation vectors in the image's vertical plane (x -> -x): negate y and z."""
     if pose.shape[-1] != 3:
@@ -126,7 +121,6 @@ def flip_axis_angle(pose: torch.Tensor) -> torch.Tensor:
     return pose * pose.new_tensor([1.0, -1.0, -1.0])
 
 
-@_numpy_too
 def flip_rotmat(R: torch.Tensor) -> torch.Tensor:
     """Mirror rotation matrices in the x = 0 plane: ``M R M`` with ``M = diag(-1, 1, 1)``."""
     _check_rotmat(R)
@@ -145,3 +139,13 @@ def _skew(v: torch.Tensor) -> torch.Tensor:
 def _check_rotmat(R: torch.Tensor) -> None:
     if R.shape[-2:] != (3, 3):
         raise ValueError(f"expected rotation matrices of shape (..., 3, 3); got {tuple(R.shape)}")
+
+
+# numpy arrays too (computed in float64, given back as numpy)
+rot6d_to_rotmat = _numpy_too(rot6d_to_rotmat)
+rotmat_to_rot6d = _numpy_too(rotmat_to_rot6d)
+axis_angle_to_rotmat = _numpy_too(axis_angle_to_rotmat)
+rotmat_to_axis_angle = _numpy_too(rotmat_to_axis_angle)
+rotmat_to_quaternion = _numpy_too(rotmat_to_quaternion)
+flip_axis_angle = _numpy_too(flip_axis_angle)
+flip_rotmat = _numpy_too(flip_rotmat)
