@@ -130,3 +130,59 @@ def test_numpy_arrays_go_through_the_same_rotation_helpers():
                                   [0.1, -0.2, 0.3])
     quarter = geometry.axis_angle_to_rotmat(np.array([0.0, 0.0, np.pi / 2]))
     np.testing.assert_allclose(quarter, [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-15)
+
+
+def test_every_helper_on_deeper_batches_against_scipy():
+    vecs = random_rotvecs(18, seed=5).reshape(2, 3, 3, 3)  # a leading dim of 3 as well
+    R = geometry.axis_angle_to_rotmat(torch.from_numpy(vecs))
+    assert R.shape == (2, 3, 3, 3, 3)
+    expected = Rotation.from_rotvec(vecs.reshape(-1, 3)).as_matrix().reshape(2, 3, 3, 3, 3)
+    np.testing.assert_allclose(R.numpy(), expected, atol=1e-12)
+    six = geometry.rotmat_to_rot6d(R)
+    assert six.shape == (2, 3, 3, 6)
+    torch.testing.assert_close(six[..., :3], R[..., :, 0])
+    torch.testing.assert_close(geometry.rot6d_to_rotmat(six), R, atol=1e-12, rtol=0)
+    back = geometry.rotmat_to_axis_angle(R)
+    np.testing.assert_allclose(
+        Rotation.from_rotvec(back.reshape(-1, 3).numpy()).as_matrix().reshape(R.shape), expected,
+        atol=1e-12)
+    quat = geometry.rotmat_to_quaternion(R)
+    assert quat.shape == (2, 3, 3, 4)
+    scipy_wxyz = Rotation.from_matrix(expected.reshape(-1, 3, 3)).as_quat()[:, [3, 0, 1, 2]]
+    scipy_wxyz *= np.sign(scipy_wxyz[:, :1])
+    np.testing.assert_allclose(quat.reshape(-1, 4).numpy(), scipy_wxyz, atol=1e-12)
+    torch.testing.assert_close(quat.norm(dim=-1), torch.ones(2, 3, 3, dtype=D))
+
+
+def test_hand_computed_rotations_and_the_half_turn():
+    half_turn_x = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=D))
+    torch.testing.assert_close(geometry.rotmat_to_quaternion(half_turn_x),
+                               torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=D))
+    torch.testing.assert_close(geometry.rotmat_to_axis_angle(half_turn_x),
+                               torch.tensor([np.pi, 0.0, 0.0], dtype=D))
+    quarter_z = geometry.axis_angle_to_rotmat(torch.tensor([0.0, 0.0, np.pi / 2], dtype=D))
+    torch.testing.assert_close(quarter_z, torch.tensor([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]],
+                                                       dtype=D), atol=1e-15, rtol=0)
+    six = torch.tensor([2.0, 0.0, 0.0, 1.0, 3.0, 0.0], dtype=D)  # not unit, not orthogonal
+    torch.testing.assert_close(geometry.rot6d_to_rotmat(six), torch.eye(3, dtype=D))
+
+
+def test_tiny_angles_use_the_series_to_the_last_digits():
+    for angle in (7e-5, 3e-6):
+        vec = np.array([angle, -0.5 * angle, 0.3 * angle])
+        R = geometry.axis_angle_to_rotmat(torch.tensor(vec))
+        np.testing.assert_allclose(R.numpy(), Rotation.from_rotvec(vec).as_matrix(), atol=3e-16,
+                                   rtol=0)
+        np.testing.assert_allclose(geometry.rotmat_to_axis_angle(R).numpy(), vec, rtol=1e-9)
+
+
+def test_shape_errors_name_function_and_shape():
+    for function, bad, expects in ((geometry.axis_angle_to_rotmat, (2, 4), r"\(\.\.\., 3\)"),
+                                   (geometry.flip_axis_angle, (5, 2), r"\(\.\.\., 3\)"),
+                                   (geometry.rot6d_to_rotmat, (1, 7), r"\(\.\.\., 6\)")):
+        with pytest.raises(ValueError, match=rf"^{function.__name__} expects {expects}; got "
+                                             rf"\({bad[0]}, {bad[1]}\)$"):
+            function(torch.zeros(bad))
+    with pytest.raises(ValueError, match=r"^expected rotation matrices of shape \(\.\.\., 3, 3\); "
+                                         r"got \(3, 2\)$"):
+        geometry.flip_rotmat(torch.zeros(3, 2))
