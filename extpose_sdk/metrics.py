@@ -103,11 +103,6 @@ def pve(pred_vertices: Tensor, gt_vertices: Tensor) -> Tensor:
     return mpjpe(pred_vertices, gt_vertices)
 
 
-def pa_pve(pred_vertices: Tensor, gt_vertices: Tensor) -> Tensor:
-    """PVE after Procrustes alignment of the vertices (FreiHAND's PA-MPVPE)."""
-    return pa_mpjpe(pred_vertices, gt_vertices)
-
-
 def acceleration_error(pred: Tensor, gt: Tensor, valid: Tensor | None = None) -> Tensor:
     """Acceleration error of one sequence (3DPW protocol), in input units per frame^2.
 

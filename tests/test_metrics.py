@@ -163,3 +163,149 @@ def test_shape_errors_name_expected_and_actual():
 def test_summarize_skips_nan():
     out = metrics.summarize([{"a": 1.0, "b": float("nan")}, {"a": 3.0, "b": 2.0}])
     assert out == {"a": 2.0, "b": 2.0, "n": 2}
+
+
+D = torch.float64
+
+
+def test_shape_checks_name_the_argument_exactly():
+    cases = [
+        (lambda: similarity_transform(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)), r"^source: "),
+        (lambda: similarity_transform(torch.zeros(1, 2, 3), torch.zeros(1, 3, 3)), r"^target: "),
+        (lambda: mpjpe(torch.zeros(1, 2, 3), torch.zeros(2, 3)), r"^gt: expected shape \(B, N, 3\)"
+                                                                  r", got \(2, 3\)$"),
+        (lambda: mpjpe(torch.zeros(1, 3, 3), torch.zeros(1, 2, 3)), r"^pred: expected shape "
+                                                                    r"\(1, 2, 3\) like the ground "
+                                                                    r"truth, got \(1, 3, 3\)$"),
+        (lambda: mpjpe(torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), torch.ones(1, 3)),
+         r"^valid: expected shape \(1, 2\), got \(1, 3\)$"),
+        (lambda: f_score(torch.zeros(1, 2, 3), torch.zeros(1, 2, 2), 0.1), r"^gt: "),
+        (lambda: f_score(torch.zeros(1, 2), torch.zeros(1, 2, 3), 0.1), r"^pred: "),
+        (lambda: acceleration_error(torch.zeros(4, 2, 3), torch.zeros(4, 2)),
+         r"^gt: expected shape \(T, K, 3\), got \(4, 2\)$"),
+        (lambda: acceleration_error(torch.zeros(4, 1, 3), torch.zeros(4, 2, 3)),
+         r"^pred: expected shape \(4, 2, 3\), got \(4, 1, 3\)$"),
+        (lambda: PROTOCOLS["ho3d"].evaluate(torch.zeros(1, 21, 3), torch.zeros(1, 21, 2)),
+         r"^gt_joints: "),
+        (lambda: PROTOCOLS["ho3d"].evaluate(torch.zeros(1, 20, 3), torch.zeros(1, 21, 3)),
+         r"^pred_joints: expected shape \(1, 21, 3\) like"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message):
+            call()
+    # either a wrong rank or a wrong last dimension is refused
+    for bad in (torch.zeros(1, 2, 2), torch.zeros(2, 3)):
+        with pytest.raises(ValueError, match="expected shape"):
+            mpjpe(bad, bad)
+    with pytest.raises(KeyError, match=r"unknown protocol 'nope'; available: 3dpw, h36m, freihand"):
+        get_protocol("nope")
+
+
+def test_similarity_transform_recovers_scale_rotation_translation_and_never_reflects():
+    source = _points(b=2, n=6, seed=12)
+    rotation = _rotations(2, seed=13)
+    target = 2.5 * source @ rotation.transpose(1, 2) + torch.tensor([[[1.0, -2.0, 0.5]]], dtype=D)
+    s, r, t = similarity_transform(source, target)
+    torch.testing.assert_close(s, torch.full((2,), 2.5, dtype=D), atol=1e-12, rtol=0)
+    torch.testing.assert_close(r, rotation, atol=1e-12, rtol=0)
+    torch.testing.assert_close(t, torch.tensor([[1.0, -2.0, 0.5]] * 2, dtype=D), atol=1e-12, rtol=0)
+    assert s.dtype == r.dtype == t.dtype == D
+    single = similarity_transform(source.float(), target.float())
+    assert all(x.dtype == torch.float32 for x in single)
+    # a mirror image (z -> -z): the best proper rotation leaves the least-spread axis mirrored
+    flat = torch.tensor([[[2.0, 0, 0], [-2, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 0.1],
+                          [0, 0, -0.1]]], dtype=D)
+    mirrored = flat * torch.tensor([1.0, 1.0, -1.0], dtype=D)
+    s, r, t = similarity_transform(flat, mirrored)
+    torch.testing.assert_close(r[0], torch.eye(3, dtype=D), atol=1e-12, rtol=0)
+    torch.testing.assert_close(s, torch.tensor([(8 + 2 - 0.02) / (8 + 2 + 0.02)], dtype=D),
+                               atol=1e-12, rtol=0)
+
+
+def test_fractional_weights_are_normalised_by_their_sum():
+    gt = torch.zeros(1, 2, 3, dtype=D)
+    pred = torch.tensor([[[3.0, 4.0, 0.0], [0.0, 0.0, 1.0]]], dtype=D)
+    half = torch.tensor([[0.25, 0.25]], dtype=D)  # sums to 0.5: the mean is still (5 + 1) / 2
+    assert mpjpe(pred, gt, half).item() == pytest.approx(3.0, abs=1e-12)
+    assert math.isnan(mpjpe(pred, gt, torch.zeros(1, 2, dtype=D)).item())  # no valid joint
+    source = _points(b=1, n=5, seed=14)
+    target = 3.0 * source + 1.0
+    weights = torch.full((1, 5), 0.1, dtype=D)  # sums to 0.5
+    s, _, t = similarity_transform(source, target, weights)
+    assert s.item() == pytest.approx(3.0, abs=1e-12)
+    torch.testing.assert_close(t, torch.ones(1, 3, dtype=D), atol=1e-12, rtol=0)
+
+
+def test_acceleration_error_on_three_frames_and_moving_truth():
+    gt = torch.zeros(3, 1, 3, dtype=D)
+    gt[1, 0, 1] = 1.0  # the truth accelerates: 1, -2, 1 along y
+    pred = torch.zeros(3, 1, 3, dtype=D)
+    assert acceleration_error(pred, gt).item() == pytest.approx(2.0)  # one triple
+    assert acceleration_error(gt, gt).item() == 0.0
+    assert math.isnan(acceleration_error(pred, gt, torch.tensor([True, False, True])).item())
+
+
+def test_f_score_per_sample_threshold_boundary_and_dtype():
+    gt = torch.tensor([[[0.0, 0, 0], [1.0, 0, 0]], [[0.0, 0, 0], [1.0, 0, 0]]])
+    pred = torch.tensor([[[0.0, 0, 0], [1.0, 0, 0]], [[0.0, 0, 0], [5.0, 0, 0]]])
+    out = f_score(pred, gt, 0.5)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, torch.tensor([1.0, 0.5]))  # second: P = R = 1/2
+    at_threshold = torch.tensor([[[0.25, 0.0, 0.0], [1.0, 0.0, 0.0]]])
+    assert f_score(at_threshold, gt[:1], 0.25).item() == pytest.approx(0.5)  # not closer than 0.25
+    assert f_score(torch.full((1, 1, 3), 9.0), gt[:1], 0.1).item() == 0.0
+
+
+def test_protocol_uses_the_validity_column_and_reports_millimetres():
+    protocol = PROTOCOLS["freihand"]
+    gt = torch.zeros(1, 21, 4, dtype=D)
+    gt[..., :3] = 0.1 * _points(b=1, n=21, seed=15)
+    gt[..., 3] = 1.0
+    gt[0, 5, 3] = 0.0  # an unlabelled joint
+    pred = gt[..., :3].clone()
+    pred[0, 5] += 1.0  # far off, but unlabelled: not counted
+    pred[0, 7, 1] += 0.021  # 21 mm on one of the 20 labelled joints
+    out = protocol.evaluate(pred, gt)
+    expected = protocol.evaluate(pred[:, [i for i in range(21) if i != 5]],
+                                 gt[:, [i for i in range(21) if i != 5], :3])
+    torch.testing.assert_close(out["mpjpe"], expected["mpjpe"])
+    torch.testing.assert_close(out["pa_mpjpe"], expected["pa_mpjpe"])
+    assert out["mpjpe"].item() == pytest.approx(21.0 / 20, rel=1e-9)
+    keep = [i for i in range(21) if i != 5]
+    p, g = pred - pred[:, :1], gt[..., :3] - gt[:, :1, :3]
+    torch.testing.assert_close(out["pa_mpjpe"], 1000 * pa_mpjpe(p[:, keep], g[:, keep]))
+    labelled = protocol.evaluate(pred, gt[..., :3], valid=gt[..., 3] > 0)
+    torch.testing.assert_close(labelled["mpjpe"], out["mpjpe"])
+    everything = protocol.evaluate(pred, gt, valid=torch.ones(1, 21, dtype=torch.bool))
+    assert everything["mpjpe"].item() > 40.0  # the given mask wins over the column
+    vertices = torch.zeros(1, 4, 3, dtype=D)
+    vertices[0, :, 0] = torch.arange(4, dtype=D) * 0.01
+    shifted = vertices + torch.tensor([0.0, 0.0, 0.003], dtype=D)
+    with_mesh = protocol.evaluate(gt[..., :3], gt, pred_vertices=shifted, gt_vertices=vertices)
+    assert with_mesh["pve"].item() == pytest.approx(3.0, rel=1e-9)  # mm
+    assert with_mesh["pa_pve"].item() == pytest.approx(0.0, abs=1e-9)
+    assert "pve" not in protocol.evaluate(gt[..., :3], gt, pred_vertices=shifted)
+
+
+def test_sequence_metrics_take_a_validity_column_and_frames():
+    protocol = PROTOCOLS["synthetic-hand"]
+    gt = torch.zeros(3, 21, 4, dtype=D)
+    gt[..., 3] = 1.0
+    pred = torch.zeros(3, 21, 3, dtype=D)
+    pred[1, 1:, 0] = 0.001  # 1 mm on 20 of 21 joints, the root (wrist) unchanged
+    accel = protocol.sequence_metrics(pred, gt)["accel"].item()
+    assert accel == pytest.approx(20 / 21 * 2.0, rel=1e-9)  # second difference 1, -2, 1: |2| mm
+    dropped = protocol.sequence_metrics(pred, gt, torch.tensor([True, True, False]))["accel"]
+    assert math.isnan(dropped.item())
+
+
+def test_validation_protocol_of_each_joint_set():
+    assert metrics.protocol_for_joint_set("smpl44").name == "synthetic-body"
+    assert metrics.protocol_for_joint_set("mano21", video=True).name == "synthetic-hand"
+    with pytest.raises(KeyError, match=r"no validation protocol for joint set 'smpl24'"):
+        metrics.protocol_for_joint_set("smpl24")
+
+
+def test_summarize_of_an_all_nan_metric_is_nan():
+    out = metrics.summarize([{"a": float("nan")}, {"a": float("nan"), "b": 4.0}])
+    assert math.isnan(out["a"]) and out["b"] == 4.0 and out["n"] == 2
