@@ -23,6 +23,13 @@ from extpose_sdk.safe_pickle import (
 )
 
 
+@pytest.fixture(autouse=True)
+def fresh_allow_list(monkeypatch):
+    """Each test builds the allow-list's groups again (they are cached per process)."""
+    monkeypatch.setattr(safe_pickle, "_BUILT", {})
+    monkeypatch.setattr(safe_pickle, "_SPARSE", {})
+
+
 def _global(module: str, name: str) -> bytes:
     return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
 
