@@ -34,6 +34,7 @@ import copyreg
 import importlib
 import io
 import pickle
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -348,13 +349,7 @@ def load(file, policy: Policy, *, max_bytes: int | None = None, encoding: str = 
 def pickle_module(policy: Policy) -> Any:
     """What ``torch.load(pickle_module=...)`` needs: ``Unpickler`` and ``load`` under ``policy``."""
     unpickler = unpickler_for(policy)
-
-    class _Module:
-        Unpickler = unpickler
-        __name__ = f"extpose_safe_pickle_{policy.name}"
-
-        @staticmethod
-        def load(file, **kwargs):
-            return unpickler(file, **kwargs).load()
-
-    return _Module
+    module = types.ModuleType(f"extpose_safe_pickle_{policy.name.replace(' ', '_')}")
+    module.Unpickler = unpickler
+    module.load = lambda file, **kwargs: unpickler(file, **kwargs).load()
+    return module

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import re
 import sys
 import types
 
@@ -145,3 +146,133 @@ def test_size_limit_and_policies(monkeypatch):
     assert safe_pickle.load(pickle.dumps({1, 2}, protocol=2), SAMPLE) == {1, 2}
     with pytest.raises(UnsafePickleError, match=r"__builtin__\.set is not allowed"):
         safe_pickle.load(pickle.dumps({1, 2}, protocol=2), DATASET)
+
+
+def test_each_refusal_names_what_was_refused():
+    cases = [
+        (_call("numpy", "ndarray", b"(I3\ntp0\n"), DATASET, "numpy.ndarray",
+         "numpy.ndarray called directly"),
+        (_call("numpy._core.multiarray", "_reconstruct", _global("numpy", "ndarray"),
+               b"(I5\nt", b"S'b'\n"), DATASET, "numpy._reconstruct",
+         "numpy _reconstruct with unexpected arguments"),
+        (_call("_codecs", "encode", b"Vx\n", b"S'utf-8'\n"), DATASET, "_codecs.encode",
+         "_codecs.encode with encoding 'utf-8'"),
+        (_call("__builtin__", "bytes", b"I3\n"), DATASET, "builtins.bytes",
+         "bytes called with arguments"),
+    ]
+    for payload, policy, qualified, message in cases:
+        with pytest.raises(UnsafePickleError) as error:
+            safe_pickle.load(payload, policy)
+        assert (error.value.qualified, str(error.value), error.value.why) == (qualified, message,
+                                                                             message)
+    too_big = b"x" * 11
+    with pytest.raises(UnsafePickleError) as error:
+        safe_pickle.load(too_big, SAMPLE, max_bytes=10)
+    assert error.value.qualified == "training sample"
+    assert str(error.value) == "11 bytes, over the 10-byte limit; it was not read"
+
+
+def test_latin1_bytes_in_both_spellings_and_by_default():
+    assert safe_pickle.load(_call("_codecs", "encode", b"Vx\n"), DATASET) == b"x"
+    assert safe_pickle.load(_call("_codecs", "encode", b"Vx\n", b"S'latin-1'\n"), DATASET) == b"x"
+    import tempfile
+    from pathlib import Path
+
+    from extpose_sdk.datasets.fixtures import write_python2_pickle
+
+    with tempfile.TemporaryDirectory() as folder:  # Python 2 str buffers need latin1 decoding
+        path = write_python2_pickle(Path(folder) / "py2.pkl", {"a": np.arange(4.0)})
+        with open(path, "rb") as file:
+            np.testing.assert_array_equal(safe_pickle.load(file, DATASET)["a"], np.arange(4.0))
+
+
+def test_sparse_states_old_and_new_and_their_checks(monkeypatch):
+    import scipy.sparse
+
+    matrix = scipy.sparse.csc_matrix(np.eye(4, 6))
+    for protocol, fix_imports in ((0, True), (1, True), (1, False), (2, True), (4, True)):
+        data = pickle.dumps(matrix, protocol=protocol, fix_imports=fix_imports)
+        loaded = safe_pickle.load(data, BODY_MODEL)
+        assert isinstance(loaded, scipy.sparse.csc_matrix)
+        assert (type(loaded).__name__, type(loaded).__module__) == ("csc_matrix", "scipy.sparse")
+        np.testing.assert_array_equal(loaded.toarray(), np.eye(4, 6))
+    empty = safe_pickle.load(pickle.dumps(scipy.sparse.csr_matrix((0, 5)), protocol=2), BODY_MODEL)
+    assert empty.shape == (0, 5)
+    checked = safe_pickle._checked_sparse("coo_matrix")
+    instance = object.__new__(checked)
+    instance.__setstate__({"shape": (2, 3), "row": np.array([0]), "col": np.array([1]),
+                           "data": np.array([5.0])})  # an old scipy's state: "shape"
+    assert instance.__dict__["shape"] == (2, 3)
+    for state, why in (([1, 2], "shape None"), ({"_shape": (2, 3, 4)}, "shape (2, 3, 4)"),
+                       ({"_shape": (2.0, 3)}, "shape (2.0, 3)"), ({"_shape": (2, -3)},
+                                                                   "shape (2, -3)")):
+        with pytest.raises(UnsafePickleError, match=rf"^a sparse matrix with {re.escape(why)}$"):
+            object.__new__(checked).__setstate__(state)
+    monkeypatch.setattr(safe_pickle, "MAX_SPARSE_ELEMENTS", 29)
+    with pytest.raises(UnsafePickleError) as error:
+        safe_pickle.load(pickle.dumps(scipy.sparse.csc_matrix((5, 6)), protocol=2), BODY_MODEL)
+    assert error.value.qualified == "scipy.sparse.csc_matrix"
+    assert str(error.value) == "a 5 x 6 sparse matrix, over the limit of 29 entries"
+
+
+class _Plain:
+    """A class of this test module: never in the allow-list."""
+
+
+def test_old_style_reconstructor_only_for_allowed_classes():
+    plain = _Plain()
+    plain.value = 3
+    payload = _call("copy_reg", "_reconstructor", _global("__builtin__", "object"),
+                    _global("__builtin__", "object"), b"N")
+    assert type(safe_pickle.load(payload, BODY_MODEL)) is object
+    modern = payload.replace(b"copy_reg", b"copyreg").replace(b"__builtin__", b"builtins")
+    assert type(safe_pickle.load(modern, SAMPLE)) is object
+    for base in (_global("__builtin__", "set"),):
+        with pytest.raises(UnsafePickleError, match="copyreg._reconstructor with unexpected"):
+            safe_pickle.load(_call("copy_reg", "_reconstructor", _global("__builtin__", "object"),
+                                   base, b"N"), BODY_MODEL)
+    with pytest.raises(UnsafePickleError, match="copyreg._reconstructor with unexpected"):
+        safe_pickle.load(_call("copy_reg", "_reconstructor", b"I3\n",
+                               _global("__builtin__", "object"), b"N"), BODY_MODEL)
+    with pytest.raises(UnsafePickleError, match=r"_Plain is not allowed"):
+        safe_pickle.load(pickle.dumps(plain, protocol=0), BODY_MODEL)
+
+
+def test_checkpoints_through_torch_with_the_checkpoint_policy(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    Config = _with_module(monkeypatch, "omegaconf.listconfig", "ListConfig")
+    module = types.ModuleType("yacs.config")
+    module.CfgList = type("CfgList", (list,), {"__module__": "yacs.config"})
+    monkeypatch.setitem(sys.modules, "yacs", types.ModuleType("yacs"))
+    monkeypatch.setitem(sys.modules, "yacs.config", module)
+    config = Config()
+    config.items = [1, 2]
+    entries = module.CfgList([1, 2, 3])
+    saved = {"w": torch.arange(4.0), "dtype": torch.float16, "span": slice(1, 5), "cfg": config,
+             "list": entries, "size": torch.Size([2, 3]), "none": None}
+    for protocol in (2, 4):
+        path = tmp_path / f"c{protocol}.pt"
+        torch.save(saved, path, pickle_protocol=protocol)
+        loaded = torch.load(path, weights_only=False,
+                            pickle_module=safe_pickle.pickle_module(CHECKPOINT))
+        assert torch.equal(loaded["w"], torch.arange(4.0)) and loaded["dtype"] is torch.float16
+        assert loaded["span"] == slice(1, 5) and loaded["size"] == torch.Size([2, 3])
+        assert loaded["none"] is None
+        assert isinstance(loaded["cfg"], InertObject) and loaded["cfg"].state == {"items": [1, 2]}
+        assert loaded["list"].elements == [1, 2, 3]
+        assert type(loaded["cfg"]).__module__ == "extpose_sdk.safe_pickle"
+    assert safe_pickle.pickle_module(CHECKPOINT).__name__ == "extpose_safe_pickle_checkpoint"
+
+
+def test_policies_check_their_groups_and_the_sample_limit():
+    with pytest.raises(ValueError) as error:
+        Policy("x", ("numpy", "pickles", "eggs"))
+    assert str(error.value) == ("policy 'x': unknown groups ['eggs', 'pickles']; the allow-list "
+                                "has numpy, builtins, codecs, sparse, chumpy, torch, config")
+    at_limit = b"x" * 10
+    with pytest.raises(pickle.UnpicklingError):  # read (not a pickle), not refused for its size
+        safe_pickle.load(at_limit, SAMPLE, max_bytes=10)
+    over = pickle.dumps(b"y" * safe_pickle.MAX_SAMPLE_BYTES)
+    with pytest.raises(UnsafePickleError, match="over the 16777216-byte limit"):
+        safe_pickle.load(over, SAMPLE)
+    assert len(safe_pickle.load(over, DATASET)) == safe_pickle.MAX_SAMPLE_BYTES  # no limit there
