@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -106,3 +108,118 @@ def test_full_size_head_on_meta_has_the_official_parameter_count(name):
     count = sum(p.numel() for p in head.parameters())
     assert 39.4e6 < count < 39.6e6
     assert len(head.state_dict()) == 114
+
+
+def _oracle_decoder(decoder, context: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """The official decoder written out in float64 numpy from the module's weights: a zero token
+    -> Linear(1, dim) + position; per layer x += SA(LN(x)); x += CA(LN(x), context); x += FF(LN(x))."""
+    w = {k: v.detach().double().numpy() for k, v in decoder.state_dict().items()}
+
+    def linear(x, name, bias=True):
+        return x @ w[f"{name}.weight"].T + (w[f"{name}.bias"] if bias else 0.0)
+
+    def norm(x, name):
+        mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + 1e-5) * w[f"{name}.weight"] + w[f"{name}.bias"]
+
+    def attend(q, k, v, heads, keep=None):
+        B, Lq = q.shape[0], q.shape[1]
+        split = [t.reshape(B, t.shape[1], heads, -1).transpose(0, 2, 1, 3) for t in (q, k, v)]
+        scores = split[0] @ split[1].transpose(0, 1, 3, 2) / np.sqrt(split[0].shape[-1])
+        if keep is not None:
+            scores = np.where(keep[:, None, None, :], scores, -np.inf)
+        scores = np.exp(scores - scores.max(-1, keepdims=True))
+        out = scores / scores.sum(-1, keepdims=True) @ split[2]
+        return out.transpose(0, 2, 1, 3).reshape(B, Lq, -1)
+
+    heads = decoder.transformer.layers[0][0].fn.heads
+    B = context.shape[0]
+    x = np.zeros((B, 1, 1)) @ w["to_token_embedding.weight"].T + w["to_token_embedding.bias"]
+    x = x + w["pos_embedding"]
+    for i in range(len(decoder.transformer.layers)):
+        p = f"transformer.layers.{i}"
+        h = norm(x, f"{p}.0.norm")
+        q, k, v = np.split(linear(h, f"{p}.0.fn.to_qkv", bias=False), 3, axis=-1)
+        x = linear(attend(q, k, v, heads), f"{p}.0.fn.to_out.0") + x
+        h = norm(x, f"{p}.1.norm")
+        q = linear(h, f"{p}.1.fn.to_q", bias=False)
+        k, v = np.split(linear(context, f"{p}.1.fn.to_kv", bias=False), 2, axis=-1)
+        x = linear(attend(q, k, v, heads, mask), f"{p}.1.fn.to_out.0") + x
+        h = norm(x, f"{p}.2.norm")
+        hidden = linear(h, f"{p}.2.fn.net.0")
+        hidden = 0.5 * hidden * (1 + np.vectorize(math.erf)(hidden / np.sqrt(2)))  # exact GELU
+        x = linear(hidden, f"{p}.2.fn.net.3") + x
+    return x
+
+
+@pytest.mark.parametrize("name", ["smpl", "mano"])
+def test_decoder_and_readout_match_an_independent_implementation(name):
+    head = build(name)
+    torch.manual_seed(1)
+    for p in head.parameters():  # weights away from their initial values, biases included
+        torch.nn.init.normal_(p, std=0.3)
+    context = torch.randn(2, 12, 24)
+    mask = torch.ones(2, 12, dtype=torch.bool)
+    mask[1, 5:] = False
+    token = head.transformer(context, mask)
+    expected = _oracle_decoder(head.transformer, context.double().numpy(), mask.numpy())
+    np.testing.assert_allclose(token.detach().double().numpy(), expected, atol=1e-4, rtol=1e-4)
+    out = head(context, mask)
+    flat = torch.from_numpy(expected[:, 0]).float()
+    pose_name, joints = POSES[name]
+    pose6d = head.decpose(flat) + getattr(head, f"init_{pose_name}")
+    rotations = torch.from_numpy(gram_schmidt_6d(pose6d.detach().numpy().reshape(-1))).float()
+    rotations = rotations.reshape(2, joints + 1, 3, 3)
+    torch.testing.assert_close(out.global_orient, rotations[:, :1], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(getattr(out, pose_name), rotations[:, 1:], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out.betas, head.decshape(flat) + head.init_betas, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out.pred_cam, head.deccam(flat) + head.init_cam, atol=1e-4, rtol=1e-4)
+    as_numbers = head(context, mask.long())  # a 0/1 mask of another dtype means the same
+    torch.testing.assert_close(as_numbers.betas, out.betas)
+    head.train()  # no dropout: training mode gives the same numbers
+    torch.testing.assert_close(head(context, mask).betas, out.betas)
+
+
+def test_heads_keep_their_sizes_and_grid():
+    from extpose_sdk.heads.mesh import HeadConfig, MANOHead, SMPLHead, build_mano_head
+    from extpose_sdk.heads.transformer import TransformerDecoder
+
+    head = build("mano")
+    assert head.config == HeadConfig(dim=32, depth=2, heads=2, dim_head=8, mlp_dim=16)
+    assert (head.context_dim, head.token_grid) == (24, (4, 3))
+    assert head.decpose.in_features == 32 and head.transformer.dim == 32
+    assert SMPLHead(16).token_grid is None
+    with torch.device("meta"):
+        official = build_mano_head()
+        decoder = TransformerDecoder()
+    assert isinstance(official, MANOHead) and official.context_dim == 1280
+    assert official.config == HeadConfig() == HeadConfig(1024, 6, 8, 64, 1024, 10)
+    assert (decoder.dim, decoder.context_dim, len(decoder.transformer.layers)) == (1024, 1280, 6)
+    layer = decoder.transformer.layers[0]
+    assert layer[0].fn.heads == 8 and layer[0].fn.to_qkv.out_features == 3 * 8 * 64
+    assert layer[2].fn.net[0].out_features == 1024 and decoder.pos_embedding.shape == (1, 1, 1024)
+    assert layer[0].norm.eps == 1e-5
+
+
+def test_mean_params_are_float32_and_their_errors_name_the_file(tmp_path):
+    path = tmp_path / "mano_mean_params.npz"
+    np.savez(path, pose=np.zeros((16, 6)), shape=np.ones(10), cam=np.array([0.9, 0, 0]))
+    head = build("mano", mean_params=path)
+    assert head.init_hand_pose.dtype == head.init_betas.dtype == head.init_cam.dtype == torch.float32
+    assert head.init_hand_pose.shape == (1, 96)
+    np.savez(path, pose=np.zeros(96), shape=np.zeros(9), cam=np.zeros(3))
+    with pytest.raises(ValueError, match=r"^.*mano_mean_params.npz: shape has 9 values; expected 10$"):
+        build("mano", mean_params=path)
+    np.savez(path, pose=np.zeros(96), shape=np.zeros(10), cam=np.zeros(4))
+    with pytest.raises(ValueError, match=r"mano_mean_params.npz: cam has 4 values; expected 3$"):
+        build("mano", mean_params=path)
+    np.savez(path, pose=np.zeros(96), shape=np.zeros(10))
+    with pytest.raises(KeyError, match=r"lacks keys \['cam'\]; it has \['pose', 'shape'\]"):
+        build("mano", mean_params=path)
+    np.savez(path, pose=np.zeros(96), shape=np.zeros(10), cam=np.array([None, 1, 2], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        build("mano", mean_params=path)
+    with pytest.raises(FileNotFoundError) as error:
+        build("mano", mean_params=tmp_path / "absent.npz")
+    assert str(error.value).endswith("mano_mean_params.npz (keys pose, shape, cam), or leave "
+                                     "mean_params unset and load a checkpoint")
