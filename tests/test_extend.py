@@ -262,3 +262,164 @@ def test_segment_packing_trains_like_group_packing():
         grads.append(vit.patch_embed.proj.weight.grad.clone())
     torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
     assert grads[0].abs().sum() > 0
+
+
+def _expected_mask(T, M, N, same_frame_only=False, modality_only=False, window=None,
+                   causal=False):
+    """Who sees whom, written out token by token: (frame, modality, token) in that order."""
+    index = [(t, m, n) for t in range(T) for m in range(M) for n in range(N)]
+    out = torch.zeros(len(index), len(index), dtype=torch.bool)
+    for i, (tq, mq, _) in enumerate(index):
+        for j, (tk, mk, _) in enumerate(index):
+            if tq == tk:
+                out[i, j] = True
+                continue
+            if same_frame_only or (modality_only and mq != mk):
+                continue
+            if window is not None and abs(tq - tk) > window:
+                continue
+            if causal and tk > tq:
+                continue
+            out[i, j] = True
+    return out
+
+
+@pytest.mark.parametrize("mask, expected", [
+    ("frame", dict(same_frame_only=True)),
+    ("full", {}),
+    ("paper", dict(modality_only=True)),
+    ("window(1)", dict(window=1)),
+    ("window(0)", dict(window=0)),
+    ("causal(1)", dict(window=1, causal=True)),
+    ("paper+window(1)", dict(modality_only=True, window=1)),
+    ("paper + causal(2)", dict(modality_only=True, window=2, causal=True)),
+])
+def test_masks_written_out_token_by_token(mask, expected):
+    for T, M, N in ((4, 2, 2), (3, 3, 1), (1, 2, 3)):
+        torch.testing.assert_close(parse_mask(mask).allowed(T, M, N),
+                                   _expected_mask(T, M, N, **expected))
+
+
+def test_mask_spec_facts_and_errors():
+    assert parse_mask("window(0)").frames_independent and parse_mask("frame").frames_independent
+    assert not parse_mask("window(1)").frames_independent
+    assert (parse_mask("frame").sequence_frames(8), parse_mask("paper").sequence_frames(8)) == (1, 8)
+    assert parse_mask("window(2)").unrestricted(4, 1) is False  # frames 0 and 3 are 3 apart
+    assert parse_mask("window(2)").unrestricted(3, 1) is True
+    assert parse_mask("causal(9)").unrestricted(2, 1) is False
+    assert MaskSpec(window=0).window == 0
+    with pytest.raises(ValueError) as error:
+        MaskSpec(across="some")
+    assert str(error.value) == ("MaskSpec.across must be one of ('none', 'all', 'same-modality'); "
+                                "got 'some'")
+    with pytest.raises(ValueError) as error:
+        MaskSpec(window=-1)
+    assert str(error.value) == "MaskSpec.window must be >= 0; got -1"
+    with pytest.raises(TypeError) as error:
+        parse_mask(3)
+    assert str(error.value) == "mask must be a name or a MaskSpec; got int"
+    spec = MaskSpec("all", window=2)
+    assert parse_mask(spec) is spec
+
+
+def test_modality_dropout_rows_are_pinned_and_checked():
+    present = {
+        "rgb": torch.ones(6, 2, dtype=torch.bool),
+        "skeleton": torch.tensor([[1, 1], [1, 0], [0, 0], [1, 1], [0, 1], [1, 1]], dtype=torch.bool),
+        "depth": torch.ones(6, 2, dtype=torch.bool),
+    }
+    out = ModalityDropout(p=0.5, seed=3)(present, rows=[0, 1, 2, 3, 1000, 5])
+    expected = {"rgb": [0, 0, 1, 1, 0, 0], "skeleton": [1, 1, 0, 1, 0, 1], "depth": [0, 0, 0, 1, 0, 0]}
+    for name, kept in expected.items():
+        assert out[name][:, 0].int().tolist() == kept, name
+    assert out["skeleton"][:, 1].int().tolist() == [1, 0, 0, 1, 1, 1]
+    alone = {n: v[4:5] for n, v in present.items()}
+    again = ModalityDropout(p=0.5, seed=3)(alone, rows=[1000])  # a row draws the same alone
+    assert [again[n][0, 1].item() for n in expected] == [False, True, False]
+    none = ModalityDropout(p=0.0)(present, rows=list(range(6)))
+    assert all(torch.equal(none[n], present[n]) for n in present)
+    every = ModalityDropout(p=1.0, seed=1)(present, rows=list(range(6)))
+    assert all(int(sum(every[n][i].any() for n in present)) == 1 for i in range(6))  # one rescued
+    empty = ModalityDropout()({n: torch.ones(0, 2, dtype=torch.bool) for n in present}, rows=[])
+    assert all(v.shape == (0, 2) for v in empty.values())
+    with pytest.raises(ValueError) as error:
+        ModalityDropout()(present, rows=[1, 2])
+    assert str(error.value) == "rows: one per sample (6); got 2"
+    for p in (-0.1, 1.5):
+        with pytest.raises(ValueError) as error:
+            ModalityDropout(p=p)
+        assert str(error.value) == f"ModalityDropout.p must be in [0, 1]; got {p}"
+
+
+def test_input_checks_say_exactly_what_is_wrong():
+    extended = ExtendedViT(tiny_vit())
+    for bad in ({}, [torch.zeros(1)]):
+        with pytest.raises(ValueError) as error:
+            extended(bad)
+        assert str(error.value) == ("ExtendedViT expects a non-empty dict: modality name -> "
+                                    "(B, T, C, H, W)")
+    with pytest.raises(ValueError) as error:
+        extended({"rgb": torch.zeros(1, 2, 3, 64, 48), "skeleton": torch.zeros(1, 3, 3, 64, 48)})
+    assert str(error.value) == ("every modality must be (B, T, C, H, W) with the same B and T; got "
+                                "rgb (1, 2, 3, 64, 48), skeleton (1, 3, 3, 64, 48)")
+    with pytest.raises(ValueError) as error:
+        extended({"rgb": torch.zeros(1, 2, 3, 64, 48)}, present={"rgb": torch.ones(1, 3)})
+    assert str(error.value) == "present['rgb'] must have shape (B, T) = (1, 2); got (1, 3)"
+
+
+def test_presence_of_any_dtype_and_fully_absent_sequences():
+    inputs = clip(B=3, T=2)
+    as_bool = {"skeleton": torch.tensor([[True, False], [False, False], [True, True]]),
+               "rgb": torch.tensor([[True, True], [False, False], [True, False]])}
+    as_int = {k: v.long() for k, v in as_bool.items()}
+    with torch.no_grad():
+        for packing in ("groups", "segments"):
+            extended = ExtendedViT(tiny_vit(), mask="full", packing=packing)
+            reference = extended(inputs, present=as_bool)
+            torch.testing.assert_close(extended(inputs, present=as_int).tokens, reference.tokens)
+            assert reference.present.dtype == torch.bool
+            assert not reference.tokens[1].any()  # sample 1 shows nothing: zeros, no error
+            assert reference.tokens[0, 0].abs().sum() > 0
+
+
+def test_segments_are_packed_when_xformers_would_run(monkeypatch):
+    import extpose_sdk.extend as extend
+
+    monkeypatch.setattr(extend, "resolve_backend", lambda name, device: "xformers")
+    auto = ExtendedViT(tiny_vit(), mask="full")
+    assert auto._packs_segments(2, 2, "cpu") is True
+    assert ExtendedViT(tiny_vit(), mask="paper")._packs_segments(2, 2, "cpu") is False
+    assert ExtendedViT(tiny_vit(), mask="paper")._packs_segments(1, 2, "cpu") is True
+    assert ExtendedViT(tiny_vit(), mask="full", packing="groups")._packs_segments(2, 2, "cpu") is False
+    unwilling = tiny_vit()
+    unwilling.accepts_segment_masks = False
+    assert ExtendedViT(unwilling, mask="full")._packs_segments(2, 2, "cpu") is False
+    del unwilling.accepts_segment_masks  # a backbone that does not say: not packed
+    assert ExtendedViT(unwilling, mask="full")._packs_segments(2, 2, "cpu") is False
+    monkeypatch.setattr(extend, "resolve_backend", lambda name, device: "sdpa")
+    assert ExtendedViT(tiny_vit(), mask="full")._packs_segments(2, 2, "cpu") is False
+    assert ExtendedViT(tiny_vit(), mask="full", packing="segments")._packs_segments(2, 2, "cpu")
+
+
+def test_checkpointing_only_while_training_with_gradients(monkeypatch):
+    import extpose_sdk.extend as extend
+
+    calls = []
+    real = extend.checkpoint
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("use_reentrant"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(extend, "checkpoint", counting)
+    inputs = clip(B=1, T=2)
+    assert ExtendedViT(tiny_vit()).checkpointing is False
+    extended = ExtendedViT(tiny_vit().train(), mask="full", checkpointing=True).train()
+    extended(inputs)
+    assert calls == [False, False]  # one per block, not reentrant
+    with torch.no_grad():
+        extended(inputs)
+    extended.eval()
+    extended(inputs)
+    ExtendedViT(tiny_vit().train(), mask="full").train()(inputs)
+    assert len(calls) == 2
