@@ -206,7 +206,9 @@ def test_a_dead_rank_under_max_restarts_resumes_from_the_latest_checkpoint(cache
     path.write_text(recipe.to_toml())
     script = tmp_path / "crashing.py"
     script.write_text(CRASHING_RUN)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # a fresh rendezvous store per attempt: the shared one can hand a restarted group the dead
+    # attempt's addresses (pytorch/pytorch#135712; docs/training.md says the same to users)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
     whole = train(recipe, tmp_path / "whole", progress=False)
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                            "--nproc_per_node=2", "--max-restarts=3", str(script), str(path),
