@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -131,3 +134,114 @@ def test_what_xformers_is_given():
     bias = A._xformers_bias(per_sample, q, k)
     assert bias[0].isfinite().all() and bias[1, 2, :, 0].isinf().all()
     assert A.xformers_arguments(q, k, v, None)["attn_bias"] is None
+
+
+def test_xformers_is_found_by_importing_it(monkeypatch):
+    fake = types.ModuleType("xformers")
+    fake.ops = types.ModuleType("xformers.ops")
+    monkeypatch.setitem(sys.modules, "xformers", fake)
+    monkeypatch.setitem(sys.modules, "xformers.ops", fake.ops)
+    assert A._xformers_installed() is True
+    monkeypatch.setitem(sys.modules, "xformers.ops", None)  # import fails
+    assert A._xformers_installed() is False
+    monkeypatch.setattr(A, "_xformers_installed", lambda: True)
+    assert A.resolve_backend("auto", "cuda") == "xformers"
+    assert A.resolve_backend("sdpa", "cuda") == "sdpa"
+
+
+def _fake_memory_efficient_attention(calls):
+    """xformers' kernel written out on CPU from what it is given: ``(B, L, H, d)`` tensors and an
+    additive bias or a ``BlockDiagonalMask``; rows that see nothing come out NaN."""
+
+    def memory_efficient_attention(query, key, value, attn_bias=None):
+        calls.append(dict(query=query, key=key, value=value, attn_bias=attn_bias))
+        q, k, v = (t.transpose(1, 2) for t in (query, key, value))
+        scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5
+        if isinstance(attn_bias, torch.Tensor):
+            scores = scores + attn_bias
+        elif attn_bias is not None:
+            scores = scores + attn_bias.materialize(scores.shape[-2:], dtype=scores.dtype)
+        return (scores.softmax(-1) @ v).transpose(1, 2)
+
+    return memory_efficient_attention
+
+
+def test_xformers_backend_equals_the_written_out_softmax(monkeypatch):
+    import xformers.ops
+    from xformers.ops.fmha.attn_bias import BlockDiagonalMask
+
+    calls = []
+    monkeypatch.setattr(xformers.ops, "memory_efficient_attention",
+                        _fake_memory_efficient_attention(calls))
+    # xformers "available" on the tensors' own device only, so auto must be asked about q.device
+    monkeypatch.setattr(A, "available_backends", lambda device=None: ["reference", "sdpa"] + (
+        ["xformers"] if device == torch.device("cpu") else []))
+    q, k, v = _qkv(S=6)
+    out = attention(q, k, v)
+    assert len(calls) == 1 and calls[0]["attn_bias"] is None
+    assert torch.equal(calls[0]["query"], q.transpose(1, 2))
+    assert torch.equal(calls[0]["key"], k.transpose(1, 2))
+    torch.testing.assert_close(out, _oracle(q, k, v))
+    mask = torch.rand(2, 3, 5, 6, generator=torch.Generator().manual_seed(2)) > 0.4
+    mask[0, 1, 2] = False  # sees nothing in head 1 only
+    mask[1, :, 4] = False  # sees nothing in any head
+    mask[1, 0, 4, 5] = True  # ... but head 0
+    for m in (mask, mask[0, 0], mask[:, :1]):  # per head, shared (L, S), per sample
+        out = attention(q, k, v, mask=m, backend="xformers")
+        torch.testing.assert_close(out, _oracle(q, k, v, m))
+        expected = torch.where(m, 0.0, float("-inf")).to(D).expand(2, 3, 5, 6)
+        torch.testing.assert_close(calls[-1]["attn_bias"], expected)
+    out = attention(q, k, v, mask=mask, backend="xformers")
+    assert not out[0, 1, 2].any() and out[0, 0, 2].abs().sum() > 0 and out[1, 0, 4].abs().sum() > 0
+    assert not out[1, 1:, 4].any()
+    segments = SegmentMask([2, 3, 1])
+    q, k, v = _qkv(B=1, L=6, seed=4)
+    out = attention(q, k, v, mask=segments)
+    bias = calls[-1]["attn_bias"]
+    assert isinstance(bias, BlockDiagonalMask)
+    assert bias.q_seqinfo.seqstart.tolist() == bias.k_seqinfo.seqstart.tolist() == [0, 2, 5, 6]
+    torch.testing.assert_close(out, _oracle(q, k, v, segments.dense()))
+
+
+def test_each_backend_runs_its_own_kernel(monkeypatch):
+    ran = []
+    for name in ("_reference", "_sdpa"):
+        kernel = getattr(A, name)
+        monkeypatch.setattr(A, name, lambda *args, kernel=kernel, name=name: ran.append(name)
+                            or kernel(*args))
+    q, k, v = _qkv()
+    for backend, kernel in (("reference", "_reference"), ("sdpa", "_sdpa"), ("auto", "_sdpa")):
+        ran.clear()
+        attention(q, k, v, backend=backend)
+        attention(q[:1], k[:1], v[:1], mask=SegmentMask([2, 3]), backend=backend)
+        assert ran == [kernel] * 3  # once unmasked, once per segment length
+
+
+def test_rows_that_see_nothing_are_zeros_whatever_the_kernel_leaves(monkeypatch):
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def nan_rows(q, k, v, attn_mask=None):  # as some kernels do for a row with no key
+        out = sdpa(q, k, v, attn_mask=attn_mask)
+        if attn_mask is None:
+            return out
+        return out.masked_fill(~attn_mask.any(-1, keepdim=True), float("nan"))
+
+    monkeypatch.setattr(A.F, "scaled_dot_product_attention", nan_rows)
+    q, k, v = _qkv(S=6)
+    mask = torch.ones(2, 3, 5, 6, dtype=torch.bool)
+    mask[0, 1, 2] = False
+    for backend in ("reference", "sdpa"):
+        out = attention(q, k, v, mask=mask, backend=backend)
+        torch.testing.assert_close(out, _oracle(q, k, v, mask))
+        assert not out[0, 1, 2].any() and out[0, 0, 2].abs().sum() > 0
+
+
+@pytest.mark.parametrize(("S", "stored"), [(1, 8), (5, 8), (8, 8), (9, 16)])
+def test_xformers_bias_rows_are_padded_to_a_multiple_of_8(S, stored):
+    q, k, _ = _qkv(B=2, H=3, L=4, d=8, S=S)
+    mask = torch.arange(S) % 2 == 0
+    bias = A._xformers_bias(mask, q, k)
+    assert bias.shape == (2, 3, 4, S) and bias.stride() == (0, 0, stored, 1)
+    torch.testing.assert_close(bias, torch.where(mask, 0.0, float("-inf")).to(D).expand(2, 3, 4, S))
+    meta = A._xformers_bias(mask.to("meta"), q.to("meta"), k.to("meta"))
+    assert meta.device.type == "meta" and meta.dtype == D
