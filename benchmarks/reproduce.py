@@ -123,21 +123,11 @@ def load_trained(path: Path, kind: str):
 def baselines(base_weights: Path, dataset, kind: str) -> dict:
     """The mean pose (the base's head with its pose readout zeroed: camera, orientation and
     shape still predicted) and the zero pose (also identity finger rotations)."""
-    import torch
+    from extpose_sdk.engine.evaluate import mean_articulation
 
-    out = {}
-    for name in ("mean_pose", "zero_pose"):
-        model = load_trained(base_weights, kind)
-        head = model.head
-        with torch.no_grad():
-            # keep the predicted global orientation (first 6 outputs), zero the articulation
-            head.decpose.weight[6:].zero_()
-            head.decpose.bias[6:].zero_()
-            if name == "zero_pose":
-                init = getattr(head, f"init_{head.pose_name}")
-                init[:, 6:] = torch.tensor([1.0, 0, 0, 0, 1, 0]).repeat(init.shape[1] // 6 - 1)
-        out[name] = evaluate(model, dataset, ["rgb"], 1, kind)
-    return out
+    base = load_trained(base_weights, kind)
+    return {name: evaluate(mean_articulation(base, zero=name == "zero_pose"), dataset, ["rgb"], 1,
+                           kind) for name in ("mean_pose", "zero_pose")}
 
 
 def train_logged(recipe, folder: Path) -> dict:

@@ -47,11 +47,15 @@ __all__ = [
 
 
 def load_model(name: str, checkpoint: str | None = None, **options: Any) -> Any:
-    """Build the registered model recipe ``name``, with weights from ``checkpoint`` if given.
+    """Build the registered model recipe ``name``, with weights from ``checkpoint`` if given
+    (a file, or the name of registered weights such as ``extpose-hamer-synthetic``).
 
     ``extpose plugins`` lists the recipes; an unknown name fails with the available ones.
     """
-    return get_registries().model.build(name, checkpoint=checkpoint, **options)
+    from extpose_sdk.checkpoints import resolve_weights
+
+    weights = resolve_weights(checkpoint, name)
+    return get_registries().model.build(weights.model, checkpoint=weights.path, **options)
 
 
 def __getattr__(name: str) -> Any:

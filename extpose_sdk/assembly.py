@@ -34,7 +34,7 @@ def assemble(
     checkpoint: str | Path | None = None,
     body_model: str | Path | Any | None = None,
     keypoints: Any = None,
-    frames: int = 1,
+    frames: int | None = None,
     overlap: int | None = None,
     mask: Any = None,
     device: Any = "cpu",
@@ -49,24 +49,32 @@ def assemble(
 ) -> Any:
     """A ``pipeline_class`` (``Pipeline``) from registered components.
 
-    Either a recipe by name (``model="extpose-hamer"``, weights from ``checkpoint``; other
+    Either a recipe by name (``model="extpose-hamer"``, weights from ``checkpoint``: a file or
+    registered weights such as ``"extpose-hamer-synthetic"``, which also choose the recipe; other
     keyword options go to the recipe), or components one by one (``backbone=``, ``head=``,
     ``modalities=``, default RGB + skeleton) joined by ``MeshRecoveryModel``. Components that do
     not fit raise ``FitError``: a hand head with a body recipe, a SMPL file for a hand model.
     With neither a recipe nor components, the recipe is ``extpose-hamer`` (a missing plugin
-    names its package). Without a checkpoint the random weights come from ``seed``, so two runs
+    names its package). ``frames`` (the window length) defaults to the frames the checkpoint was
+trained with (``extpose train`` records them), else 1. Without a checkpoint the random weights come from ``seed``, so two runs
     give the same results (the global random state is left as it was). ``body_model``: a path
     (loaded as the subject's body model) or a module; ``keypoints``: a path or a source.
     """
     import torch
 
+    from extpose_sdk.checkpoints import resolve_weights
     from extpose_sdk.plugins import get_registries
 
     registries = get_registries()
+    weights = resolve_weights(checkpoint, model)
+    checkpoint, model = weights.path, weights.model
     if model is None and backbone is None and head is None:
         model = DEFAULT_MODEL
     modality_names = tuple(modalities) if modalities is not None else ("rgb", "skeleton")
     declared = _declared_subjects(registries, model=model, backbone=backbone, head=head)
+    if weights.subject is not None:
+        declared[f"weights {weights.label!r}"] = get_subject(weights.subject)
+        _check_fit(declared)
     if mask is not None:
         model_options["mask"] = mask
     with torch.random.fork_rng(devices=[]):
@@ -101,10 +109,11 @@ def assemble(
         subject=subject,
         body_model=body_model,
         keypoints=keypoints,
-        frames=frames,
+        frames=frames if frames is not None else _trained_frames(checkpoint),
         overlap=overlap,
         name=name,
         random_weights=checkpoint is None,
+        weights=weights.label,
         dtype=dtype,
         crop_size=_crop_size(network),
         rescale=_trained_crop_rescale(checkpoint),
@@ -169,6 +178,13 @@ def _trained_crop_rescale(checkpoint) -> float | None:
 
     value = checkpoint_config(checkpoint).get("crop_rescale")
     return float(value) if value else None
+
+
+def _trained_frames(checkpoint) -> int:
+    """The window length an ExtPose checkpoint was trained with (``frames`` in its JSON), or 1."""
+    from extpose_sdk.checkpoints import checkpoint_config
+
+    return int(checkpoint_config(checkpoint).get("frames") or 1)
 
 
 def _crop_size(network) -> int:

@@ -260,6 +260,40 @@ def read_extpose_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict[str, An
     return state_dict, config
 
 
+@attrs.frozen
+class ResolvedWeights:
+    """A checkpoint argument resolved: the file to read (``None``: random weights), the recipe it
+    is for (``None``: the caller's choice), and how results name it (``""`` when random)."""
+
+    path: str | Path | None
+    model: str | None
+    label: str
+    subject: str | None = None
+
+
+def resolve_weights(checkpoint: str | Path | None, model: str | None = None) -> ResolvedWeights:
+    """A path stays a path; the name of registered weights (``extpose-hamer-synthetic``;
+    ``extpose plugins`` lists them) becomes the file its package ships and the recipe it was
+    trained with (``model``, when given, wins). A name that is neither an existing file nor
+    registered fails with the registered names and close matches."""
+    if checkpoint is None or checkpoint == "":
+        return ResolvedWeights(None, model, "")
+    text = str(checkpoint)
+    looks_like_name = not Path(text).suffix and "/" not in text and os.sep not in text
+    if Path(text).exists() or not looks_like_name:
+        return ResolvedWeights(checkpoint, model, text)
+    from extpose_sdk.plugins import get_registries
+
+    registry = get_registries().weights
+    component, _ = registry.resolve(text)  # unknown: the registered names and close matches
+    path = Path(component.build())
+    if not path.is_file():
+        raise CheckpointError(f"weights {text!r} ({component.package}) should ship {path}, "
+                              f"which is missing; reinstall {component.package or 'its package'}")
+    return ResolvedWeights(path, model or component.metadata.get("model"), text,
+                           component.metadata.get("subject"))
+
+
 def checkpoint_config(path: str | Path | None) -> dict[str, Any]:
     """The config saved beside an ExtPose ``.safetensors`` (its ``.json``, without the hash);
     ``{}`` for other files, or none."""

@@ -95,6 +95,20 @@ def extpose_register_datasets(register):
 
 
 @hookspec
+def extpose_register_weights(register):
+    """Register trained weights that ship with a package (``extpose-hamer-synthetic``...).
+
+    The factory is called with no arguments and returns the path of a ``.safetensors`` file
+    with its ``.json`` beside it (as ``extpose train`` writes them); it must not read the file.
+    Register with ``model="extpose-hamer"`` (the recipe the weights are for) and ``subject=``.
+    The name then goes wherever a checkpoint path goes:
+    ``Pipeline.from_plugins(checkpoint="extpose-hamer-synthetic")``,
+    ``extpose predict --checkpoint extpose-hamer-synthetic``; it is loaded through the same
+    safe reader as any checkpoint, and results name it.
+    """
+
+
+@hookspec
 def extpose_register_models(register):
     """Register model recipes: complete, named models (``hmr2``, ``extpose-hamer``...).
 

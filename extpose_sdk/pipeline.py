@@ -70,6 +70,7 @@ class Pipeline:
         keypoints: default keypoint source for ``video`` (an iterable of ``Keypoints``), or None.
         frames: window length T; ``overlap``: frames shared by neighbouring windows.
         random_weights: the model was not loaded from a checkpoint (said in every result).
+        weights: the checkpoint's path or registered name (said in every result).
     """
 
     model: Any
@@ -81,6 +82,7 @@ class Pipeline:
     overlap: int | None = None
     name: str = ""
     random_weights: bool = False
+    weights: str = ""
     rescale: float | None = None
     crop_size: int = 256
     device: Any = "cpu"
@@ -200,7 +202,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ internals
     def _new_results(self) -> Results:
-        return Results(model=self.name, random_weights=self.random_weights)
+        return Results(model=self.name, random_weights=self.random_weights, weights=self.weights)
 
     def _video(self, reader, keypoints, results, on_frame, progress, stream) -> None:
         source = self.keypoints if keypoints is None else keypoints

@@ -55,6 +55,7 @@ KINDS: dict[str, str] = {
     "keypoint_source": "extpose_register_keypoint_sources",
     "dataset": "extpose_register_datasets",
     "model": "extpose_register_models",
+    "weights": "extpose_register_weights",
 }
 
 
@@ -66,6 +67,8 @@ PROVIDED_BY: dict[str, dict[str, str]] = {
     "backbone": {"hmr2": "extpose-plugin-hmr2", "hamer": "extpose-plugin-hamer",
                  "timm:*": "extpose-plugin-timm"},
     "keypoint_source": {"mediapipe": "extpose-plugin-mediapipe"},
+    "weights": {"extpose-hamer-synthetic": "extpose-plugin-hamer",
+                "extpose-hmr2-synthetic": "extpose-plugin-hmr2"},
 }
 
 
@@ -256,6 +259,7 @@ class Registries:
     keypoint_source: Registry = attrs.field(factory=lambda: Registry("keypoint_source"))
     dataset: Registry = attrs.field(factory=lambda: Registry("dataset"))
     model: Registry = attrs.field(factory=lambda: Registry("model"))
+    weights: Registry = attrs.field(factory=lambda: Registry("weights"))
 
     def __getitem__(self, kind: str) -> Registry:
         if kind not in KINDS:

@@ -104,12 +104,14 @@ class Results:
 
     ``complete`` is False when reading stopped early (``error`` says why); the frames read
     before the failure are kept. ``random_weights`` is True when the model was not loaded from
-    a checkpoint: its meshes are then not meaningful.
+    a checkpoint: its meshes are then not meaningful; ``weights`` names the checkpoint (a path
+    or registered weights such as ``extpose-hamer-synthetic``).
     """
 
     frames: list[FrameResult] = attrs.field(factory=list)
     model: str = ""
     random_weights: bool = False
+    weights: str = ""
     complete: bool = True
     error: str = ""
     fps: float = 0.0
@@ -151,6 +153,7 @@ class Results:
         return {
             "model": self.model,
             "random_weights": self.random_weights,
+            "weights": self.weights,
             "complete": self.complete,
             "error": self.error,
             "num_frames": len(self.frames),
@@ -342,3 +345,29 @@ def _ignoring_ctrl_c() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def keypoint_error(results: Results, layout: str, subject: Any) -> float:
+    """How far the meshes' projected joints (``keypoints_2d``) land from the 2D keypoints the
+    model was given (in ``layout``, e.g. ``coco17``), for ``subject`` (``body`` / ``hand``): per
+    person-frame the mean distance over the given keypoints that are confident and that the
+    subject's joints include, divided by the longer side of the person's box; the median over
+    person-frames. A sanity check on any run: a trained model on input it knows lands within
+    about 0.1, random weights near 1. NaN when no person has both."""
+    from extpose_sdk.keypoints.layouts import convert
+    from extpose_sdk.subjects import get_subject
+
+    subject = get_subject(subject)
+    errors = []
+    for person in results.people:
+        if person.keypoints is None or person.keypoints_2d is None:
+            continue
+        given = convert(person.keypoints, layout, subject.label_layout)
+        projected = person.keypoints_2d[: len(given)]
+        confident = given[:, 2] > 0
+        side = float(np.max(person.box[2:] - person.box[:2]))
+        if not confident.any() or side <= 0:
+            continue
+        distance = np.linalg.norm(projected[confident, :2] - given[confident, :2], axis=1)
+        errors.append(float(distance.mean()) / side)
+    return float(np.median(errors)) if errors else float("nan")

@@ -1,4 +1,5 @@
-"""Every registered modality, head and model recipe runs forward at tiny size.
+"""Every registered modality, head and model recipe runs forward at tiny size; every registered
+set of weights loads and runs.
 
 Parametrised over the registries, so a component is tested the moment a plugin registers it
 (backbones have their own meta-test in ``test_registry_components.py``).
@@ -68,3 +69,23 @@ def test_every_model_recipe_predicts_a_clip(name):
     assert out.pred_cam.shape == (1, 2, 3) and out.pred_cam_t.shape == (1, 2, 3)
     assert out.global_orient.shape == (1, 2, 1, 3, 3)
     assert torch.isfinite(out.pred_cam_t).all()
+
+
+@pytest.mark.parametrize("name", REGISTRIES.weights.names())
+def test_every_registered_weights_load_safely_and_predict_a_clip(name):
+    """Shipped weights: small, hashed, for the recipe they name, and a working model."""
+    from extpose_sdk.checkpoints import checkpoint_config
+
+    component = REGISTRIES.weights.get(name)
+    path = component.build()
+    assert path.suffix == ".safetensors" and path.stat().st_size <= 25 * 2**20
+    config = checkpoint_config(path)
+    assert config["model"] == component.metadata["model"]
+    model = extpose_sdk.load_model(component.metadata["model"], checkpoint=name).eval()
+    assert model.subject.name == component.metadata["subject"]
+    size = config["options"]["img_size"]
+    inputs = {m: torch.randn(1, config["frames"], 3, *size) for m in model.modalities}
+    with torch.no_grad():
+        out = model(inputs)
+    assert tuple(model.modalities) == tuple(config["modalities"])
+    assert out.pred_cam.shape == (1, config["frames"], 3) and torch.isfinite(out.pred_cam).all()

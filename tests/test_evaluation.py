@@ -243,3 +243,26 @@ def test_real_body_model_files_on_freihand_without_detections(tmp_path):
     assert result.summary["n"] == 2
     assert set(result.summary) == {"n", "mpjpe", "pa_mpjpe", "pve", "pa_pve", "f@5mm", "f@15mm"}
     assert all(math.isfinite(v) for v in result.summary.values())
+
+
+def test_the_mean_articulation_baseline_keeps_orientation_and_predicts_the_mean_pose():
+    from extpose_sdk.engine.evaluate import mean_articulation
+    from extpose_sdk.geometry import rot6d_to_rotmat
+
+    torch.manual_seed(0)
+    model = extpose_sdk.load_model("extpose-hamer", embed_dim=32, depth=1, num_heads=2,
+                                   head_dim=32, head_depth=1, head_heads=2, head_dim_head=8,
+                                   head_mlp_dim=16).eval()
+    inputs = {m: torch.randn(2, 1, 3, 256, 256) for m in model.modalities}
+    with torch.no_grad():
+        full = model(inputs)
+        for zero in (False, True):
+            baseline = mean_articulation(model, zero=zero)
+            out = baseline(inputs)
+            init = baseline.head.init_hand_pose.reshape(-1, 6)[1:]
+            expected = torch.eye(3).expand(15, 3, 3) if zero else rot6d_to_rotmat(init)
+            torch.testing.assert_close(out.hand_pose[:, 0], expected.expand(2, 15, 3, 3))
+            # the orientation, shape and camera are still the model's own
+            torch.testing.assert_close(out.global_orient, full.global_orient)
+            torch.testing.assert_close(out.pred_cam, full.pred_cam)
+    assert not torch.allclose(full.hand_pose, out.hand_pose)  # the original is untouched

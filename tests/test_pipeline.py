@@ -272,14 +272,16 @@ def test_windowed_equals_whole_clip_with_the_extended_recipe():
 
 
 def test_extpose_predict_sample_runs_end_to_end_without_a_download(tmp_path, capsys):
+    """The body sample, with a tiny random model while no body weights ship (the hand sample
+    and its shipped weights: plugins/extpose-plugin-hamer/tests/test_shipped_weights.py)."""
     from extpose_sdk.cli import main
     from extpose_sdk.data.video import open_video
 
     out = tmp_path / "out"
-    assert main(["predict", "--sample", "--out", str(out), "--render"]) == 0
+    assert main(["predict", "--sample", "body", "--out", str(out), "--render"]) == 0
     saved = load_results(out / "results.npz")
     frames = int(saved["num_frames"])
-    assert frames > 0 and saved["vertices"].shape[0] == frames  # one hand per frame, with a mesh
+    assert frames > 0 and saved["vertices"].shape[0] == frames  # one body per frame, with a mesh
     assert np.isfinite(saved["keypoints_2d"]).all()
     assert len(list(open_video(out / "overlay.mp4", backend="opencv"))) == frames
     assert "random weights: the mesh is not meaningful" in capsys.readouterr().out

@@ -38,8 +38,10 @@ def add_parser(subparsers) -> None:
         choices=("body", "hand"),
         nargs="?",
         const="hand",
-        help="generate a synthetic sample clip, its 2D keypoints and a synthetic body-model file "
-        "under DIR/sample, and predict on it with a tiny model (nothing is downloaded)",
+        help="generate a synthetic sample clip (hand, the default, or body), its 2D keypoints and "
+        "a synthetic body-model file under DIR/sample, and predict on it with the shipped "
+        "synthetic weights (extpose-hamer-synthetic / extpose-hmr2-synthetic; a tiny random "
+        "model where they are not installed); nothing is downloaded",
     )
     parser.add_argument("--out", default="out", help="output directory (default: ./out)")
     parser.add_argument(
@@ -51,9 +53,13 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--wireframe", action="store_true", help="draw the mesh as a wireframe")
     parser.add_argument(
-        "--model", default="extpose-hamer", help="registered recipe (extpose plugins)"
-    )
-    parser.add_argument("--checkpoint", help="weights for the recipe; without it, random weights")
+        "--model", help="registered recipe (extpose plugins; default: the one the --checkpoint "
+        "weights name, else extpose-hamer)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--checkpoint", help="weights: a file, or registered weights such as "
+        "extpose-hamer-synthetic (extpose plugins); without it, random weights",
+    )  # fmt: skip
     parser.add_argument(
         "--trust-checkpoint", action="store_true",
         help="unpickle a .ckpt in full when the safe reader refuses it (only for files you trust)",
@@ -65,7 +71,10 @@ def add_parser(subparsers) -> None:
         help="layout of a .npy/.npz or COCO keypoint file when the file does not say "
         "(coco17, coco_wholebody133, openpose_body25, openpose_hand21)",
     )  # fmt: skip
-    parser.add_argument("--frames", type=int, default=1, help="frames per window (default 1)")
+    parser.add_argument(
+        "--frames", type=int, help="frames per window (default: the frames the checkpoint was "
+        "trained with, else 1; --sample: at least 8)",
+    )  # fmt: skip
     parser.add_argument("--overlap", type=int, help="frames shared by windows (default frames/2)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--backend", default="auto", choices=("auto", "decord", "opencv"))
@@ -131,7 +140,9 @@ def check_output_folder(out: Path, *, overwrite: bool = False) -> None:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-#: The tiny model size ``--sample`` uses (random weights: fast on a CPU, not meaningful).
+#: The weights ``--sample`` uses when their plugin is installed.
+SAMPLE_WEIGHTS = {"body": "extpose-hmr2-synthetic", "hand": "extpose-hamer-synthetic"}
+#: The tiny model size ``--sample`` uses without them (random weights: fast, not meaningful).
 SAMPLE_OPTIONS = {
     "embed_dim": 32,
     "depth": 2,
@@ -164,10 +175,10 @@ def run(args) -> int:
             file=sys.stderr,
         )
         return 2
-    frames = max(args.frames, 8) if args.sample else args.frames  # --sample: windows of 8
-    if frames < 1:
+    frames = max(args.frames or 1, 8) if args.sample else args.frames  # --sample: windows of 8
+    if frames is not None and frames < 1:
         raise ValueError(f"--frames must be 1 or more, got {args.frames}")
-    if args.overlap is not None and not 0 <= args.overlap < frames:
+    if args.overlap is not None and frames is not None and not 0 <= args.overlap < frames:
         raise ValueError(f"--overlap must be in [0, {frames}) (below --frames), got {args.overlap}")
     options = _options(args.option)
     for key in sorted(set(options) & {"model", "checkpoint", "body_model", "keypoints", "frames",
@@ -178,12 +189,19 @@ def run(args) -> int:
     check_device(args.device)
     out = Path(args.out)
     check_output_folder(out, overwrite=args.overwrite)  # before anything is computed
+    sample_keypoints = False
     if args.sample:
         video, keypoints, model_path = make_sample(args.sample, Path(args.out) / "sample")
         print(f"sample: {video} with keypoints {keypoints.name} and body model {model_path.name}")
+        sample_keypoints = args.keypoints is None  # the sample's own: their layout is known
         args.input, args.keypoints = str(video), args.keypoints or str(keypoints)
         args.body_model = args.body_model or str(model_path)
-        if args.model == "extpose-hamer":
+        if args.checkpoint is None and args.model is None:
+            from extpose_sdk.plugins import get_registries
+
+            if SAMPLE_WEIGHTS[args.sample] in get_registries().weights:
+                args.checkpoint = SAMPLE_WEIGHTS[args.sample]
+        if args.model is None and args.checkpoint is None:
             args.model = SAMPLE_MODEL[args.sample]
         if args.checkpoint is None:
             options = {**SAMPLE_OPTIONS, **options}
@@ -212,7 +230,9 @@ def run(args) -> int:
         print(f"extpose predict: {RANDOM_WEIGHTS_NOTE}", file=sys.stderr)
     with _terminate_like_ctrl_c():
         return predict(pipeline, args.input, out, render=args.render, wireframe=args.wireframe,
-                       backend=args.backend, overwrite=args.overwrite)  # fmt: skip
+                       backend=args.backend, overwrite=args.overwrite,
+                       keypoint_layout=pipeline.subject.detector_layout if sample_keypoints
+                       else None)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -235,8 +255,11 @@ def _terminate_like_ctrl_c():
 
 
 def predict(pipeline, source, out: Path, *, render: bool = False, wireframe: bool = False,
-            backend: str = "auto", overwrite: bool = False) -> int:  # fmt: skip
-    """Run ``pipeline`` over ``source``, writing results (and overlays) under ``out``.
+            backend: str = "auto", overwrite: bool = False,
+            keypoint_layout: str | None = None) -> int:  # fmt: skip
+    """Run ``pipeline`` over ``source``, writing results (and overlays) under ``out``; with
+    ``keypoint_layout`` (the given keypoints' layout) also say how far the meshes' 2D joints
+    land from them (``extpose_sdk.results.keypoint_error``).
 
     Errors are raised (the ``extpose`` command prints them) after the frames done are written.
     """
@@ -291,4 +314,12 @@ def predict(pipeline, source, out: Path, *, render: bool = False, wireframe: boo
               "(written as null): the weights or the input are broken", file=sys.stderr)  # fmt: skip
     if results.random_weights:
         print(f"note: {RANDOM_WEIGHTS_NOTE}")
+    else:
+        print(f"weights: {results.weights}")
+    if keypoint_layout is not None:
+        from extpose_sdk.results import keypoint_error
+
+        error = keypoint_error(results, keypoint_layout, pipeline.subject)
+        print(f"the meshes' 2D joints lie {error:.3f} of the box size from the given keypoints "
+              "(median over frames)")
     return 0

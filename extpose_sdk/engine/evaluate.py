@@ -335,3 +335,20 @@ class Evaluator:
 
 
 _ROW_META = frozenset({"dataset", "sequence", "frame", "_pred", "_gt"})
+
+
+def mean_articulation(model: torch.nn.Module, *, zero: bool = False) -> torch.nn.Module:
+    """The "mean pose" baseline of ``model``: a copy whose head always predicts its mean
+    articulation (the pose readout after the global orientation zeroed; orientation, shape and
+    camera are still predicted). ``zero=True``: the zero articulation (identity rotations)."""
+    import copy
+
+    baseline = copy.deepcopy(model)
+    head = baseline.head
+    with torch.no_grad():
+        head.decpose.weight[6:].zero_()  # rows 0-5: the global orientation (6D)
+        head.decpose.bias[6:].zero_()
+        if zero:
+            init = getattr(head, f"init_{head.pose_name}")
+            init[:, 6:] = torch.tensor([1.0, 0, 0, 0, 1, 0]).repeat(init.shape[1] // 6 - 1)
+    return baseline
