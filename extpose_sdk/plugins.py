@@ -67,8 +67,6 @@ PROVIDED_BY: dict[str, dict[str, str]] = {
     "backbone": {"hmr2": "extpose-plugin-hmr2", "hamer": "extpose-plugin-hamer",
                  "timm:*": "extpose-plugin-timm"},
     "keypoint_source": {"mediapipe": "extpose-plugin-mediapipe"},
-    "weights": {"extpose-hamer-synthetic": "extpose-plugin-hamer",
-                "extpose-hmr2-synthetic": "extpose-plugin-hmr2"},
 }
 
 
