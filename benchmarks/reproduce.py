@@ -4,6 +4,7 @@ do frames help, does one model trained with modality dropout work with either in
     python benchmarks/reproduce.py --kind hand --out runs/reproduce-hand
     python benchmarks/reproduce.py --kind hand --out runs/reproduce-hand --base runs/hand-base
     python benchmarks/reproduce.py --kind hand --out /tmp/r --tiny      # a smoke run, minutes
+    python benchmarks/reproduce.py --kind hand --out runs/r data.workers=14   # a GPU machine
 
 The protocol follows the paper's at small scale:
 1. a base model, RGB only, single frames (the synthetic "HaMeR" / "HMR2.0"): the recipe
@@ -173,12 +174,15 @@ def main() -> None:
     parser.add_argument("--frames-per-step", type=int, default=32)
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--tiny", action="store_true", help="a smoke run of every stage")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="recipe changes for every run, as extpose train takes them (on a "
+                        "GPU machine: data.workers=14 batch_size=128, with --frames-per-step 128)")
     args = parser.parse_args()
     from extpose_sdk.engine.state import latest_checkpoint
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    overrides = tiny_overrides(out, args.kind) if args.tiny else []
+    overrides = (tiny_overrides(out, args.kind) if args.tiny else []) + list(args.overrides)
     report: dict = {"kind": args.kind, "arms": {}, "test": {}}
     base_folder = Path(args.base) if args.base else out / "base"
     if not args.base:
