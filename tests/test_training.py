@@ -275,6 +275,49 @@ def test_sigterm_checkpoints_and_the_same_command_resumes(cache, tmp_path):
     assert max_difference(weights(tmp_path / "run" / final), weights(tmp_path / "whole" / final)) == 0.0
 
 
+def test_a_signal_to_the_whole_process_group_still_checkpoints_with_loader_workers(cache,
+                                                                                   tmp_path):
+    """timeout, a terminal's Ctrl-C and job schedulers signal every process of the group: the
+    data-loading workers must leave the stop to the main process (they did not: a killed worker
+    crashed the run with no checkpoint)."""
+    import signal
+    import time
+
+    recipe = tiny_recipe(cache, "max_steps=200", "device=cpu", "data.workers=1")
+    path = tmp_path / "tiny.toml"
+    path.write_text(recipe.to_toml())
+    command = [sys.executable, "-m", "extpose_sdk", "train", str(path), "--out",
+               str(tmp_path / "run"), "--no-progress"]
+    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # its own process group, as under timeout
+    log = tmp_path / "run" / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.is_file() or len(losses(tmp_path / "run")) < 2):
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    stopped_at = len(losses(tmp_path / "run"))
+    assert 2 <= stopped_at < 200
+    assert (tmp_path / "run" / "checkpoints" / f"step-{stopped_at:07d}" / "state.pt").is_file()
+
+
+def test_loader_workers_ignore_stop_signals_and_the_main_process_does_not():
+    import signal
+
+    from extpose_sdk.engine.train import leave_stops_to_the_main_process
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        leave_stops_to_the_main_process(0)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 def test_bodies_train_with_the_adversarial_prior_against_a_mocap_file(tmp_path, monkeypatch):
     import numpy as np
 

@@ -409,12 +409,23 @@ def _loader(training_set, weights, recipe, dist: Distributed, step: int):
                              micro=optim.batch_size // (dist.world_size * optim.accumulate),
                              seed=recipe.train.seed, rank=dist.rank, first_step=step)
         return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers,
-                                           persistent_workers=workers > 0)
+                                           persistent_workers=workers > 0,
+                                           worker_init_fn=leave_stops_to_the_main_process)
     sampler = StepBatches(weights, [len(d) for d in training_set.datasets],
                           batch_size=optim.batch_size, rank=dist.rank, world_size=dist.world_size,
                           accumulate=optim.accumulate, seed=recipe.train.seed, first_step=step)
     return torch.utils.data.DataLoader(training_set, batch_sampler=sampler, num_workers=workers,
-                                       collate_fn=collate, persistent_workers=workers > 0)
+                                       collate_fn=collate, persistent_workers=workers > 0,
+                                       worker_init_fn=leave_stops_to_the_main_process)
+
+
+def leave_stops_to_the_main_process(worker: int) -> None:
+    """In a data-loading worker: ignore Ctrl-C and SIGTERM. A terminal, ``timeout`` and job
+    schedulers signal the whole process group; a worker killed by it would turn the main
+    process's checkpoint-and-return (``StopSignal``) into a crash. The main process ends the
+    workers itself when it returns."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _resume_folder(out: Path, resume) -> Path | None:
