@@ -32,7 +32,7 @@ def predict_image(image: Path, out: Path, *, checkpoint: str | None = None,
     detections = next(iter(keypoint_source_for(keypoints))) if keypoints else None
     results = pipeline(picture, keypoints=detections)
     faces = getattr(pipeline.body_model, "faces", None)
-    drawn = draw_frame(picture, results.frames[0],
+    drawn = draw_frame(picture, results.frames[0], camera=pipeline.camera,
                        faces=None if faces is None else faces.cpu().numpy())
     if out.exists():
         raise FileExistsError(f"{out} exists; choose another --out")

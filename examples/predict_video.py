@@ -37,7 +37,7 @@ def predict_video(video: Path, out: Path, *, checkpoint: str | None = None,
         writer = OverlayWriter(out / "overlay.mp4", fps=reader.fps or 25.0)
 
     def finished(frame, result):  # each frame, in order, once its window is done
-        writer.write(draw_frame(frame, result, faces=faces))
+        writer.write(draw_frame(frame, result, faces=faces, camera=pipeline.camera))
 
     try:
         return pipeline.video(video, save_to=[out / "results.npz", out / "results.json"],

@@ -34,6 +34,7 @@ def assemble(
     checkpoint: str | Path | None = None,
     body_model: str | Path | Any | None = None,
     keypoints: Any = None,
+    camera: Any = None,
     frames: int | None = None,
     overlap: int | None = None,
     mask: Any = None,
@@ -58,7 +59,9 @@ def assemble(
     names its package). ``frames`` (the window length) defaults to the frames the checkpoint was
 trained with (``extpose train`` records them), else 1. Without a checkpoint the random weights come from ``seed``, so two runs
     give the same results (the global random state is left as it was). ``body_model``: a path
-    (loaded as the subject's body model) or a module; ``keypoints``: a path or a source.
+    (loaded as the subject's body model) or a module; ``keypoints``: a path or a source;
+    ``camera``: the frames' camera (``extpose_sdk.cameras.Camera``, ``Camera.read(path)``, or a
+    focal length in pixels), else HMR2.0 / HaMeR's default assumption.
     """
     import torch
 
@@ -114,6 +117,7 @@ trained with (``extpose train`` records them), else 1. Without a checkpoint the 
         name=name,
         random_weights=checkpoint is None,
         weights=weights.label,
+        camera=camera,
         dtype=dtype,
         crop_size=_crop_size(network),
         rescale=_trained_crop_rescale(checkpoint),

@@ -7,10 +7,20 @@ translation of the body; ``cam_crop_to_full`` re-expresses it for the whole imag
 (``u = fx x / z + cx``) that every part of the SDK uses, on numpy arrays and torch tensors:
 the model's crop-normalised 2D joints, the pipeline's full-image keypoints, the renderer, the
 data-set readers. ``perspective_projection`` adds a pose (``R p + t``) and intrinsics ``K``.
+
+A whole image is seen, by default, as HMR2.0 / HaMeR assume: focal ``5000 / 256 * max(W, H)``,
+principal point at the centre (``Camera.official``). A user who knows their camera gives it
+(``Camera``, ``Camera.read(path)``, or a focal length), and the full-image translations,
+projections and overlays use it instead.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
 import numpy as np
 import torch
 
@@ -30,6 +40,88 @@ def crop_cam_to_translation(
     s, tx, ty = pred_cam[..., 0], pred_cam[..., 1], pred_cam[..., 2]
     tz = 2 * focal_length / (crop_size * s + 1e-9)
     return _stack((tx, ty, tz), like=pred_cam)
+
+
+@attrs.frozen
+class Camera:
+    """A pinhole camera's intrinsics in pixels: ``u = fx * x / z + cx``, ``v = fy * y / z + cy``
+    (camera frame, OpenCV axes)."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+    def __attrs_post_init__(self) -> None:
+        values = (self.fx, self.fy, self.cx, self.cy)
+        if not all(np.isfinite(values)) or self.fx <= 0 or self.fy <= 0:
+            raise ValueError(f"a camera needs positive finite focal lengths and a finite "
+                             f"principal point; got fx={self.fx}, fy={self.fy}, cx={self.cx}, "
+                             f"cy={self.cy}")
+
+    @classmethod
+    def of(cls, focal, principal=None, image_size: tuple[int, int] | None = None) -> Camera:
+        """From a focal length (scalar or (fx, fy)) and a principal point (default: the centre
+        of ``image_size`` (H, W))."""
+        fx, fy = np.broadcast_to(np.asarray(focal, dtype=np.float64), (2,))
+        if principal is None:
+            if image_size is None:
+                raise ValueError("Camera.of needs principal or image_size")
+            principal = (image_size[1] / 2.0, image_size[0] / 2.0)
+        cx, cy = (float(v) for v in principal)
+        return cls(float(fx), float(fy), cx, cy)
+
+    @classmethod
+    def official(cls, shape: tuple[int, int]) -> Camera:
+        """What HMR2.0 / HaMeR assume for a whole image of ``shape`` (H, W)."""
+        return cls.of(full_image_focal(shape), image_size=shape)
+
+    @classmethod
+    def read(cls, path: str | Path) -> Camera:
+        """A JSON file: ``{"fx": ..., "fy": ..., "cx": ..., "cy": ...}`` or ``{"K": 3 x 3}``."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such intrinsics file: {path}")
+        try:
+            data = json.loads(path.read_text())
+            if "K" in data:
+                K = np.asarray(data["K"], dtype=np.float64)
+                if K.shape != (3, 3):
+                    raise ValueError(f"K has shape {K.shape}, not (3, 3)")
+                return cls(K[0, 0], K[1, 1], K[0, 2], K[1, 2])
+            return cls(*(float(data[k]) for k in ("fx", "fy", "cx", "cy")))
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"{path}: intrinsics must be JSON with fx, fy, cx, cy (pixels) or a "
+                             f"3 x 3 K; {type(error).__name__}: {error}") from None
+
+    def project(self, points) -> np.ndarray:
+        """(..., 2) pixel positions of camera-frame points (..., 3) (``project``; points behind
+        the camera are clamped to a depth of 1e-9)."""
+        return project(np.asarray(points, dtype=np.float64), (self.fx, self.fy),
+                       (self.cx, self.cy), min_depth=1e-9)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy}
+
+
+def camera_for(camera: Camera | float | None, shape: tuple[int, int]) -> Camera:
+    """The camera of an image of ``shape`` (H, W): ``camera`` itself, a focal length with the
+    principal point at the centre, or (``None``) the official assumption."""
+    if camera is None:
+        return Camera.official(shape)
+    if isinstance(camera, Camera):
+        return camera
+    return Camera.of(float(camera), image_size=shape)
+
+
+def describe_camera(camera: Camera | float | None) -> dict[str, Any]:
+    """What results record about the camera they were computed with."""
+    if camera is None:
+        return {"source": "default", "focal_length": "5000 / 256 * max(W, H)",
+                "principal_point": "image centre"}
+    if isinstance(camera, Camera):
+        return {"source": "user", **camera.as_dict()}
+    return {"source": "user", "focal_length": float(camera), "principal_point": "image centre"}
 
 
 def full_image_focal_length(image_size: torch.Tensor) -> torch.Tensor:
@@ -100,24 +192,34 @@ def full_image_focal(shape: tuple[int, int]) -> float:
     return float(full_image_focal_length(np.array([shape[1], shape[0]])))
 
 
-def full_image_cam_t(pred_cam, box, shape: tuple[int, int], rescale: float) -> np.ndarray:
+def full_image_cam_t(pred_cam, box, shape: tuple[int, int], rescale: float,
+                     camera: Camera | float | None = None) -> np.ndarray:
     """``(3,)`` full-image camera translation from the crop camera ``(s, tx, ty)`` of the crop of
-    ``box`` (x1, y1, x2, y2, enlarged by ``rescale``) in an image of ``shape`` (H, W)."""
+    ``box`` (x1, y1, x2, y2, enlarged by ``rescale``) in an image of ``shape`` (H, W), seen by
+    ``camera`` (``camera_for``; default: the official assumption, as ``cam_crop_to_full``).
+
+    The crop saw the body's origin at ``box centre + (tx, ty) * s * size / 2`` pixels, at a
+    scale of ``s * size / 2`` pixels per metre; the depth gives that scale with the camera's
+    mean focal length, and the origin is placed on the ray through that pixel."""
     from extpose_sdk.data.crops import bbox_size_of, box_to_center_scale
 
+    cam = camera_for(camera, shape)
     center, scale = box_to_center_scale(box, rescale)  # float64
-    image_size = np.array([shape[1], shape[0]], dtype=np.float64)
-    translation = cam_crop_to_full(np.asarray(pred_cam, dtype=np.float64), center,
-                                   bbox_size_of(scale), image_size, full_image_focal(shape))
-    return translation.astype(np.float32)
+    size = float(bbox_size_of(scale))
+    s, tx, ty = (float(v) for v in np.asarray(pred_cam, dtype=np.float64))
+    tz = (cam.fx + cam.fy) / (size * s + 1e-9)
+    u = center[0] + tx * s * size / 2
+    v = center[1] + ty * s * size / 2
+    return np.array([(u - cam.cx) * tz / cam.fx, (v - cam.cy) * tz / cam.fy, tz], np.float32)
 
 
-def project_full_image(points_3d, cam_t, shape: tuple[int, int]) -> np.ndarray:
+def project_full_image(points_3d, cam_t, shape: tuple[int, int],
+                       camera: Camera | float | None = None) -> np.ndarray:
     """``(..., J, 2)`` full-image pixels of body-frame ``points_3d`` moved by ``cam_t``
-    (``(..., 3)``), seen with the official focal length, principal point at the centre."""
+    (``(..., 3)``), seen by ``camera`` (``camera_for``: default the official assumption)."""
+    cam = camera_for(camera, shape)
     points = np.asarray(points_3d, dtype=np.float64) + np.asarray(cam_t, dtype=np.float64)[..., None, :]
-    centre = (shape[1] / 2.0, shape[0] / 2.0)
-    return project(points, full_image_focal(shape), centre).astype(np.float32)
+    return project(points, (cam.fx, cam.fy), (cam.cx, cam.cy)).astype(np.float32)
 
 
 def perspective_projection(

@@ -30,20 +30,23 @@ def draw_frame(
     faces: np.ndarray | None = None,
     wireframe: bool = False,
     alpha: float = 0.8,
+    camera: Any = None,
 ) -> np.ndarray:
-    """An ``(H, W, 3)`` uint8 RGB copy of ``image`` with ``result``'s people drawn over it."""
+    """An ``(H, W, 3)`` uint8 RGB copy of ``image`` with ``result``'s people drawn over it, seen
+    by ``camera`` (the pipeline's: ``cameras.camera_for``; default the official assumption)."""
     import cv2
 
-    from extpose_sdk.cameras import full_image_focal
+    from extpose_sdk.cameras import camera_for
     from extpose_sdk.render import draw_skeleton, render_mesh
 
     out = np.ascontiguousarray(np.asarray(image, dtype=np.uint8).copy())
-    focal = full_image_focal(out.shape[:2])
+    cam = camera_for(camera, out.shape[:2])
     for person in result.people:
         colour = TRACK_COLOURS[max(person.track_id, 0) % len(TRACK_COLOURS)]
         if faces is not None and person.vertices is not None and person.cam_t is not None:
             out = render_mesh(
-                out, person.vertices + person.cam_t, faces, focal=focal, color=colour,
+                out, person.vertices + person.cam_t, faces, focal=(cam.fx, cam.fy),
+                principal=(cam.cx, cam.cy), color=colour,
                 alpha=alpha, wireframe=wireframe,
             )  # fmt: skip
         if person.keypoints is not None:

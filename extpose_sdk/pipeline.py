@@ -71,6 +71,9 @@ class Pipeline:
         frames: window length T; ``overlap``: frames shared by neighbouring windows.
         random_weights: the model was not loaded from a checkpoint (said in every result).
         weights: the checkpoint's path or registered name (said in every result).
+        camera: the camera of the frames (``extpose_sdk.cameras.Camera``, or a focal length in
+            pixels with the principal point at the centre) for full-image translations and
+            projections; ``None``: HMR2.0 / HaMeR's assumption (focal 5000 / 256 x max(W, H)).
     """
 
     model: Any
@@ -83,6 +86,7 @@ class Pipeline:
     name: str = ""
     random_weights: bool = False
     weights: str = ""
+    camera: Any = None
     rescale: float | None = None
     crop_size: int = 256
     device: Any = "cpu"
@@ -202,7 +206,10 @@ class Pipeline:
 
     # ------------------------------------------------------------------ internals
     def _new_results(self) -> Results:
-        return Results(model=self.name, random_weights=self.random_weights, weights=self.weights)
+        from extpose_sdk.cameras import describe_camera
+
+        return Results(model=self.name, random_weights=self.random_weights, weights=self.weights,
+                       camera=describe_camera(self.camera))
 
     def _video(self, reader, keypoints, results, on_frame, progress, stream) -> None:
         source = self.keypoints if keypoints is None else keypoints
@@ -409,7 +416,8 @@ class Pipeline:
         )
         if pred_cam is not None:
             result.cam_t = full_image_cam_t(
-                pred_cam.numpy(), person.box, shape, self._rescale(person.keypoints is not None)
+                pred_cam.numpy(), person.box, shape, self._rescale(person.keypoints is not None),
+                self.camera,
             )
         return result
 
@@ -436,7 +444,7 @@ class Pipeline:
                 from extpose_sdk.cameras import project_full_image
 
                 person.keypoints_2d = project_full_image(person.joints_3d, person.cam_t,
-                                                         shapes[person.frame])
+                                                         shapes[person.frame], self.camera)
 
     def _mirrored(self, is_right: bool | None) -> bool:
         """Whether a person's crop was mirrored: a left hand, for a subject seen as right hands."""

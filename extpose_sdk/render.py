@@ -17,44 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import attrs
 import numpy as np
+
+from extpose_sdk.cameras import Camera  # the pinhole camera the renderer projects with
 
 #: Fixed-point bits for sub-pixel polygon vertices (``cv2.fillConvexPoly(shift=...)``).
 _SHIFT = 4
 _ONE = 1 << _SHIFT
 #: Default light: travelling from the camera into the scene, slightly from above-left.
 DEFAULT_LIGHT = (0.3, 0.4, 1.0)
-
-
-@attrs.frozen
-class Camera:
-    """A pinhole camera: ``u = fx * x / z + cx``, ``v = fy * y / z + cy`` (camera frame, OpenCV)."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-
-    @classmethod
-    def of(cls, focal, principal=None, image_size: tuple[int, int] | None = None) -> Camera:
-        """From a focal length (scalar or (fx, fy)) and a principal point (default: the centre
-        of ``image_size`` (H, W))."""
-        fx, fy = np.broadcast_to(np.asarray(focal, dtype=np.float64), (2,))
-        if principal is None:
-            if image_size is None:
-                raise ValueError("Camera.of needs principal or image_size")
-            principal = (image_size[1] / 2.0, image_size[0] / 2.0)
-        cx, cy = (float(v) for v in principal)
-        return cls(float(fx), float(fy), cx, cy)
-
-    def project(self, points) -> np.ndarray:
-        """(..., 2) pixel positions of camera-frame points (..., 3) (``cameras.project``;
-        points behind the camera are clamped to a depth of 1e-9)."""
-        from extpose_sdk.cameras import project
-
-        return project(np.asarray(points, dtype=np.float64), (self.fx, self.fy),
-                       (self.cx, self.cy), min_depth=1e-9)
 
 
 def _check_mesh(vertices, faces) -> tuple[np.ndarray, np.ndarray]:

@@ -105,13 +105,15 @@ class Results:
     ``complete`` is False when reading stopped early (``error`` says why); the frames read
     before the failure are kept. ``random_weights`` is True when the model was not loaded from
     a checkpoint: its meshes are then not meaningful; ``weights`` names the checkpoint (a path
-    or registered weights such as ``extpose-hamer-synthetic``).
+    or registered weights such as ``extpose-hamer-synthetic``); ``camera`` says which camera
+    the full-image translations and projections assume (``cameras.describe_camera``).
     """
 
     frames: list[FrameResult] = attrs.field(factory=list)
     model: str = ""
     random_weights: bool = False
     weights: str = ""
+    camera: dict[str, Any] = attrs.field(factory=dict)
     complete: bool = True
     error: str = ""
     fps: float = 0.0
@@ -154,6 +156,7 @@ class Results:
             "model": self.model,
             "random_weights": self.random_weights,
             "weights": self.weights,
+            "camera": self.camera,
             "complete": self.complete,
             "error": self.error,
             "num_frames": len(self.frames),

@@ -71,6 +71,16 @@ def add_parser(subparsers) -> None:
         help="layout of a .npy/.npz or COCO keypoint file when the file does not say "
         "(coco17, coco_wholebody133, openpose_body25, openpose_hand21)",
     )  # fmt: skip
+    camera = parser.add_mutually_exclusive_group()
+    camera.add_argument(
+        "--focal-length", type=float, metavar="F",
+        help="the camera's focal length in pixels (principal point at the image centre); "
+        "default: HMR2.0 / HaMeR's 5000 / 256 x max(W, H)",
+    )  # fmt: skip
+    camera.add_argument(
+        "--intrinsics", metavar="FILE",
+        help="the camera's intrinsics: JSON with fx, fy, cx, cy (pixels) or a 3 x 3 K",
+    )  # fmt: skip
     parser.add_argument(
         "--frames", type=int, help="frames per window (default: the frames the checkpoint was "
         "trained with, else 1; --sample: at least 8)",
@@ -216,9 +226,15 @@ def run(args) -> int:
                              "OpenPose folder's layout is BODY_25 (drop --keypoint-layout)")  # fmt: skip
         keypoints = keypoint_source_for(keypoints, layout=args.keypoint_layout)
     fixed_mmap_threshold()  # memory stays flat over long videos (see the function)
+    from extpose_sdk.cameras import Camera
+
+    camera = Camera.read(args.intrinsics) if args.intrinsics else args.focal_length
+    if camera is not None and not isinstance(camera, Camera) and not camera > 0:
+        raise ValueError(f"--focal-length must be a positive number of pixels, got {camera}")
     pipeline = Pipeline.from_plugins(
         model=args.model,
         checkpoint=args.checkpoint,
+        camera=camera,
         body_model=args.body_model,
         keypoints=keypoints,
         frames=frames,
@@ -288,7 +304,7 @@ def predict(pipeline, source, out: Path, *, render: bool = False, wireframe: boo
 
     def on_frame(image, result):
         writer.write(draw_frame(image, result, faces=None if faces is None else faces.astype("int64"),
-                                wireframe=wireframe))  # fmt: skip
+                                wireframe=wireframe, camera=pipeline.camera))  # fmt: skip
 
     try:
         # failures (the video cannot be opened, breaks midway, Ctrl-C) are saved by the
