@@ -105,12 +105,15 @@ class Pipeline:
         return assemble(cls, model, **options)
 
     def to(self, device: Any = None, dtype: Any = None) -> Pipeline:
-        """Move the model (and body model) to ``device`` / ``dtype``; returns self."""
+        """Move the model to ``device`` / ``dtype`` (bf16 runs the ViT faster where the hardware
+        has it: ``extpose_sdk.precision``) and the body model to ``device``; the body model stays
+        in float32, so vertices keep their precision whatever the model's dtype. Returns self."""
         self.device = device if device is not None else self.device
         self.dtype = dtype if dtype is not None else self.dtype
-        for module in (self.model, self.body_model):
-            if module is not None and hasattr(module, "to"):
-                module.to(device=self.device, dtype=self.dtype)
+        if self.model is not None and hasattr(self.model, "to"):
+            self.model.to(device=self.device, dtype=self.dtype)
+        if self.body_model is not None and hasattr(self.body_model, "to"):
+            self.body_model.to(device=self.device)
         if hasattr(self.model, "eval"):
             self.model.eval()
         return self

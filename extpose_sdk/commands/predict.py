@@ -87,6 +87,14 @@ def add_parser(subparsers) -> None:
     )  # fmt: skip
     parser.add_argument("--overlap", type=int, help="frames shared by windows (default frames/2)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--dtype", default="fp32", choices=("fp32", "bf16", "fp16", "auto"),
+        help="number format of the model: fp32 (default: the official numbers), bf16 (faster "
+        "where the CPU / GPU has it natively), fp16 (GPU), auto (bf16 where native)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--threads", type=int, metavar="N", help="CPU threads for the model (default: torch's)"
+    )  # fmt: skip
     parser.add_argument("--backend", default="auto", choices=("auto", "decord", "opencv"))
     parser.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE",
@@ -197,6 +205,15 @@ def run(args) -> int:
     if args.trust_checkpoint:
         options["trust_checkpoint"] = True
     check_device(args.device)
+    from extpose_sdk.precision import resolve_dtype
+
+    dtype = resolve_dtype(args.dtype, args.device)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be 1 or more, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
     check_output_folder(out, overwrite=args.overwrite)  # before anything is computed
     sample_keypoints = False
@@ -240,6 +257,7 @@ def run(args) -> int:
         frames=frames,
         overlap=args.overlap,
         device=args.device,
+        dtype=dtype,
         **options,
     )
     if pipeline.random_weights:
