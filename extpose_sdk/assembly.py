@@ -57,8 +57,9 @@ def assemble(
     not fit raise ``FitError``: a hand head with a body recipe, a SMPL file for a hand model.
     With neither a recipe nor components, the recipe is ``extpose-hamer`` (a missing plugin
     names its package). ``frames`` (the window length) defaults to the frames the checkpoint was
-trained with (``extpose train`` records them), else 1. Without a checkpoint the random weights come from ``seed``, so two runs
-    give the same results (the global random state is left as it was). ``body_model``: a path
+    trained with (``extpose train`` records them), else 1. Without a checkpoint the random
+    weights come from ``seed``, so two runs give the same results (the global random state is
+    left as it was). ``body_model``: a path
     (loaded as the subject's body model) or a module; ``keypoints``: a path or a source;
     ``camera``: the frames' camera (``extpose_sdk.cameras.Camera``, ``Camera.read(path)``, or a
     focal length in pixels), else HMR2.0 / HaMeR's default assumption.

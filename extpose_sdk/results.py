@@ -355,8 +355,8 @@ def keypoint_error(results: Results, layout: str, subject: Any) -> float:
     model was given (in ``layout``, e.g. ``coco17``), for ``subject`` (``body`` / ``hand``): per
     person-frame the mean distance over the given keypoints that are confident and that the
     subject's joints include, divided by the longer side of the person's box; the median over
-    person-frames. A sanity check on any run: a trained model on input it knows lands within
-    about 0.1, random weights near 1. NaN when no person has both."""
+    person-frames. A sanity check on any run: random weights land near 1, and shipped weights
+    must land within 0.1 on their sample. NaN when no person has both."""
     from extpose_sdk.keypoints.layouts import convert
     from extpose_sdk.subjects import get_subject
 
