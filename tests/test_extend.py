@@ -2,7 +2,9 @@
 
 import pytest
 import torch
+from torch import nn
 
+from extpose_sdk.attention import SegmentMask
 from extpose_sdk.extend import ExtendedViT, MaskSpec, ModalityDropout, parse_mask
 from extpose_sdk.vit import ViT, ViTConfig
 
@@ -385,7 +387,9 @@ def test_presence_of_any_dtype_and_fully_absent_sequences():
 def test_segments_are_packed_when_xformers_would_run(monkeypatch):
     import extpose_sdk.extend as extend
 
-    monkeypatch.setattr(extend, "resolve_backend", lambda name, device: "xformers")
+    # xformers "runs" on the tensors' own device only: the device asked about must be theirs
+    monkeypatch.setattr(extend, "resolve_backend", lambda name, device: (
+        "xformers" if torch.device(device).type == "cpu" else "sdpa"))
     auto = ExtendedViT(tiny_vit(), mask="full")
     assert auto._packs_segments(2, 2, "cpu") is True
     assert ExtendedViT(tiny_vit(), mask="paper")._packs_segments(2, 2, "cpu") is False
@@ -396,6 +400,17 @@ def test_segments_are_packed_when_xformers_would_run(monkeypatch):
     assert ExtendedViT(unwilling, mask="full")._packs_segments(2, 2, "cpu") is False
     del unwilling.accepts_segment_masks  # a backbone that does not say: not packed
     assert ExtendedViT(unwilling, mask="full")._packs_segments(2, 2, "cpu") is False
+    assert ExtendedViT(Plain(tiny_vit()), mask="full")._packs_segments(2, 2, "cpu") is False
+    inputs = clip(B=2, T=2)
+    present = {"skeleton": torch.tensor([[True, False], [False, True]])}
+    packed = []
+    with torch.no_grad():
+        for vit in (tiny_vit(), Plain(tiny_vit())):  # packed as segments, as groups
+            packed.append(ExtendedViT(vit, mask="full")(inputs, present=present).tokens)
+            ran = _masks_given(vit)
+            ExtendedViT(vit, mask="full")(inputs, present=present)
+            assert isinstance(ran[0], SegmentMask) is (type(vit) is not Plain)
+    torch.testing.assert_close(packed[0], packed[1], atol=1e-5, rtol=0)
     monkeypatch.setattr(extend, "resolve_backend", lambda name, device: "sdpa")
     assert ExtendedViT(tiny_vit(), mask="full")._packs_segments(2, 2, "cpu") is False
     assert ExtendedViT(tiny_vit(), mask="full", packing="segments")._packs_segments(2, 2, "cpu")
@@ -423,3 +438,121 @@ def test_checkpointing_only_while_training_with_gradients(monkeypatch):
     extended(inputs)
     ExtendedViT(tiny_vit().train(), mask="full").train()(inputs)
     assert len(calls) == 2
+
+
+class Plain(nn.Module):
+    """A backbone that is no ``BaseViT`` and says nothing about segment masks (duck-typed)."""
+
+    def __init__(self, vit):
+        super().__init__()
+        self.inner, self.blocks, self.norm = vit, vit.blocks, vit.norm
+        self.num_tokens, self.embed_dim = vit.num_tokens, vit.embed_dim
+
+    def embed(self, x):
+        return self.inner.embed(x)
+
+
+def _masks_given(vit):
+    """The ``attn_mask`` each call of the first block is given, in order."""
+    seen = []
+    vit.blocks[0].register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs.get("attn_mask")), with_kwargs=True)
+    return seen
+
+
+def test_segment_packing_refuses_a_backbone_that_does_not_say_it_can():
+    with pytest.raises(ValueError) as error:
+        ExtendedViT(Plain(tiny_vit()), packing="segments")
+    assert str(error.value) == ("packing='segments' needs a backbone whose blocks accept segment "
+                                "masks; Plain does not (use packing='groups')")
+    ExtendedViT(Plain(tiny_vit()), packing="groups")
+
+
+def test_one_modality_packs_as_segments_under_the_paper_mask():
+    vit = tiny_vit()
+    inputs = clip(B=2, T=3, names=("rgb",))
+    present = {"rgb": torch.tensor([[True, False, True], [True, True, True]])}
+    with torch.no_grad():  # one modality: "paper" restricts nothing inside a clip
+        packed = ExtendedViT(vit, mask="paper", packing="segments")(inputs, present=present)
+        padded = padded_reference(vit, inputs, present, "paper")
+    torch.testing.assert_close(packed.tokens, padded, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("packing", ["groups", "segments"])
+def test_a_sequence_of_one_token_is_computed(packing):
+    torch.manual_seed(5)
+    vit = ViT(ViTConfig(img_size=(8, 8), patch_size=8, patch_padding=0, embed_dim=32, depth=2,
+                        num_heads=4)).eval()  # one token per image
+    inputs = {name: torch.randn(2, 2, 3, 8, 8) for name in ("rgb", "skeleton")}
+    present = {"rgb": torch.tensor([[True, False], [True, True]]),
+               "skeleton": torch.tensor([[False, True], [False, True]])}
+    with torch.no_grad():
+        out = ExtendedViT(vit, mask="frame", packing=packing)(inputs, present=present).tokens
+        padded = padded_reference(vit, inputs, present, "frame")
+    torch.testing.assert_close(out, padded, atol=1e-5, rtol=0)
+    assert out[0, 0, 0].abs().sum() > 0 and out[0, 1, 1].abs().sum() > 0
+
+
+def test_an_unrestricted_group_runs_without_a_mask():
+    inputs = clip(B=1, T=2)
+    for mask, masked in (("full", False), ("frame", False), ("paper", True)):
+        vit = tiny_vit(depth=1)
+        seen = _masks_given(vit)
+        with torch.no_grad():
+            ExtendedViT(vit, mask=mask, packing="groups")(inputs)
+        assert len(seen) == 1 and (seen[0] is not None) == masked, mask
+    expected = parse_mask("paper").allowed(2, 2, 16)[None, None]
+    assert torch.equal(seen[0], expected)
+
+
+def test_presence_and_masks_are_made_on_the_tokens_device():
+    present = {"skeleton": torch.tensor([[1, 0, 1]])}
+    shown = ExtendedViT._presence(("rgb", "skeleton"), present, 1, 3, torch.device("cpu"))
+    assert shown.dtype == torch.bool
+    assert shown[0].tolist() == [[True, True], [True, False], [True, True]]
+    meta = ExtendedViT._presence(("rgb", "skeleton"), present, 1, 3, torch.device("meta"))
+    assert meta.device.type == "meta" and meta.dtype == torch.bool and meta.shape == (1, 3, 2)
+    extended = ExtendedViT(tiny_vit(), mask="paper")
+    assert extended._allowed(2, 2, 3, torch.device("meta")).device.type == "meta"
+    on_cpu = extended._allowed(2, 2, 3, torch.device("cpu"))  # cached per device
+    assert on_cpu.device.type == "cpu" and torch.equal(on_cpu, parse_mask("paper").allowed(2, 2, 3))
+
+
+class Doubled(nn.Module):
+    """A 1-channel modality's own encoder: the ViT's embedding of the channel repeated, twice."""
+
+    def __init__(self, vit, tokens=16):
+        super().__init__()
+        self.vit, self.tokens = vit, tokens
+
+    def forward(self, x):
+        return 2 * self.vit.embed(x.expand(-1, 3, -1, -1))[:, :self.tokens]
+
+
+def test_a_modality_with_its_own_encoder():
+    vit = tiny_vit(depth=1)
+    g = torch.Generator().manual_seed(7)
+    depth, rgb = torch.randn(2, 1, 32, 32, generator=g), torch.randn(2, 3, 32, 32, generator=g)
+    extended = ExtendedViT(vit, mask="frame", encoders={"depth": Doubled(vit)})
+    with torch.no_grad():
+        out = extended({"rgb": rgb[:, None], "depth": depth[:, None]})
+        tokens = torch.cat([vit.embed(rgb), 2 * vit.embed(depth.expand(-1, 3, -1, -1))], dim=1)
+        expected = vit.norm(vit.blocks[0](tokens))
+    torch.testing.assert_close(out.tokens[:, 0].flatten(1, 2), expected, atol=1e-5, rtol=0)
+    wrong = ExtendedViT(vit, encoders={"depth": Doubled(vit, tokens=15)})
+    with pytest.raises(ValueError) as error:
+        wrong({"depth": depth[:, None]})
+    assert str(error.value) == ("the encoder of modality 'depth' made tokens of shape (2, 15, 32); "
+                                "expected (B, 16, 32) like the backbone's")
+
+
+def test_modality_dropout_keeps_a_draw_equal_to_p():
+    def draws(row, seed=3):  # what a row draws: keep, then rescue, per modality
+        return torch.rand(2, 2, generator=torch.Generator().manual_seed(seed * 1_000_003 + row))
+
+    row = next(r for r in range(100) if draws(r)[0, 1] > draws(r)[0, 0])
+    present = {"rgb": torch.ones(1, 2, dtype=torch.bool), "skeleton": torch.ones(1, 2, dtype=torch.bool)}
+    out = ModalityDropout(p=draws(row)[0, 0].item(), seed=3)(present, rows=[row])
+    assert out["rgb"].all() and out["skeleton"].all()
+    out = ModalityDropout(p=draws(row)[0, 1].item(), seed=3)(present, rows=[row])
+    assert out["skeleton"].all() and not out["rgb"].any()
