@@ -14,7 +14,7 @@ import sys
 import warnings
 
 #: Sub-command modules under ``extpose_sdk.commands``, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("plugins", "predict", "train", "eval", "convert")
+COMMANDS: tuple[str, ...] = ("plugins", "predict", "train", "eval", "convert", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
