@@ -206,8 +206,9 @@ def test_sparse_states_old_and_new_and_their_checks(monkeypatch):
     for state, why in (([1, 2], "shape None"), ({"_shape": (2, 3, 4)}, "shape (2, 3, 4)"),
                        ({"_shape": (2.0, 3)}, "shape (2.0, 3)"), ({"_shape": (2, -3)},
                                                                    "shape (2, -3)")):
-        with pytest.raises(UnsafePickleError, match=rf"^a sparse matrix with {re.escape(why)}$"):
+        with pytest.raises(UnsafePickleError, match=rf"^a sparse matrix with {re.escape(why)}$") as error:
             object.__new__(checked).__setstate__(state)
+        assert error.value.qualified == "scipy.sparse.coo_matrix"
     monkeypatch.setattr(safe_pickle, "MAX_SPARSE_ELEMENTS", 29)
     with pytest.raises(UnsafePickleError) as error:
         safe_pickle.load(pickle.dumps(scipy.sparse.csc_matrix((5, 6)), protocol=2), BODY_MODEL)
@@ -269,10 +270,59 @@ def test_policies_check_their_groups_and_the_sample_limit():
         Policy("x", ("numpy", "pickles", "eggs"))
     assert str(error.value) == ("policy 'x': unknown groups ['eggs', 'pickles']; the allow-list "
                                 "has numpy, builtins, codecs, sparse, chumpy, torch, config")
-    at_limit = b"x" * 10
-    with pytest.raises(pickle.UnpicklingError):  # read (not a pickle), not refused for its size
-        safe_pickle.load(at_limit, SAMPLE, max_bytes=10)
+    at_limit = pickle.dumps([1, 2, 3])
+    assert safe_pickle.load(at_limit, SAMPLE, max_bytes=len(at_limit)) == [1, 2, 3]  # read
     over = pickle.dumps(b"y" * safe_pickle.MAX_SAMPLE_BYTES)
     with pytest.raises(UnsafePickleError, match="over the 16777216-byte limit"):
         safe_pickle.load(over, SAMPLE)
     assert len(safe_pickle.load(over, DATASET)) == safe_pickle.MAX_SAMPLE_BYTES  # no limit there
+
+
+def test_each_refused_reconstructor_is_named():
+    payloads = (_call("copy_reg", "_reconstructor", _global("__builtin__", "object"),
+                      _global("__builtin__", "set"), b"N"),
+                _call("copy_reg", "_reconstructor", b"I3\n", _global("__builtin__", "object"),
+                      b"N"))
+    for payload in payloads:
+        with pytest.raises(UnsafePickleError) as error:
+            safe_pickle.load(payload, BODY_MODEL)
+        assert error.value.qualified == "copyreg._reconstructor"
+        assert str(error.value) == "copyreg._reconstructor with unexpected arguments"
+
+
+def test_config_dicts_and_lists_keep_their_items(monkeypatch):
+    module = types.ModuleType("yacs.config")
+    module.CfgNode = type("CfgNode", (dict,), {"__module__": "yacs.config"})
+    module.CfgList = type("CfgList", (list,), {"__module__": "yacs.config"})
+    monkeypatch.setitem(sys.modules, "yacs", types.ModuleType("yacs"))
+    monkeypatch.setitem(sys.modules, "yacs.config", module)
+    saved = [module.CfgNode(LR=1e-5), module.CfgNode(LR=1e-5, DEPTH=2), module.CfgList([1]),
+             module.CfgList([1, "two", 3.0])]  # one item (SETITEM, APPEND), then in batches
+    for protocol in (2, 4):
+        loaded = safe_pickle.load(pickle.dumps(saved, protocol=protocol), CHECKPOINT)
+        assert repr(loaded[0]) == "<inert yacs.config.CfgNode>"
+        assert [loaded[0].mapping, loaded[1].mapping] == [{"LR": 1e-5}, {"LR": 1e-5, "DEPTH": 2}]
+        assert [loaded[2].elements, loaded[3].elements] == [[1], [1, "two", 3.0]]
+
+    class PythonUnpickler(pickle._Unpickler):  # pure Python: items one by one through append
+        def find_class(self, module, name):
+            return CHECKPOINT.find(module, name)
+
+    loaded = PythonUnpickler(io.BytesIO(pickle.dumps(saved, protocol=2))).load()
+    assert [loaded[2].elements, loaded[3].elements] == [[1], [1, "two", 3.0]]
+    assert loaded[1].mapping == {"LR": 1e-5, "DEPTH": 2}
+
+
+def test_the_pickle_module_loads_under_its_policy_with_its_arguments(tmp_path):
+    from extpose_sdk.datasets.fixtures import write_python2_pickle
+
+    assert safe_pickle.pickle_module(SAMPLE).__name__ == "extpose_safe_pickle_training_sample"
+    module = safe_pickle.pickle_module(DATASET)
+    assert module.load(io.BytesIO(pickle.dumps([1, (2, 3.5)]))) == [1, (2, 3.5)]
+    path = write_python2_pickle(tmp_path / "py2.pkl", {"a": np.arange(4.0)})
+    with open(path, "rb") as file:  # a Python 2 buffer: only latin1 reads it
+        np.testing.assert_array_equal(module.load(file, encoding="latin1")["a"], np.arange(4.0))
+    with open(path, "rb") as file, pytest.raises(UnicodeDecodeError):
+        module.load(file, encoding="ascii")
+    with pytest.raises(UnsafePickleError, match=r"^builtins\.eval is not allowed$"):
+        module.load(io.BytesIO(_call("builtins", "eval", b"V1\n")))
