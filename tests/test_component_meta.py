@@ -71,21 +71,48 @@ def test_every_model_recipe_predicts_a_clip(name):
     assert torch.isfinite(out.pred_cam_t).all()
 
 
-@pytest.mark.parametrize("name", REGISTRIES.weights.names())
-def test_every_registered_weights_load_safely_and_predict_a_clip(name):
+@pytest.fixture
+def tiny_shipped_weights(tmp_path):
+    """A plugin shipping tiny weights, so the meta-test below always has weights to check,
+    whether or not an installed package ships any yet."""
+    import types
+
+    from extpose_sdk.checkpoints import save_extpose_checkpoint
+
+    torch.manual_seed(0)
+    model = extpose_sdk.load_model("extpose-hamer", **TINY_RECIPE)
+    path = tmp_path / "tiny.safetensors"
+    save_extpose_checkpoint(model, path, {"model": "extpose-hamer", "options": TINY_RECIPE,
+                                          "modalities": ["rgb", "skeleton"], "frames": 2})
+    plugin = types.ModuleType("tiny_shipped_weights")
+
+    def extpose_register_weights(register):
+        register("tiny-shipped", lambda: path, "tiny", model="extpose-hamer", subject="hand")
+
+    plugin.extpose_register_weights = extpose_sdk.hookimpl(extpose_register_weights)
+    extpose_sdk.register_plugin(plugin)
+    yield
+    extpose_sdk.unregister_plugin(plugin)
+
+
+def test_every_registered_weights_load_safely_and_predict_a_clip(tiny_shipped_weights):
     """Shipped weights: small, hashed, for the recipe they name, and a working model."""
     from extpose_sdk.checkpoints import checkpoint_config
 
-    component = REGISTRIES.weights.get(name)
-    path = component.build()
-    assert path.suffix == ".safetensors" and path.stat().st_size <= 25 * 2**20
-    config = checkpoint_config(path)
-    assert config["model"] == component.metadata["model"]
-    model = extpose_sdk.load_model(component.metadata["model"], checkpoint=name).eval()
-    assert model.subject.name == component.metadata["subject"]
-    size = config["options"]["img_size"]
-    inputs = {m: torch.randn(1, config["frames"], 3, *size) for m in model.modalities}
-    with torch.no_grad():
-        out = model(inputs)
-    assert tuple(model.modalities) == tuple(config["modalities"])
-    assert out.pred_cam.shape == (1, config["frames"], 3) and torch.isfinite(out.pred_cam).all()
+    registry = extpose_sdk.get_registries().weights
+    assert "tiny-shipped" in registry.names()
+    for name in registry.names():
+        component = registry.get(name)
+        path = component.build()
+        assert path.suffix == ".safetensors" and path.stat().st_size <= 25 * 2**20, name
+        config = checkpoint_config(path)
+        assert config["model"] == component.metadata["model"], name
+        model = extpose_sdk.load_model(component.metadata["model"], checkpoint=name).eval()
+        assert model.subject.name == component.metadata["subject"], name
+        size = config["options"].get("img_size", (256, 256))
+        inputs = {m: torch.randn(1, config["frames"], 3, *size) for m in model.modalities}
+        with torch.no_grad():
+            out = model(inputs)
+        assert tuple(model.modalities) == tuple(config["modalities"]), name
+        assert out.pred_cam.shape == (1, config["frames"], 3), name
+        assert torch.isfinite(out.pred_cam).all(), name

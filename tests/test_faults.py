@@ -44,6 +44,10 @@ def start_predict(clip, out):
         [sys.executable, "-m", "extpose_sdk.cli", "predict", str(clip[0]), "--keypoints",
          str(clip[1]), "--out", str(out), "--frames", "8", "--overlap", "4", *options],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # Ctrl-C as in a terminal, also when this test runs in a background job (whose shell
+        # ignores SIGINT, and a Python started with SIGINT ignored never raises
+        # KeyboardInterrupt)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
 
 
