@@ -181,17 +181,31 @@ def test_decoder_and_readout_match_an_independent_implementation(name):
 
 
 def test_heads_keep_their_sizes_and_grid():
-    from extpose_sdk.heads.mesh import HeadConfig, MANOHead, SMPLHead, build_mano_head
+    from extpose_sdk.heads.mesh import (
+        HeadConfig,
+        MANOHead,
+        SMPLHead,
+        build_mano_head,
+        build_smpl_head,
+    )
     from extpose_sdk.heads.transformer import TransformerDecoder
 
     head = build("mano")
     assert head.config == HeadConfig(dim=32, depth=2, heads=2, dim_head=8, mlp_dim=16)
     assert (head.context_dim, head.token_grid) == (24, (4, 3))
     assert head.decpose.in_features == 32 and head.transformer.dim == 32
+    for each in (head, build("smpl"), build_smpl_head(24, (4, 3), **TINY)):  # sizes reach layers
+        assert each.token_grid == (4, 3) and len(each.transformer.transformer.layers) == 2
+        layer = each.transformer.transformer.layers[1]
+        assert layer[0].fn.heads == layer[1].fn.heads == 2
+        assert layer[0].fn.to_qkv.out_features == 3 * 2 * 8 and layer[1].fn.to_q.out_features == 16
+        assert layer[2].fn.net[0].out_features == 16
     assert SMPLHead(16).token_grid is None
     with torch.device("meta"):
         official = build_mano_head()
         decoder = TransformerDecoder()
+        assert SMPLHead().context_dim == build_smpl_head().context_dim == 1280
+        assert build_smpl_head().token_grid is None
     assert isinstance(official, MANOHead) and official.context_dim == 1280
     assert official.config == HeadConfig() == HeadConfig(1024, 6, 8, 64, 1024, 10)
     assert (decoder.dim, decoder.context_dim, len(decoder.transformer.layers)) == (1024, 1280, 6)
@@ -223,3 +237,14 @@ def test_mean_params_are_float32_and_their_errors_name_the_file(tmp_path):
         build("mano", mean_params=tmp_path / "absent.npz")
     assert str(error.value).endswith("mano_mean_params.npz (keys pose, shape, cam), or leave "
                                      "mean_params unset and load a checkpoint")
+
+
+def test_heads_are_split_and_merged_per_token():
+    from extpose_sdk.heads.transformer import _merge_heads, _split_heads
+
+    x = torch.arange(2 * 3 * 12.0).reshape(2, 3, 12)  # (B, L, heads * d), 3 tokens
+    split = _split_heads(x, 4)
+    assert split.shape == (2, 4, 3, 3)
+    torch.testing.assert_close(split[1, 2, 0], x[1, 0, 6:9])  # head 2 of token 0
+    torch.testing.assert_close(split[0, 3, 2], x[0, 2, 9:12])
+    torch.testing.assert_close(_merge_heads(split), x)
