@@ -15,16 +15,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from extpose_sdk.commands import add_checkpoint_arguments
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval", help="evaluate a model on a data set (MPJPE, PA-MPJPE, PVE, accel, F-scores)"
     )
     parser.add_argument("--model", required=True, help="registered model recipe (hmr2, hamer...)")
-    parser.add_argument("--checkpoint", help="checkpoint file of the model")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="unpickle a .ckpt in full when the safe reader refuses it "
-                             "(only for files you trust)")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--dataset", required=True, help="registered data set (3dpw, freihand...)")
     parser.add_argument("--root", required=True, help="the data set's folder (official layout)")
     parser.add_argument("--split", help="data-set split (default: the data set's own)")

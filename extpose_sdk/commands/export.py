@@ -9,6 +9,8 @@ needs the user's licensed file). See docs/export.md.
 
 from __future__ import annotations
 
+from extpose_sdk.commands import add_checkpoint_arguments
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -19,14 +21,7 @@ def add_parser(subparsers) -> None:
         "model", nargs="?", help="registered recipe (extpose plugins; default: the one the "
         "--checkpoint weights name)",
     )  # fmt: skip
-    parser.add_argument(
-        "--checkpoint", help="weights: a file, or registered weights such as "
-        "extpose-hamer-synthetic (extpose plugins); without it, random weights",
-    )  # fmt: skip
-    parser.add_argument(
-        "--trust-checkpoint", action="store_true",
-        help="unpickle a .ckpt in full when the safe reader refuses it (only for files you trust)",
-    )  # fmt: skip
+    add_checkpoint_arguments(parser)
     parser.add_argument("--format", default="onnx", help="onnx (default) or torchscript")
     parser.add_argument(
         "--frames", type=int, help="frames per clip, fixed in the exported model (default: the "

@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from extpose_sdk.commands import add_checkpoint_arguments
+
 #: What a run writes into ``--out`` (an earlier run's are not replaced without ``--overwrite``).
 RESULT_FILES = ("results.npz", "results.json", "results.jsonl", "overlay.mp4", "overlay")
 
@@ -56,14 +58,7 @@ def add_parser(subparsers) -> None:
         "--model", help="registered recipe (extpose plugins; default: the one the --checkpoint "
         "weights name, else extpose-hamer)",
     )  # fmt: skip
-    parser.add_argument(
-        "--checkpoint", help="weights: a file, or registered weights such as "
-        "extpose-hamer-synthetic (extpose plugins); without it, random weights",
-    )  # fmt: skip
-    parser.add_argument(
-        "--trust-checkpoint", action="store_true",
-        help="unpickle a .ckpt in full when the safe reader refuses it (only for files you trust)",
-    )  # fmt: skip
+    add_checkpoint_arguments(parser)
     parser.add_argument("--body-model", help="SMPL / MANO model file (.pkl or .npz) for meshes")
     parser.add_argument("--keypoints", help="2D keypoints file (COCO / OpenPose JSON, .npy/.npz)")
     parser.add_argument(
