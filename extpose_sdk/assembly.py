@@ -66,7 +66,7 @@ def assemble(
     """
     import torch
 
-    from extpose_sdk.checkpoints import resolve_weights
+    from extpose_sdk.checkpoints import checkpoint_config, resolve_weights
     from extpose_sdk.plugins import get_registries
 
     registries = get_registries()
@@ -107,13 +107,15 @@ def assemble(
         body_model = load_body_model(subject.body_model, body_model)
     if isinstance(keypoints, (str, Path)):
         keypoints = keypoint_source_for(keypoints)
+    # what ``extpose train`` recorded beside the weights: the window length and the crop framing
+    trained = checkpoint_config(checkpoint)
     pipeline = pipeline_class(
         model=network,
         modalities={m: registries.modality.build(m) for m in modality_names},
         subject=subject,
         body_model=body_model,
         keypoints=keypoints,
-        frames=frames if frames is not None else _trained_frames(checkpoint),
+        frames=frames if frames is not None else int(trained.get("frames") or 1),
         overlap=overlap,
         name=name,
         random_weights=checkpoint is None,
@@ -121,7 +123,7 @@ def assemble(
         camera=camera,
         dtype=dtype,
         crop_size=_crop_size(network),
-        rescale=_trained_crop_rescale(checkpoint),
+        rescale=float(trained["crop_rescale"]) if trained.get("crop_rescale") else None,
     )
     return pipeline.to(device)
 
@@ -174,22 +176,6 @@ def _check_fit(subjects: dict[str, Subject]) -> None:
         if subject != subjects[pivot]:
             raise FitError(f"{pivot} predicts {subjects[pivot]} but {what} is a {subject} "
                            "model; give components of one subject")
-
-
-def _trained_crop_rescale(checkpoint) -> float | None:
-    """The box enlargement an ExtPose checkpoint was trained with (``crop_rescale`` in its
-    JSON, written by ``extpose train``), or ``None`` for the subject's default."""
-    from extpose_sdk.checkpoints import checkpoint_config
-
-    value = checkpoint_config(checkpoint).get("crop_rescale")
-    return float(value) if value else None
-
-
-def _trained_frames(checkpoint) -> int:
-    """The window length an ExtPose checkpoint was trained with (``frames`` in its JSON), or 1."""
-    from extpose_sdk.checkpoints import checkpoint_config
-
-    return int(checkpoint_config(checkpoint).get("frames") or 1)
 
 
 def _crop_size(network) -> int:
