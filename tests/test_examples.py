@@ -1,4 +1,5 @@
-"""The examples in examples/ run, at tiny size: predict an image, a video; fine-tune, then predict."""
+"""The examples in examples/ run, at tiny size: predict an image, a video; fine-tune, then predict;
+export to ONNX and run it in ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -99,3 +100,21 @@ def test_predict_video_writes_every_frame_and_its_overlay(tmp_path):
     assert len(list(open_video(out / "overlay.mp4", backend="opencv"))) == 6
     with pytest.raises(FileExistsError, match="already holds results"):
         example.main([str(video), "--out", str(out), "--model", "extpose-hamer", *SMALL])
+
+
+def test_export_onnx_runs_the_exported_file_in_onnx_runtime_as_pytorch_runs_the_model(tmp_path):
+    pytest.importorskip("onnxruntime", reason="the test extra installs onnx and onnxruntime")
+    pytest.importorskip("onnxscript", reason="the test extra installs onnxscript")
+    import json
+
+    example = load_example("export_onnx")
+    out = tmp_path / "tiny.onnx"
+    differences = example.main(["--out", str(out), "--frames", "2", "--batch", "2",
+                                "--option", "img_size=(64,48)"])
+    assert set(differences) == {"global_orient", "hand_pose", "betas", "pred_cam", "pred_cam_t"}
+    assert max(differences.values()) <= 1e-4
+    spec = json.loads(out.with_suffix(".json").read_text())
+    assert spec["model"] == "extpose-hamer" and spec["preprocessing"]["frames"] == 2
+    assert [i["name"] for i in spec["inputs"]] == ["rgb", "skeleton", "present"]
+    with pytest.raises(ValueError, match="--overwrite"):  # never replaced silently
+        example.main(["--out", str(out), "--option", "img_size=(64,48)"])
