@@ -31,6 +31,9 @@ import attrs
 import torch
 import torch.nn.functional as F
 
+from extpose_sdk import mask_paths
+from extpose_sdk.mask_paths import PaperMask
+
 BACKENDS = ("reference", "sdpa", "xformers")
 
 
@@ -102,10 +105,11 @@ def attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    mask: torch.Tensor | SegmentMask | None = None,
+    mask: torch.Tensor | SegmentMask | PaperMask | None = None,
     backend: str = "auto",
 ) -> torch.Tensor:
-    """Scaled dot-product attention ``(B, H, L, d) -> (B, H, L, d)``, boolean or segment mask."""
+    """Scaled dot-product attention ``(B, H, L, d) -> (B, H, L, d)``, boolean, segment or paper
+    mask."""
     if q.dim() != 4:
         raise ValueError(f"attention expects q, k, v of shape (B, H, L, d); got q {tuple(q.shape)}")
     chosen = resolve_backend(backend, q.device)
@@ -115,6 +119,17 @@ def attention(
                 f"a SegmentMask of {len(mask.lengths)} segments, {mask.total} tokens in all, needs "
                 f"q, k, v of shape (1, H, {mask.total}, d); got q {tuple(q.shape)}"
             )
+    elif isinstance(mask, PaperMask):
+        if mask.total != q.shape[2]:
+            raise ValueError(
+                f"a PaperMask of (T, M, N) = ({mask.frames}, {mask.modalities}, {mask.tokens}) "
+                f"needs q, k, v of shape (B, H, {mask.total}, d); got q {tuple(q.shape)}"
+            )
+        # sdpa, or auto even where xformers runs: the merge computes only the mask's products,
+        # xformers with a dense bias all of them (not yet timed on a GPU)
+        if (chosen == "sdpa" or backend == "auto") and mask_paths.merges(q, k, v):
+            return mask_paths.merged_attention(q, k, v, mask)
+        mask = mask.dense(q.device)
     elif mask is not None and mask.dtype != torch.bool:
         raise TypeError(f"attention mask must be boolean (True = may attend), got {mask.dtype}")
     if chosen == "xformers":

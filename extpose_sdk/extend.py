@@ -21,6 +21,12 @@ computation exactly. Two ways to pack (``packing``):
               Needs a mask with no restriction inside a sequence (``frame``, ``full``) and a
               backbone whose blocks accept segment masks;
 ``auto``      ``segments`` where xformers runs and both hold, else ``groups``.
+
+``paper`` (without a window or causal cut that restricts it) is handed to the SDK's blocks as a
+``PaperMask``, not a dense ``(L, L)`` mask: without gradients SDPA then computes it as two
+unmasked attentions merged by their log-sum-exp, at the mask's FLOPs (``extpose_sdk.mask_paths``).
+A group whose present images are not a full frames x modalities grid (a modality missing in some
+frames only), a backbone with other blocks (timm's), or a gradient, gets the dense mask.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from extpose_sdk.attention import SegmentMask, check_backend_name, resolve_backend
-from extpose_sdk.vit import Attention, BaseViT
+from extpose_sdk.mask_paths import PaperMask
+from extpose_sdk.vit import Attention, BaseViT, Block
 
 ACROSS = ("none", "all", "same-modality")
 PACKING = ("auto", "groups", "segments")
@@ -76,6 +83,12 @@ class MaskSpec:
         if self.across == "none" or self.causal or short_window:
             return False
         return self.across == "all" or M == 1
+
+    def paper_rule(self, T: int) -> bool:
+        """True if over ``T`` frames this is exactly the paper's rule: across frames the same
+        modality, cut by no window or causality (``PaperMask``)."""
+        short_window = self.window is not None and self.window < T - 1
+        return self.across == "same-modality" and not self.causal and not short_window
 
     def allowed(self, T: int, M: int, N: int) -> torch.Tensor:
         """``(L, L)`` boolean mask over a clip laid out as ``(T, M, N)``, ``L = T * M * N``."""
@@ -192,6 +205,8 @@ class ExtendedViT(nn.Module):
         for module in vit.modules():
             if isinstance(module, Attention):
                 module.backend = attention
+        # the SDK's blocks hand any mask to extpose_sdk.attention, which takes a PaperMask
+        self._blocks_take_paper_masks = all(isinstance(block, Block) for block in vit.blocks)
 
     def forward(
         self,
@@ -262,7 +277,6 @@ class ExtendedViT(nn.Module):
         token_shown = shown[..., None].expand(U, T, M, N).reshape(U, L)
         if self._packs_segments(T, M, x.device):
             return self._run_segments(x, token_shown)
-        allowed = self._allowed(T, M, N, x.device)
         out = torch.zeros_like(x)
         patterns, group_of = torch.unique(token_shown, dim=0, return_inverse=True)
         for g, pattern in enumerate(patterns):
@@ -270,10 +284,22 @@ class ExtendedViT(nn.Module):
             if keep.numel() == 0:
                 continue
             rows = (group_of == g).nonzero().squeeze(1)
-            mask = allowed[keep][:, keep]
-            mask = None if bool(mask.all()) else mask[None, None]
+            mask = self._group_mask(pattern, keep, T, M, N, x.device)
             out[rows[:, None], keep[None, :]] = self._run_blocks(x[rows][:, keep], mask)
         return out
+
+    def _group_mask(self, pattern, keep, T: int, M: int, N: int, device):
+        """The mask over one presence pattern's kept tokens: None (no restriction), a
+        ``PaperMask`` where the kept images form a frames x modalities grid under the paper's
+        rule and the blocks are the SDK's, else a dense ``(1, 1, L, L)`` boolean mask."""
+        if self.mask.paper_rule(T) and self._blocks_take_paper_masks:
+            images = pattern.reshape(T, M, N)[..., 0]  # (T, M): which images are present
+            frames, modalities = images.any(dim=1), images.any(dim=0)
+            if bool((images == (frames[:, None] & modalities[None, :])).all()):
+                T_kept, M_kept = int(frames.sum()), int(modalities.sum())
+                return None if T_kept == 1 or M_kept == 1 else PaperMask(T_kept, M_kept, N)
+        mask = self._allowed(T, M, N, device)[keep][:, keep]
+        return None if bool(mask.all()) else mask[None, None]
 
     def _packs_segments(self, T: int, M: int, device) -> bool:
         if self.packing == "groups":

@@ -6,6 +6,7 @@ from torch import nn
 
 from extpose_sdk.attention import SegmentMask
 from extpose_sdk.extend import ExtendedViT, MaskSpec, ModalityDropout, parse_mask
+from extpose_sdk.mask_paths import PaperMask
 from extpose_sdk.vit import ViT, ViTConfig
 
 
@@ -501,8 +502,8 @@ def test_an_unrestricted_group_runs_without_a_mask():
         with torch.no_grad():
             ExtendedViT(vit, mask=mask, packing="groups")(inputs)
         assert len(seen) == 1 and (seen[0] is not None) == masked, mask
-    expected = parse_mask("paper").allowed(2, 2, 16)[None, None]
-    assert torch.equal(seen[0], expected)
+    assert seen[0] == PaperMask(2, 2, 16)  # the rule, not a dense (L, L) mask
+    assert torch.equal(seen[0].dense(), parse_mask("paper").allowed(2, 2, 16))
 
 
 def test_presence_and_masks_are_made_on_the_tokens_device():
