@@ -186,3 +186,29 @@ def test_shape_errors_name_function_and_shape():
     with pytest.raises(ValueError, match=r"^expected rotation matrices of shape \(\.\.\., 3, 3\); "
                                          r"got \(3, 2\)$"):
         geometry.flip_rotmat(torch.zeros(3, 2))
+
+
+def test_the_series_branch_pins_its_second_coefficient():
+    """About (1, 1, 0) the entry (0, 1) of R is b * theta^2 / 2 with no sin term: exactly
+    sin(theta / 2)^2, so (1 - cos t) / t^2 = 1/2 - t^2/24 shows to the last digits."""
+    for angle in (9e-5, 5e-5):  # theta^2 below 1e-8: the Taylor branch
+        vec = angle * np.array([1.0, 1.0, 0.0]) / np.sqrt(2.0)
+        R = geometry.axis_angle_to_rotmat(torch.tensor(vec, dtype=D))
+        assert R[0, 1].item() == pytest.approx(np.sin(angle / 2) ** 2, rel=1e-14, abs=0)
+        # and the entry (2, 0) is a * (-y) with no b term: -sin(theta) / sqrt(2)
+        expected = -np.sin(angle) / np.sqrt(2.0)
+        assert R[2, 0].item() == pytest.approx(expected, rel=1e-14, abs=0)
+
+
+def test_rotations_keep_a_low_precision_dtype():
+    vec = torch.tensor([[0.3, -0.2, 0.1]], dtype=torch.bfloat16)
+    R = geometry.axis_angle_to_rotmat(vec)
+    assert R.dtype == torch.bfloat16
+    expected = Rotation.from_rotvec(vec.double().numpy()).as_matrix()
+    np.testing.assert_allclose(R.double().numpy(), expected, atol=2e-2)
+
+
+def test_below_1e8_the_axis_angle_is_read_off_the_quaternion_exactly():
+    vec = np.array([3e-9, -1e-9, 2e-9])  # norm below 1e-8: 2 / w in place of angle / norm
+    R = geometry.axis_angle_to_rotmat(torch.tensor(vec, dtype=D))
+    np.testing.assert_allclose(geometry.rotmat_to_axis_angle(R).numpy(), vec, rtol=1e-12, atol=0)
