@@ -109,7 +109,9 @@ def merged_attention(
     lse = torch.logaddexp(lse_a, lse_b)
     weight_a = (lse_a - lse).exp_().unsqueeze(-1)
     weight_b = (lse_b - lse).exp_().unsqueeze(-1)
-    out = torch.addcmul(out_b.float() * weight_b, out_a.float(), weight_a).to(q.dtype)
+    wide = torch.promote_types(q.dtype, torch.float32)  # merge bf16 / fp16 in fp32
+    out_a, out_b = out_a.to(wide), out_b.to(wide)
+    out = torch.addcmul(out_b * weight_b.to(wide), out_a, weight_a.to(wide)).to(q.dtype)
     return out.reshape(B, L, H, d).transpose(1, 2)  # (B, H, L, d), stored (B, L, H, d)
 
 
