@@ -10,8 +10,8 @@ The convention (README.md says it under its table of docs):
 - ``<!-- not run: REASON -->`` on the line just before a block: not run here (a licensed file, a
   GPU, hours, the network...), with the reason. A python block marked so is still compiled, a
   shell one still parsed (``bash -n``), and its ``extpose`` commands must be real commands.
-- README.md's first two commands (the install lines, indented) are what CI runs; they are not
-  fenced and not collected here.
+- No indented (unfenced) code blocks, but README.md's first two commands: the install lines,
+  which CI runs.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import attrs
@@ -82,6 +83,27 @@ def blocks(page: Path) -> list[Block]:
 
 
 ALL = [block for page in PAGES for block in blocks(page)]
+LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)])\s")
+
+
+def indented_code(page: Path) -> list[tuple[int, str]]:
+    """Indented (unfenced) code blocks of ``page`` outside fences and lists: ``(line, first
+    line)``. They would escape the convention, so there must be none (but README's two)."""
+    lines, found, fenced, in_list = page.read_text().splitlines(), [], False, False
+    for i, line in enumerate(lines):
+        if FENCE.match(line.lstrip()):
+            fenced = not fenced
+            continue
+        if fenced:
+            continue
+        if LIST_ITEM.match(line):
+            in_list = True
+        elif line.strip() and not line.startswith(" "):
+            in_list = False
+        if (line.startswith("    ") and line.strip() and not in_list
+                and (i == 0 or not lines[i - 1].strip())):
+            found.append((i + 1, line.strip()))
+    return found
 
 
 def test_every_block_says_what_it_is():
@@ -89,6 +111,15 @@ def test_every_block_says_what_it_is():
                if b.lang not in RUN | NOT_CODE and b.not_run is None]
     assert not unknown, ("code blocks without a known info string (python, bash, sh, toml; "
                          f"text or mermaid for what is not code): {unknown}")
+
+
+def test_no_code_escapes_the_convention_as_an_indented_block():
+    found = {str(p.relative_to(ROOT)): indented_code(p) for p in PAGES}
+    readme = found.pop("README.md")
+    # README's first two commands: the install lines that CI runs, kept on one line each
+    assert [text.split(" && ")[0] for _, text in readme] == ["python3 -m venv .venv"] * 2, readme
+    found = {page: code for page, code in found.items() if code}
+    assert not found, f"indented code blocks: fence them (```python, ```bash...): {found}"
 
 
 def test_counts():
@@ -130,7 +161,7 @@ def python_pages() -> list[Path]:
 @pytest.mark.parametrize("page", python_pages(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_python_blocks_of_a_page_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # tempfile.mkdtemp() lands here
     namespace = {"__name__": f"docs_{page.stem.replace('-', '_')}"}
     for block in ALL:
         if block.page != page or block.lang != "python" or block.not_run is not None:
