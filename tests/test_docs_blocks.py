@@ -201,3 +201,20 @@ def test_the_tokens_and_masks_diagram_is_what_its_script_draws_from_the_sdks_mas
         f"docs/images/tokens-and-masks.svg is stale: run python {script.relative_to(ROOT)}")
     for page in ("architecture.md", "concepts.md"):
         assert "images/tokens-and-masks.svg" in (ROOT / "docs" / page).read_text(), page
+
+
+def test_every_page_is_in_the_readmes_table_and_every_link_resolves():
+    readme = (ROOT / "README.md").read_text()
+    missing = [p.name for p in PAGES[:-1] if f"(docs/{p.name})" not in readme]
+    assert not missing, f"docs pages not linked from README.md's table of docs: {missing}"
+    broken = []
+    for page in PAGES:
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            path = target.split("#")[0]
+            if path and not re.match(r"^[a-z]+:", path) and not (page.parent / path).exists():
+                broken.append(f"{page.name}: ({target})")
+        for named in set(re.findall(r"\b(docs/[\w./-]+\.(?:md|svg|py))", text)):
+            if not (ROOT / named).exists():
+                broken.append(f"{page.name}: {named}")
+    assert not broken, f"links to nothing: {broken}"
