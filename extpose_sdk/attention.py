@@ -20,6 +20,12 @@ hold several independent sequences of different lengths back to back ("packed"),
 attends only within its own sequence. xformers runs it as one kernel over a
 ``BlockDiagonalMask``, without materialising an ``(L, L)`` mask; the other backends run the
 segments in batches of equal length, which gives the same result.
+
+``mask`` may also be a ``PaperMask`` (``extpose_sdk.mask_paths``): ``q, k, v`` of shape
+``(B, H, T*M*N, d)`` laid out as frames x modalities x tokens, under the paper's rule. ``sdpa``
+and ``auto`` compute it as two unmasked attentions merged by their log-sum-exp where they can
+(on CPU; on CUDA without gradients), at the mask's FLOPs; otherwise, and in the other backends,
+the mask is applied as its dense boolean equivalent (same numbers).
 """
 
 from __future__ import annotations

@@ -23,10 +23,11 @@ computation exactly. Two ways to pack (``packing``):
 ``auto``      ``segments`` where xformers runs and both hold, else ``groups``.
 
 ``paper`` (without a window or causal cut that restricts it) is handed to the SDK's blocks as a
-``PaperMask``, not a dense ``(L, L)`` mask: without gradients SDPA then computes it as two
-unmasked attentions merged by their log-sum-exp, at the mask's FLOPs (``extpose_sdk.mask_paths``).
-A group whose present images are not a full frames x modalities grid (a modality missing in some
-frames only), a backbone with other blocks (timm's), or a gradient, gets the dense mask.
+``PaperMask``, not a dense ``(L, L)`` mask: SDPA then computes it as two unmasked attentions
+merged by their log-sum-exp, at the mask's FLOPs (``extpose_sdk.mask_paths``; on CUDA only
+without gradients). A group whose present images are not a full frames x modalities grid (a
+modality missing in some frames only) or a backbone with other blocks (timm's) gets the dense
+mask.
 """
 
 from __future__ import annotations

@@ -15,9 +15,11 @@ query block), and both attentions run on the fused kernels, which a dense boolea
 off. The LSE comes from ``aten._scaled_dot_product_flash_attention_for_cpu`` on CPU and from
 ``aten._scaled_dot_product_efficient_attention`` (``compute_log_sumexp``) on CUDA.
 
-Neither op gives a gradient through its LSE, so the merge runs only when no gradient is needed
-(``merges(q, k, v)``); ``extpose_sdk.attention.attention`` otherwise applies ``PaperMask.dense()``
-with the backend asked for, which gives the same numbers.
+Neither op gives a gradient through its LSE. On CPU none is needed: ``_MergedAttention`` runs the
+flash backward of each part with the merged output and LSE, which gives that part's share of
+the exact gradient. On CUDA the merge runs only when no gradient is wanted (``merges``);
+``extpose_sdk.attention.attention`` otherwise applies ``PaperMask.dense()`` with the backend asked
+for, which gives the same numbers.
 """
 
 from __future__ import annotations
@@ -62,44 +64,93 @@ _MERGE_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
 
 def merges(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
-    """True if ``merged_attention`` can run on these tensors: CPU or CUDA, a float dtype the
-    fused kernels take, and no gradient wanted (the kernels' LSE has none)."""
+    """True if ``merged_attention`` can run on these tensors: a float dtype the fused kernels
+    take, on CPU (with or without a gradient) or on CUDA without a gradient."""
     wants_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
-    return (
-        not wants_grad
-        and q.device.type in ("cpu", "cuda")
-        and q.dtype in _MERGE_DTYPES
-        and (q.device.type == "cpu" or q.dtype != torch.float64)
-    )
+    if q.dtype not in _MERGE_DTYPES:
+        return False
+    if q.device.type == "cpu":
+        return True
+    return q.device.type == "cuda" and q.dtype != torch.float64 and not wants_grad
 
 
 def merged_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: PaperMask
 ) -> torch.Tensor:
     """``(B, H, L, d)`` attention under ``mask`` (``L = T * M * N``), as two unmasked attentions
-    merged by their LSE. Equals the dense-mask attention to float rounding."""
+    merged by their LSE. Equals the dense-mask attention to float rounding; differentiable on
+    CPU (see ``_MergedAttention``)."""
+    if q.shape[2] != mask.total:
+        raise ValueError(f"a PaperMask of (T, M, N) = ({mask.frames}, {mask.modalities}, "
+                         f"{mask.tokens}) needs L = {mask.total}; got q {tuple(q.shape)}")
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        return _MergedAttention.apply(q, k, v, mask)
+    return _merged_forward(q, k, v, mask)[0]
+
+
+@attrs.frozen
+class _Parts:
+    """Where the tokens of a ``(B, H, T*M*N, ...)`` tensor go in the two attentions, and back.
+
+    ``same_modality``: ``(B*M, H, T*N, ...)``; ``same_frame_queries``: ``(B*T*M, H, N, ...)``;
+    ``same_frame_keys``: ``(B*T*M, H, (M-1)*N, ...)``, block (t, m) against (t, m+1), ...,
+    (t, m+M-1) (the modality axis rolled, modulo M). ``from_*`` puts a result back (summing the
+    rolled copies of a key)."""
+
+    B: int
+    H: int
+    T: int
+    M: int
+    N: int
+
+    def _grid(self, t):  # (B, H, T, M, N, ...)
+        return t.reshape(self.B, self.H, self.T, self.M, self.N, *t.shape[3:])
+
+    def _flat(self, g):  # (B, H, T, M, N, ...) -> (B, H, L, ...)
+        return g.reshape(self.B, self.H, self.T * self.M * self.N, *g.shape[5:])
+
+    def same_modality(self, t):
+        g = self._grid(t).movedim(3, 1)  # (B, M, H, T, N, ...)
+        return g.reshape(self.B * self.M, self.H, self.T * self.N, *g.shape[5:])
+
+    def from_same_modality(self, x):
+        B, H, T, M, N = self.B, self.H, self.T, self.M, self.N
+        return self._flat(x.reshape(B, M, H, T, N, *x.shape[3:]).movedim(1, 3))
+
+    def same_frame_queries(self, t):
+        g = self._grid(t).movedim(1, 3)  # (B, T, M, H, N, ...)
+        return g.reshape(self.B * self.T * self.M, self.H, self.N, *g.shape[5:])
+
+    def from_same_frame_queries(self, x):
+        B, H, T, M, N = self.B, self.H, self.T, self.M, self.N
+        return self._flat(x.reshape(B, T, M, H, N, *x.shape[3:]).movedim(3, 1))
+
+    def same_frame_keys(self, t):
+        g = self._grid(t)
+        others = torch.cat([g.roll(-offset, dims=3) for offset in range(1, self.M)], dim=4)
+        others = others.movedim(1, 3)  # (B, T, M, H, (M-1)*N, ...)
+        return others.reshape(self.B * self.T * self.M, self.H, -1, *g.shape[5:])
+
+    def from_same_frame_keys(self, x):
+        B, H, T, M, N = self.B, self.H, self.T, self.M, self.N
+        g = x.reshape(B, T, M, H, M - 1, N, *x.shape[3:]).movedim(3, 1)  # (B, H, T, M, M-1, N)
+        return self._flat(sum(g[:, :, :, :, o - 1].roll(o, dims=3) for o in range(1, M)))
+
+
+def _parts(q: torch.Tensor, mask: PaperMask) -> _Parts:
+    return _Parts(q.shape[0], q.shape[1], mask.frames, mask.modalities, mask.tokens)
+
+
+def _merged_forward(q, k, v, mask: PaperMask) -> tuple[torch.Tensor, torch.Tensor]:
+    """The merged attention ``(B, H, L, d)`` and its LSE ``(B, H, L)``."""
     B, H, L, d = q.shape
     T, M, N = mask.frames, mask.modalities, mask.tokens
-    if L != mask.total:
-        raise ValueError(f"a PaperMask of (T, M, N) = ({T}, {M}, {N}) needs L = {mask.total}; "
-                         f"got q {tuple(q.shape)}")
-    q6, k6, v6 = (t.reshape(B, H, T, M, N, d) for t in (q, k, v))
-
-    def same_modality(t):  # (B*M, H, T*N, d)
-        return t.permute(0, 3, 1, 2, 4, 5).reshape(B * M, H, T * N, d)
-
-    def same_frame_queries(t):  # (B*T*M, H, N, d)
-        return t.permute(0, 2, 3, 1, 4, 5).reshape(B * T * M, H, N, d)
-
-    def same_frame_keys(t):  # block (t, m) -> (t, m+1), ..., (t, m+M-1): (B*T*M, H, (M-1)*N, d)
-        others = torch.cat([t.roll(-offset, dims=3) for offset in range(1, M)], dim=4)
-        return others.permute(0, 2, 3, 1, 4, 5).reshape(B * T * M, H, (M - 1) * N, d)
-
-    out_a, lse_a = _attention_with_lse(same_modality(q6), same_modality(k6), same_modality(v6))
+    parts = _parts(q, mask)
+    out_a, lse_a = _attention_with_lse(*(parts.same_modality(t) for t in (q, k, v)))
     if M == 1:
-        return out_a.reshape(B, H, L, d)
+        return out_a.reshape(B, H, L, d), lse_a.reshape(B, H, L)
     out_b, lse_b = _attention_with_lse(
-        same_frame_queries(q6), same_frame_keys(k6), same_frame_keys(v6)
+        parts.same_frame_queries(q), parts.same_frame_keys(k), parts.same_frame_keys(v)
     )
     # both to (B, T, M, N, H) order, the layout the block's output projection reads
     out_a = out_a.reshape(B, M, H, T, N, d).permute(0, 3, 1, 4, 2, 5)
@@ -112,7 +163,42 @@ def merged_attention(
     wide = torch.promote_types(q.dtype, torch.float32)  # merge bf16 / fp16 in fp32
     out_a, out_b = out_a.to(wide), out_b.to(wide)
     out = torch.addcmul(out_b * weight_b.to(wide), out_a, weight_a.to(wide)).to(q.dtype)
-    return out.reshape(B, L, H, d).transpose(1, 2)  # (B, H, L, d), stored (B, L, H, d)
+    out = out.reshape(B, L, H, d).transpose(1, 2)  # (B, H, L, d), stored (B, L, H, d)
+    return out, lse.reshape(B, L, H).transpose(1, 2)
+
+
+class _MergedAttention(torch.autograd.Function):
+    """The merged attention with its exact gradient on CPU.
+
+    The kernels' LSE has no gradient, but none is needed: the flash backward of a part, given
+    the *merged* output and LSE, computes each key's probability as ``exp(s - lse)`` and the
+    softmax correction from ``rowsum(dO * O)``, both of the whole masked attention, so it returns
+    that part's share of the exact gradient. The two shares are summed (a key's rolled copies
+    put back first)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, mask):
+        out, lse = _merged_forward(q, k, v, mask)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.mask = mask
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v, out, lse = ctx.saved_tensors
+        parts = _parts(q, ctx.mask)
+        backward = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward
+        a = backward(*(parts.same_modality(t) for t in (grad, q, k, v, out)),
+                     parts.same_modality(lse).contiguous(), 0.0, False)
+        dq, dk, dv = (parts.from_same_modality(x) for x in a)
+        if ctx.mask.modalities > 1:
+            rows = parts.same_frame_queries
+            b = backward(rows(grad), rows(q), parts.same_frame_keys(k),
+                         parts.same_frame_keys(v), rows(out), rows(lse).contiguous(), 0.0, False)
+            dq = dq + parts.from_same_frame_queries(b[0])
+            dk = dk + parts.from_same_frame_keys(b[1])
+            dv = dv + parts.from_same_frame_keys(b[2])
+        return dq, dk, dv, None
 
 
 def _attention_with_lse(q, k, v) -> tuple[torch.Tensor, torch.Tensor]:
