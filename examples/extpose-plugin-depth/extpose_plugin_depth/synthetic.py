@@ -23,10 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from extpose_plugin_depth.modality import HAND_RANGE_M, DepthModality
 from extpose_sdk.datasets.synthetic import SyntheticDataset
 from extpose_sdk.modalities import CropEvidence
-
-from extpose_plugin_depth.modality import HAND_RANGE_M, DepthModality
 
 
 def depth_from_faces(buffer: np.ndarray, vertices: np.ndarray, faces: np.ndarray,

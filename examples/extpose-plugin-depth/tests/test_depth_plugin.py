@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
+import extpose_plugin_depth
 import numpy as np
 import pytest
 import torch
-
-import extpose_plugin_depth
-import extpose_sdk
 from extpose_plugin_depth.modality import FLOOR, DepthModality, read_depth, relative_depth
 from extpose_plugin_depth.synthetic import depth_from_faces
+
+import extpose_sdk
 from extpose_sdk.modalities import CropEvidence
 from extpose_sdk.testing import fake_distribution, isolated_plugins, on_sys_path
 
@@ -21,8 +22,6 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1]
 TINY = dict(img_size=[64, 64], embed_dim=32, depth=1, num_heads=2, head_dim=32, head_depth=1,
@@ -160,9 +159,9 @@ def test_synthetic_hand_depth_matches_its_face_buffer_and_mesh():
 
 
 def test_synthetic_hand_depth_samples_are_synthetic_hand_plus_depth():
-    from extpose_sdk.datasets.synthetic import synthetic_hand
-
     from extpose_plugin_depth.synthetic import synthetic_hand_depth
+
+    from extpose_sdk.datasets.synthetic import synthetic_hand
 
     options = dict(num_sequences=1, sequence_length=2, crop_size=64, clip_length=2, seed=3)
     plain, with_depth = synthetic_hand(split="train", **options)[0], synthetic_hand_depth(
@@ -251,9 +250,9 @@ def test_crop_inputs_with_and_without_a_users_depth_map(plugins):
 
 
 def test_a_depth_model_starts_from_weights_trained_without_it(plugins, tmp_path):
-    from extpose_sdk.checkpoints import save_extpose_checkpoint
-
     from extpose_plugin_depth.start import add_modality_encoders
+
+    from extpose_sdk.checkpoints import save_extpose_checkpoint
 
     torch.manual_seed(0)
     base = extpose_sdk.load_model("tiny-hand", modalities=("rgb",))
@@ -271,8 +270,8 @@ def test_a_depth_model_starts_from_weights_trained_without_it(plugins, tmp_path)
 # -- training ----------------------------------------------------------------------------------
 
 def test_the_engine_trains_a_few_steps_with_depth(plugins, tmp_path):
-    from extpose_sdk.engine.train import train  # the function (README: SDK notes)
     from extpose_sdk.engine.recipe import recipe_from_dict
+    from extpose_sdk.engine.train import train  # the function (README: SDK notes)
 
     data = {"num_sequences": 4, "sequence_length": 2, "crop_size": 64,
             "augment": {"flip_prob": 0.0}}
