@@ -28,7 +28,11 @@ from pathlib import Path
 
 import attrs
 import pytest
-import tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the SDK depends on tomli there
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
@@ -122,8 +126,8 @@ def test_no_code_escapes_the_convention_as_an_indented_block():
     assert not found, f"indented code blocks: fence them (```python, ```bash...): {found}"
 
 
-def test_counts():
-    """A summary for the report, and a floor: most blocks run."""
+def test_most_blocks_run():
+    """Marking is for what cannot run here: more blocks run than are marked."""
     run = [b for b in ALL if b.lang in RUN and b.not_run is None]
     marked = [b for b in ALL if b.not_run is not None]
     assert len(run) >= len(marked), (len(run), len(marked))
