@@ -131,3 +131,39 @@ def test_full_image_camera_of_a_box_and_its_projection():
     batch = cameras.project_full_image(np.stack([joints, joints]),
                                        np.array([[0.0, 0.0, 10.0], [1.0, 0.0, 9.0]]), shape)
     np.testing.assert_allclose(batch[1, 1], [320 + 12500 * 1.0 / 10.0, 240.0], rtol=1e-6)
+
+
+def test_the_clamped_depth_keeps_the_gradient():
+    points = torch.tensor([[1.0, 2.0, 4.0], [0.3, -0.6, -1.0]], dtype=D, requires_grad=True)
+    out = cameras.project(points, 10.0, min_depth=0.5)
+    torch.testing.assert_close(out.detach(), torch.tensor([[2.5, 5.0], [6.0, -12.0]], dtype=D))
+    out.sum().backward()
+    # d(u + v)/d(x, y, z) = (f / z, f / z, -f (x + y) / z^2); zero in z where the depth is clamped
+    torch.testing.assert_close(points.grad, torch.tensor([[2.5, 2.5, -10 * 3 / 16],
+                                                          [20.0, 20.0, 0.0]], dtype=D))
+
+
+def test_a_full_image_translation_at_zero_scale_stays_in_front():
+    t = cameras.full_image_cam_t([0.0, 0.1, -0.1], [0.0, 0.0, 90.0, 120.0], (480, 640), 1.0,
+                                 cameras.Camera(500.0, 500.0, 320.0, 240.0))
+    assert t[2] == pytest.approx(1000.0 / 1e-9, rel=1e-6)  # far, never behind the camera
+
+
+def test_perspective_projection_names_points_reads_batched_k_and_keeps_a_float64_focal():
+    with pytest.raises(ValueError, match=r"^points must have shape \(\.\.\., 3\); got \(1, 2, 2\)$"):
+        cameras.perspective_projection(torch.zeros(1, 2, 2), K=torch.eye(3))
+    # a batch of two cameras with four different focal lengths: fx, fy of each on the last axis
+    K = torch.tensor([[[100.0, 0, 10], [0, 200.0, 20], [0, 0, 1]],
+                      [[300.0, 0, 30], [0, 400.0, 40], [0, 0, 1]]], dtype=D)
+    points = torch.tensor([[[1.0, 2.0, 4.0]], [[1.0, 2.0, 4.0]]], dtype=D)
+    torch.testing.assert_close(cameras.perspective_projection(points, K=K),
+                               torch.tensor([[[35.0, 120.0]], [[105.0, 240.0]]], dtype=D))
+    # a focal length of 1000.1 is not a float32 number: it stays float64 with the points
+    out = cameras.perspective_projection(points[:1], focal_length=1000.1,
+                                         principal_point=torch.zeros(1, 2, dtype=D))
+    torch.testing.assert_close(out, torch.tensor([[[250.025, 500.05]]], dtype=D), rtol=1e-15,
+                               atol=0)
+    # one focal for the batch, as a 1-element vector: both axes
+    one = cameras.perspective_projection(points[:1], focal_length=torch.tensor([100.0], dtype=D),
+                                         principal_point=torch.zeros(1, 2, dtype=D))
+    torch.testing.assert_close(one, torch.tensor([[[25.0, 50.0]]], dtype=D))

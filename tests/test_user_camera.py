@@ -153,3 +153,46 @@ def test_predict_takes_intrinsics_or_a_focal_length_and_records_them(tmp_path, c
     assert "--focal-length must be a positive number of pixels" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # one camera or the other
         main(["predict", "--sample", "--focal-length", "300", "--intrinsics", str(intrinsics)])
+
+
+def test_a_focal_length_must_be_above_zero_and_may_be_below_one():
+    for fx, fy in ((0.0, 400.0), (500.0, 0.0), (-1.0, 400.0), (500.0, float("nan"))):
+        with pytest.raises(ValueError, match=rf"^a camera needs positive finite focal lengths "
+                                             rf"and a finite principal point; got fx={fx}, "):
+            Camera(fx, fy, 90.0, 70.0)
+    small = Camera(0.5, 0.75, 0.5, 0.5)  # a camera in normalised units: focal below 1 px
+    assert (small.fx, small.fy) == (0.5, 0.75)
+    with pytest.raises(ValueError, match="principal point"):
+        Camera(500.0, 400.0, float("inf"), 70.0)
+
+
+def test_camera_of_a_focal_needs_a_principal_point_or_an_image_size():
+    with pytest.raises(ValueError, match=r"^Camera\.of needs principal or image_size$"):
+        Camera.of(800.0)
+    assert Camera.of((800.0, 900.0), (10.0, 20.0)) == Camera(800.0, 900.0, 10.0, 20.0)
+    assert Camera.of(800.0, image_size=(100, 300)) == Camera(800.0, 800.0, 150.0, 50.0)
+
+
+def test_the_default_camera_is_described_in_words():
+    assert describe_camera(None) == {"source": "default",
+                                     "focal_length": "5000 / 256 * max(W, H)",
+                                     "principal_point": "image centre"}
+
+
+def test_a_matrix_of_integers_gives_a_camera_of_floats_that_json_can_write(tmp_path):
+    path = tmp_path / "K.json"
+    path.write_text(json.dumps({"K": [[500, 0, 90], [0, 400, 70], [0, 0, 1]]}))
+    camera = Camera.read(path)
+    assert all(isinstance(v, float) for v in camera.as_dict().values())
+    assert json.loads(json.dumps(camera.as_dict())) == {"fx": 500.0, "fy": 400.0, "cx": 90.0,
+                                                         "cy": 70.0}
+
+
+def test_a_cameras_projection_is_float64_and_clamps_points_behind_it():
+    camera = Camera(10.0, 20.0, 1.0, 2.0)
+    points = np.array([[0.5, -0.25, 2.0]], np.float32)
+    out = camera.project(points)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, [[1 + 10 * 0.25, 2 - 20 * 0.125]], rtol=1e-15)
+    behind = camera.project([[0.5, -0.25, -2.0], [0.5, -0.25, 0.0]])  # depth clamped to 1e-9
+    np.testing.assert_allclose(behind, [[1 + 5e9, 2 - 5e9]] * 2, rtol=1e-12)
