@@ -21,6 +21,9 @@ from extpose_sdk.subjects import Subject, get_subject, subject_of
 
 #: The recipe ``Pipeline.from_plugins()`` builds when given neither a recipe nor components.
 DEFAULT_MODEL = "extpose-hamer"
+#: ``Pipeline.from_plugins(model=WHOLE_BODY, ...)``: a body and a hand model run as one
+#: (``extpose_sdk.whole_body.WholeBodyPipeline``), not a registered recipe.
+WHOLE_BODY = "whole-body"
 
 
 class FitError(ValueError):
@@ -63,7 +66,17 @@ def assemble(
     (loaded as the subject's body model) or a module; ``keypoints``: a path or a source;
     ``camera``: the frames' camera (``extpose_sdk.cameras.Camera``, ``Camera.read(path)``, or a
     focal length in pixels), else HMR2.0 / HaMeR's default assumption.
+
+    ``model="whole-body"`` (``WHOLE_BODY``) gives a ``WholeBodyPipeline`` instead: a body and
+    a hand model as one (``body=`` / ``hand=`` recipes, ``body_checkpoint=`` /
+    ``hand_checkpoint=``, ``smpl=`` / ``mano=`` files; see ``extpose_sdk.whole_body``).
     """
+    if model == WHOLE_BODY:
+        return _whole_body(checkpoint=checkpoint, body_model=body_model, keypoints=keypoints,
+                           camera=camera, frames=frames, overlap=overlap, mask=mask,
+                           device=device, dtype=dtype, backbone=backbone, head=head,
+                           modalities=modalities, backbone_options=backbone_options,
+                           head_options=head_options, seed=seed, **model_options)
     import torch
 
     from extpose_sdk.checkpoints import checkpoint_config, resolve_weights
@@ -126,6 +139,25 @@ def assemble(
         rescale=float(trained["crop_rescale"]) if trained.get("crop_rescale") else None,
     )
     return pipeline.to(device)
+
+
+def _whole_body(*, checkpoint, body_model, backbone, head, modalities, backbone_options,
+                head_options, mask, **options: Any) -> Any:
+    """``model="whole-body"``: ``WholeBodyPipeline.from_plugins`` with the options that apply."""
+    from extpose_sdk.whole_body import WholeBodyPipeline
+
+    given = [name for name, value in (("checkpoint", checkpoint), ("body_model", body_model),
+                                      ("backbone", backbone), ("head", head),
+                                      ("modalities", modalities),
+                                      ("backbone_options", backbone_options),
+                                      ("head_options", head_options)) if value is not None]
+    if given:
+        raise FitError(f"model={WHOLE_BODY!r} runs two models: give body_checkpoint= / "
+                       "hand_checkpoint=, smpl= / mano= and body= / hand= (recipes), not "
+                       + ", ".join(f"{name}=" for name in given))
+    if mask is not None:
+        options["mask"] = mask
+    return WholeBodyPipeline.from_plugins(**options)
 
 
 def _from_components(registries, backbone: str, head: str, modality_names, backbone_options,

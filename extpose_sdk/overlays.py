@@ -7,7 +7,10 @@
 
 Drawn per person: the mesh (when the result has vertices and a camera translation) with the
 OpenCV renderer of ``extpose_sdk.render``; the 2D keypoints that were used (white skeleton); the
-model's projected joints (green dots); the box and the track id.
+model's projected joints (green dots); the box and the track id. For whole-body results
+(``hand_faces=``, the MANO faces), each hand found the same way over the body (its mesh where the
+hand was placed, its keypoints, its projected joints, its box), and the reason of a missing hand
+written at the person's box (``L: occluded``).
 """
 
 from __future__ import annotations
@@ -31,35 +34,64 @@ def draw_frame(
     wireframe: bool = False,
     alpha: float = 0.8,
     camera: Any = None,
+    hand_faces: np.ndarray | None = None,
 ) -> np.ndarray:
     """An ``(H, W, 3)`` uint8 RGB copy of ``image`` with ``result``'s people drawn over it, seen
-    by ``camera`` (the pipeline's: ``cameras.camera_for``; default the official assumption)."""
+    by ``camera`` (the pipeline's: ``cameras.camera_for``; default the official assumption);
+    whole-body results' hands with ``hand_faces`` (the right hand's; a left hand's mesh is the
+    mirror image, so its faces are turned)."""
     import cv2
 
     from extpose_sdk.cameras import camera_for
-    from extpose_sdk.render import draw_skeleton, render_mesh
 
     out = np.ascontiguousarray(np.asarray(image, dtype=np.uint8).copy())
     cam = camera_for(camera, out.shape[:2])
     for person in result.people:
         colour = TRACK_COLOURS[max(person.track_id, 0) % len(TRACK_COLOURS)]
-        if faces is not None and person.vertices is not None and person.cam_t is not None:
-            out = render_mesh(
-                out, person.vertices + person.cam_t, faces, focal=(cam.fx, cam.fy),
-                principal=(cam.cx, cam.cy), color=colour,
-                alpha=alpha, wireframe=wireframe,
-            )  # fmt: skip
-        if person.keypoints is not None:
-            out = draw_skeleton(out, person.keypoints, _limbs_for(len(person.keypoints)), radius=2)
-        if person.keypoints_2d is not None:
-            for x, y in np.asarray(person.keypoints_2d, dtype=np.float64):
-                if np.isfinite(x) and np.isfinite(y):
-                    cv2.circle(out, (int(round(x)), int(round(y))), 2, (0, 255, 0), -1)
-        x1, y1, x2, y2 = (int(round(v)) for v in person.box)
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, 1)
+        out = _draw_person(out, person, faces, cam, colour, alpha, wireframe)
+        x1, y1 = (int(round(v)) for v in person.box[:2])
         if person.track_id >= 0:
             cv2.putText(out, str(person.track_id), (x1 + 2, y1 + 12), cv2.FONT_HERSHEY_SIMPLEX,
                         0.4, colour, 1, cv2.LINE_AA)  # fmt: skip
+        for line, side in enumerate(("left", "right")):
+            hand = getattr(person, f"{side}_hand", None)
+            if hand is not None:
+                turned = None if hand_faces is None or hand.is_right is not False else (
+                    np.asarray(hand_faces)[:, [0, 2, 1]])  # fmt: skip
+                out = _draw_person(out, hand, hand_faces if turned is None else turned, cam,
+                                   HAND_COLOURS[side], alpha, wireframe)
+            elif person.hands_missing and side in person.hands_missing:
+                cv2.putText(out, f"{side[0].upper()}: {person.hands_missing[side]}",
+                            (x1 + 2, y1 + 24 + 12 * line), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                            HAND_COLOURS[side], 1, cv2.LINE_AA)  # fmt: skip
+    return out
+
+
+#: Mesh colours (RGB) of a whole-body result's hands.
+HAND_COLOURS = {"left": (230, 120, 90), "right": (90, 130, 230)}
+
+
+def _draw_person(out: np.ndarray, person: Any, faces: np.ndarray | None, cam: Any,
+                 colour: tuple[int, int, int], alpha: float, wireframe: bool) -> np.ndarray:
+    """One person's (or hand's) mesh, keypoints used, projected joints and box over ``out``."""
+    import cv2
+
+    from extpose_sdk.render import draw_skeleton, render_mesh
+
+    if faces is not None and person.vertices is not None and person.cam_t is not None:
+        out = render_mesh(
+            out, person.vertices + person.cam_t, faces, focal=(cam.fx, cam.fy),
+            principal=(cam.cx, cam.cy), color=colour,
+            alpha=alpha, wireframe=wireframe,
+        )  # fmt: skip
+    if person.keypoints is not None:
+        out = draw_skeleton(out, person.keypoints, _limbs_for(len(person.keypoints)), radius=2)
+    if person.keypoints_2d is not None:
+        for x, y in np.asarray(person.keypoints_2d, dtype=np.float64):
+            if np.isfinite(x) and np.isfinite(y):
+                cv2.circle(out, (int(round(x)), int(round(y))), 2, (0, 255, 0), -1)
+    x1, y1, x2, y2 = (int(round(v)) for v in person.box)
+    cv2.rectangle(out, (x1, y1), (x2, y2), colour, 1)
     return out
 
 

@@ -15,6 +15,14 @@ Coordinates: ``box`` and ``keypoints`` (the 2D evidence that was used) and ``key
 model's 3D joints projected into the full image) are full-image pixels; ``cam_t`` is the
 full-image camera translation (metres) of the mesh; ``joints_3d`` and ``vertices`` are in the
 body model's frame, before ``cam_t`` (present only when a body model was given).
+
+Whole-body results (``extpose_sdk.whole_body``) are body results that also hold each hand:
+``left_hand`` / ``right_hand`` (a ``PersonResult`` of the hand, or None) and ``hands_missing``
+(``{side: reason}`` for the hands that are absent). As arrays and in the files, each hand's
+fields are the body's with the prefix ``left_hand_`` / ``right_hand_`` (``left_hand_hand_pose``,
+``left_hand_cam_t``...), and ``left_hand_missing`` / ``right_hand_missing`` hold the reason
+(``""`` when the hand is there); in ``to_numpy`` / ``.npz`` a hand absent from some person-frames
+has NaN there, where the other fields of a person that only some have are left out.
 """
 
 from __future__ import annotations
@@ -28,6 +36,9 @@ from typing import Any
 
 import attrs
 import numpy as np
+
+#: The sides of a whole-body result's hands, in the order they are listed.
+HAND_SIDES = ("left", "right")
 
 
 def _array_or_none(value: Any) -> np.ndarray | None:
@@ -51,6 +62,12 @@ class PersonResult:
         vertices: (V, 3) body-model vertices, or None without a body model.
         keypoints_2d: (J, 2) ``joints_3d`` projected into the full image, or None.
         is_right: for hands, whether this is a right hand (None for bodies).
+        left_hand, right_hand: whole-body results only: the person's hands (results of the
+            hand model, their ``cam_t`` placing the hand's wrist on the body's), or None.
+        hands_missing: whole-body results only (None otherwise): ``{side: reason}`` for each
+            absent hand (``occluded``, ``out of the image``, ``no keypoints``).
+        own_cam_t: a hand placed at a body's wrist: the translation its own crop camera gave,
+            before ``cam_t`` moved it there (None otherwise).
     """
 
     frame: int
@@ -64,9 +81,14 @@ class PersonResult:
     vertices: np.ndarray | None = attrs.field(default=None, converter=_array_or_none)
     keypoints_2d: np.ndarray | None = attrs.field(default=None, converter=_array_or_none)
     is_right: bool | None = None
+    left_hand: PersonResult | None = None
+    right_hand: PersonResult | None = None
+    hands_missing: dict[str, str] | None = None
+    own_cam_t: np.ndarray | None = attrs.field(default=None, converter=_array_or_none)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Every field that is set, as arrays keyed by name (params flattened in)."""
+        """Every field that is set, as arrays keyed by name (params flattened in; a whole-body
+        result's hands with the prefixes ``left_hand_`` / ``right_hand_``)."""
         out: dict[str, np.ndarray] = {
             "frame": np.asarray(self.frame),
             "track_id": np.asarray(self.track_id),
@@ -79,6 +101,16 @@ class PersonResult:
                 out[name] = value
         if self.is_right is not None:
             out["is_right"] = np.asarray(self.is_right)
+        if self.own_cam_t is not None:
+            out["own_cam_t"] = self.own_cam_t
+        if self.hands_missing is not None:
+            for side in HAND_SIDES:
+                prefix = f"{side}_hand_"
+                out[f"{prefix}missing"] = np.asarray(self.hands_missing.get(side, ""))
+                hand = getattr(self, f"{side}_hand")
+                if hand is not None:
+                    out.update({prefix + name: value for name, value in hand.arrays().items()
+                                if name not in ("frame", "track_id", "is_right")})
         return out
 
     def is_finite(self) -> bool:
@@ -132,13 +164,16 @@ class Results:
         """One array per field with the people of all frames stacked on the first axis.
 
         ``frame`` and ``track_id`` say whose row is whose. A field that only some people have
-        (keypoints, say) is left out rather than padded.
+        (keypoints, say) is left out rather than padded, except a whole-body result's hand
+        fields (``left_hand_*``, ``right_hand_*``): NaN where the hand is absent
+        (``left_hand_missing`` says why).
         """
         people = [p.arrays() for p in self.people]
         out: dict[str, np.ndarray] = {}
         names = set.intersection(*(set(p) for p in people)) if people else {"frame", "track_id"}
+        names |= _hand_fields(people)
         for name in sorted(names):
-            values = [p[name] for p in people]
+            values = _padded([p.get(name) for p in people])
             try:
                 out[name] = np.stack(values) if values else np.zeros((0,), dtype=np.int64)
             except ValueError:  # ragged (e.g. keypoints of different layouts): keep as objects
@@ -196,6 +231,22 @@ class Results:
         finally:
             partial.unlink(missing_ok=True)
         return path
+
+
+def _hand_fields(people: list[dict[str, np.ndarray]]) -> set[str]:
+    """The numeric hand fields of whole-body results that some of ``people`` have."""
+    prefixes = tuple(f"{side}_hand_" for side in HAND_SIDES)
+    return {name for person in people for name, value in person.items()
+            if name.startswith(prefixes) and value.dtype.kind in "fiub"}
+
+
+def _padded(values: list[np.ndarray | None]) -> list[np.ndarray]:
+    """``values`` with each missing one (None) as NaN of the shape of the others."""
+    like = next((v for v in values if v is not None), None)
+    if like is None:
+        return values
+    filler = np.full(np.shape(like), np.nan)
+    return [filler if v is None else v for v in values]
 
 
 def frame_json(frame: FrameResult) -> dict[str, Any]:

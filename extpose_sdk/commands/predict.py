@@ -3,6 +3,8 @@
 Writes ``DIR/results.npz`` and ``DIR/results.json`` (per frame and person: SMPL / MANO
 parameters, camera, joints and vertices with a body model, projected keypoints, the box and 2D
 keypoints used) and, with ``--render``, ``DIR/overlay.mp4`` (or PNGs for a single image).
+``--part whole`` runs a body and a hand model as one (``extpose_sdk.whole_body``): per person
+the body and both hands, the hands placed at the body's wrists (``--sample whole`` shows it).
 
 ``DIR`` is checked before anything is computed: it must be a folder (made if missing) that can
 be written, without results of an earlier run unless ``--overwrite`` (which deletes them first).
@@ -37,14 +39,22 @@ def add_parser(subparsers) -> None:
     parser.add_argument("input", nargs="?", help="video file, image, or directory of images")
     parser.add_argument(
         "--sample",
-        choices=("body", "hand"),
+        choices=("body", "hand", "whole"),
         nargs="?",
         const="hand",
-        help="generate a synthetic sample clip (hand, the default, or body), its 2D keypoints and "
-        "a synthetic body-model file under DIR/sample, and predict on it with the shipped "
-        "synthetic weights (extpose-hamer-synthetic / extpose-hmr2-synthetic; a tiny random "
-        "model where they are not installed); nothing is downloaded",
+        help="generate a synthetic sample clip (hand, the default, body, or whole: a body with "
+        "hands and its COCO-WholeBody-133 keypoints), its 2D keypoints and synthetic body-model "
+        "files under DIR/sample, and predict on it with the shipped synthetic weights "
+        "(extpose-hamer-synthetic / extpose-hmr2-synthetic; a tiny random model where they are "
+        "not installed); nothing is downloaded",
     )
+    parser.add_argument(
+        "--part", choices=("body", "hand", "whole"),
+        help="what to reconstruct: body or hand (the default recipe of that part when --model "
+        "is not given), or whole: the body and both hands of each person, a body model "
+        "(--model, --checkpoint, --body-model: SMPL) and a hand model (--hand-model, "
+        "--hand-checkpoint, --mano) run as one, hands placed at the body's wrists",
+    )  # fmt: skip
     parser.add_argument("--out", default="out", help="output directory (default: ./out)")
     parser.add_argument(
         "--overwrite", action="store_true",
@@ -60,6 +70,13 @@ def add_parser(subparsers) -> None:
     )  # fmt: skip
     add_checkpoint_arguments(parser)
     parser.add_argument("--body-model", help="SMPL / MANO model file (.pkl or .npz) for meshes")
+    whole = parser.add_argument_group("--part whole", "the hand model beside the body model")
+    whole.add_argument("--hand-model", metavar="NAME",
+                       help="hand recipe (default: the one --hand-checkpoint names, else "
+                       "extpose-hamer)")  # fmt: skip
+    whole.add_argument("--hand-checkpoint", metavar="FILE",
+                       help="hand weights: a file or registered weights")
+    whole.add_argument("--mano", metavar="FILE", help="MANO_RIGHT model file for hand meshes")
     parser.add_argument("--keypoints", help="2D keypoints file (COCO / OpenPose JSON, .npy/.npz)")
     parser.add_argument(
         "--keypoint-layout", metavar="NAME",
@@ -170,10 +187,21 @@ SAMPLE_MODEL = {"body": "extpose-hmr2", "hand": "extpose-hamer"}
 
 
 def make_sample(kind: str, folder: Path, frames: int = 24) -> tuple[Path, Path, Path]:
-    """A synthetic clip, its detected 2D keypoints and a synthetic body-model file in ``folder``."""
-    from extpose_sdk.datasets.synthetic import synthetic_model_path, write_sample_video
+    """A synthetic clip, its detected 2D keypoints and a synthetic body-model file in ``folder``
+    (``whole``: the SMPL-format file; the MANO-format one is written beside it)."""
+    from extpose_sdk.datasets.synthetic import (
+        synthetic_model_path,
+        write_sample_video,
+        write_whole_body_sample,
+    )
 
     folder.mkdir(parents=True, exist_ok=True)
+    if kind == "whole":
+        model_path, hand_path = synthetic_model_path("body", folder), synthetic_model_path("hand", folder)
+        video, keypoints = folder / "whole.mp4", folder / "whole_keypoints.npz"
+        write_whole_body_sample(video, frames=frames, size=(384, 384), keypoints_path=keypoints,
+                                model_path=model_path, hand_model_path=hand_path)
+        return video, keypoints, model_path
     model_path = synthetic_model_path(kind, folder)
     video, keypoints = folder / f"{kind}.mp4", folder / f"{kind}_keypoints.npz"
     write_sample_video(video, frames=frames, kind=kind, keypoints_path=keypoints,
@@ -194,6 +222,17 @@ def run(args) -> int:
     if args.overlap is not None and frames is not None and not 0 <= args.overlap < frames:
         raise ValueError(f"--overlap must be in [0, {frames}) (below --frames), got {args.overlap}")
     options = _options(args.option)
+    if args.sample and args.part not in (None, args.sample):
+        raise ValueError(f"--sample {args.sample} with --part {args.part}: the sample is of one "
+                         f"part; give --sample {args.part}")
+    part = args.sample or args.part
+    hand_flags = [f for f, v in (("--hand-model", args.hand_model),
+                                 ("--hand-checkpoint", args.hand_checkpoint),
+                                 ("--mano", args.mano)) if v is not None]  # fmt: skip
+    if hand_flags and part != "whole":
+        raise ValueError(f"{', '.join(hand_flags)}: only with --part whole (the hand model "
+                         "beside the body model); for a hand model alone give --model, "
+                         "--checkpoint and --body-model")
     for key in sorted(set(options) & {"model", "checkpoint", "body_model", "keypoints", "frames",
                                       "overlap", "device", "trust_checkpoint"}):  # fmt: skip
         raise ValueError(f"--option {key}=...: give --{key.replace('_', '-')} instead")
@@ -212,7 +251,27 @@ def run(args) -> int:
     out = Path(args.out)
     check_output_folder(out, overwrite=args.overwrite)  # before anything is computed
     sample_keypoints = False
-    if args.sample:
+    part_options: dict[str, dict] = {"body": {}, "hand": {}}
+    if args.sample == "whole":
+        video, keypoints, model_path = make_sample(args.sample, Path(args.out) / "sample")
+        from extpose_sdk.datasets.synthetic import synthetic_model_path
+
+        hand_path = synthetic_model_path("hand", model_path.parent)
+        print(f"sample: {video} with keypoints {keypoints.name} and body models "
+              f"{model_path.name}, {hand_path.name}")
+        sample_keypoints = args.keypoints is None
+        args.input, args.keypoints = str(video), args.keypoints or str(keypoints)
+        args.body_model, args.mano = args.body_model or str(model_path), args.mano or str(hand_path)
+        from extpose_sdk.plugins import get_registries
+
+        for name, checkpoint_flag, model_flag in (("body", "checkpoint", "model"),
+                                                  ("hand", "hand_checkpoint", "hand_model")):
+            if getattr(args, checkpoint_flag) is None and getattr(args, model_flag) is None and (
+                    SAMPLE_WEIGHTS[name] in get_registries().weights):
+                setattr(args, checkpoint_flag, SAMPLE_WEIGHTS[name])
+            if getattr(args, checkpoint_flag) is None:
+                part_options[name] = dict(SAMPLE_OPTIONS)
+    elif args.sample:
         video, keypoints, model_path = make_sample(args.sample, Path(args.out) / "sample")
         print(f"sample: {video} with keypoints {keypoints.name} and body model {model_path.name}")
         sample_keypoints = args.keypoints is None  # the sample's own: their layout is known
@@ -243,18 +302,25 @@ def run(args) -> int:
     camera = Camera.read(args.intrinsics) if args.intrinsics else args.focal_length
     if camera is not None and not isinstance(camera, Camera) and not camera > 0:
         raise ValueError(f"--focal-length must be a positive number of pixels, got {camera}")
-    pipeline = Pipeline.from_plugins(
-        model=args.model,
-        checkpoint=args.checkpoint,
-        camera=camera,
-        body_model=args.body_model,
-        keypoints=keypoints,
-        frames=frames,
-        overlap=args.overlap,
-        device=args.device,
-        dtype=dtype,
-        **options,
-    )
+    common = dict(camera=camera, keypoints=keypoints, frames=frames, overlap=args.overlap,
+                  device=args.device, dtype=dtype)
+    if part == "whole":
+        from extpose_sdk.whole_body import WHOLE_BODY
+
+        pipeline = Pipeline.from_plugins(
+            model=WHOLE_BODY, body=args.model, hand=args.hand_model,
+            body_checkpoint=args.checkpoint, hand_checkpoint=args.hand_checkpoint,
+            smpl=args.body_model, mano=args.mano, body_options=part_options["body"],
+            hand_options=part_options["hand"], **common, **options,
+        )  # fmt: skip
+    else:
+        if part is not None and args.model is None and args.checkpoint is None:
+            args.model = SAMPLE_MODEL[part]
+        pipeline = Pipeline.from_plugins(model=args.model, checkpoint=args.checkpoint,
+                                         body_model=args.body_model, **common, **options)
+        if part is not None and pipeline.subject.name != part:
+            raise ValueError(f"--part {part}: {pipeline.name!r} is a {pipeline.subject} model; "
+                             f"give a {part} recipe with --model")
     if pipeline.random_weights:
         print(f"extpose predict: {RANDOM_WEIGHTS_NOTE}", file=sys.stderr)
     with _terminate_like_ctrl_c():
@@ -262,6 +328,14 @@ def run(args) -> int:
                        backend=args.backend, overwrite=args.overwrite,
                        keypoint_layout=pipeline.subject.detector_layout if sample_keypoints
                        else None)  # fmt: skip
+
+
+def _faces(body_model):
+    """The ``(F, 3)`` int64 faces of a body model, or None."""
+    faces = getattr(body_model, "faces", None)
+    if faces is not None and hasattr(faces, "cpu"):
+        faces = faces.cpu().numpy()
+    return None if faces is None else faces.astype("int64")
 
 
 @contextlib.contextmanager
@@ -302,9 +376,8 @@ def predict(pipeline, source, out: Path, *, render: bool = False, wireframe: boo
     check_output_folder(out, overwrite=overwrite)
     targets = [out / "results.npz", out / "results.json"]
     single_image = isinstance(source, (str, Path)) and Path(source).suffix.lower() in IMAGE_SUFFIXES
-    faces = getattr(pipeline.body_model, "faces", None)
-    if faces is not None and hasattr(faces, "cpu"):
-        faces = faces.cpu().numpy()
+    faces = _faces(pipeline.body_model)
+    hand_faces = _faces(getattr(pipeline, "hand_model", None))  # a whole-body pipeline's hands
     writer = None
     bar = tqdm(unit="frame", desc="predict", file=sys.stderr)
 
@@ -316,7 +389,7 @@ def predict(pipeline, source, out: Path, *, render: bool = False, wireframe: boo
                                    fps=reader.fps or 25.0)  # fmt: skip
 
     def on_frame(image, result):
-        writer.write(draw_frame(image, result, faces=None if faces is None else faces.astype("int64"),
+        writer.write(draw_frame(image, result, faces=faces, hand_faces=hand_faces,
                                 wireframe=wireframe, camera=pipeline.camera))  # fmt: skip
 
     try:
@@ -345,6 +418,14 @@ def predict(pipeline, source, out: Path, *, render: bool = False, wireframe: boo
         print(f"note: {RANDOM_WEIGHTS_NOTE}")
     else:
         print(f"weights: {results.weights}")
+    whole = [p for p in results.people if p.hands_missing is not None]
+    if whole:
+        from collections import Counter
+
+        found = sum((p.left_hand is not None) + (p.right_hand is not None) for p in whole)
+        reasons = Counter(r for p in whole for r in p.hands_missing.values())
+        print(f"hands: {found} of {2 * len(whole)} found"
+              + "".join(f"; {n} {reason}" for reason, n in sorted(reasons.items())))
     if keypoint_layout is not None:
         from extpose_sdk.results import keypoint_error
 

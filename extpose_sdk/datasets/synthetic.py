@@ -16,6 +16,12 @@ with low confidence, occasional left/right swaps) that stand in for a detector::
 
 Everything is a function of ``(seed, split, sequence, frame)``, so any worker gives the same
 sample for an index. Registered as data sets ``synthetic-body`` and ``synthetic-hand``.
+
+``render_whole_body`` / ``write_whole_body_sample`` make the whole-body sample (``extpose predict
+--sample whole``): the synthetic body with a MANO-format hand placed at each wrist (its wrist
+joint on the body's wrist joint, pointing along the forearm; the left one mirrored from the
+right-hand file) and its COCO-WholeBody-133 keypoints (body and feet from the body, both hands
+from the hand meshes' joints; no face). It is not part of the training data sets.
 """
 
 from __future__ import annotations
@@ -516,6 +522,149 @@ def write_sample_video(path: str | Path, *, frames: int = 48, kind: str = "body"
         np.savez(keypoints_path, keypoints=detections[:, None], layout=data.subject.detector_layout,
                  boxes=np.stack([f.box for f in rendered]).astype(np.float32)[:, None])
     return detections
+
+
+# -- the whole-body sample ---------------------------------------------------------------------
+
+#: The sides of a body, in the order the whole-body sample and pipeline list them.
+SIDES = ("left", "right")
+
+
+@attrs.frozen
+class WholeBodyFrame:
+    """One frame of the whole-body sample: the body and both hands, and their keypoints."""
+
+    image: np.ndarray                     # (H, W, 3) uint8 RGB
+    keypoints: np.ndarray                 # (133, 3) true coco_wholebody133 px (face: confidence 0)
+    detected: np.ndarray                  # (133, 3) noisy detections, px
+    wrists_3d: dict[str, np.ndarray]      # side -> (3,) the body's wrist joint, camera frame (m)
+    hand_joints_3d: dict[str, np.ndarray]  # side -> (21, 3) the hand's joints, camera frame (m)
+    box: np.ndarray                       # (4,) the body's box (as ``Frame.box``)
+
+
+def render_whole_body(data: SyntheticDataset, hand_model_path: str | Path, sequence: int,
+                      frames: list[int], noise: DetectionNoise | None = None) -> list[WholeBodyFrame]:
+    """Frames of ``data`` (a ``kind="body"`` ``SyntheticDataset``) with a hand at each wrist.
+
+    Each hand is the MANO-format model of ``hand_model_path`` (a right hand; the left one is its
+    mirror image in x, as MANO's left hand is), posed with a smooth finger motion, rotated so
+    that its wrist -> middle-finger direction follows the forearm (elbow -> wrist) and moved so
+    that its wrist joint sits on the body's wrist joint. The hands are drawn over the body
+    (painter's order, no occluders). Keypoints: the body's and feet's from the body's projected
+    joints, each hand's 21 from its projected joints, the face missing (confidence 0); the
+    detections add ``noise`` per part (jitter relative to the part's box; no left / right
+    swaps)."""
+    import torch
+    from scipy.spatial.transform import Rotation
+
+    from extpose_sdk.body_models import load_body_model
+    from extpose_sdk.keypoints.layouts import convert, get_layout
+    from extpose_sdk.render import Camera, render_mesh
+
+    if data.subject.body_model != "smpl":
+        raise ValueError("render_whole_body needs a body data set (kind='body')")
+    noise = noise if noise is not None else DetectionNoise(swap=0.0)
+    noise = attrs.evolve(noise, swap=0.0)
+    hands = {side: load_body_model("mano", hand_model_path, is_rhand=side == "right")
+             for side in SIDES}
+    body25 = get_layout("openpose_body25")
+    wholebody = get_layout("coco_wholebody133")
+    hand_start = {side: wholebody.index(f"{side}_hand_wrist") for side in SIDES}
+    t = np.asarray(frames, dtype=np.float64) / FPS
+    with torch.no_grad():  # the right hand at rest: the direction its fingers point
+        rest = hands["right"](global_orient=torch.zeros(1, 3), hand_pose=torch.zeros(1, 45))
+    rest_joints = rest.joints[0].numpy().astype(np.float64)
+    pointing = rest_joints[9] - rest_joints[0]  # wrist -> middle finger base (OpenPose order)
+    posed = data.pose_frames(sequence, frames)
+    background, _, color = data.scene(sequence)
+    camera = Camera.of(data.focal, image_size=data.image_size)
+    placed: dict[str, dict[str, np.ndarray]] = {}
+    for number, side in enumerate(SIDES):
+        motion = random_motion(HAND_SUBJECT, _rng(data.seed, data.split, "hand", sequence, side),
+                               distance=1.0)
+        elbow = posed["joints"][:, body25.index(f"{side}_elbow")]
+        wrist = posed["joints"][:, body25.index(f"{side}_wrist")]
+        forearm = wrist - elbow
+        if side == "left":  # pose a right hand along the mirrored forearm, then mirror it
+            forearm = forearm * np.array([-1.0, 1.0, 1.0])
+        orient = np.stack([Rotation.align_vectors(f[None], pointing[None])[0].as_rotvec()
+                           for f in forearm])
+        output = _forward(hands[side], "hand_pose", orient, motion.angles(t),
+                          np.zeros((len(frames), 10)))
+        shift = wrist - output["joints"][:, 0]
+        placed[side] = {"vertices": output["vertices"] + shift[:, None],
+                        "joints": output["joints"] + shift[:, None], "faces": output["faces"],
+                        "wrist": wrist, "color": np.roll(color, number + 1)}
+    out = []
+    for i, frame in enumerate(frames):
+        uv = camera.project(posed["joints"][i])
+        image = render_mesh(background, posed["vertices"][i], posed["faces"],
+                            focal=data.focal, color=color)
+        body_points = np.concatenate([uv[: body25.num_keypoints],
+                                      np.ones((body25.num_keypoints, 1))], 1)
+        keypoints = convert(body_points.astype(np.float32), "openpose_body25", "coco_wholebody133")
+        lo, hi = uv.min(0), uv.max(0)
+        pad = 0.1 * (hi - lo).max() + 2.0
+        box = np.concatenate([lo - pad, hi + pad])
+        rng = _rng(data.seed, data.split, "whole-detect", sequence, frame)
+        body_part = keypoints[:, 2] > 0
+        detected = np.zeros_like(keypoints)
+        detected[body_part] = noisy_detections(keypoints[body_part], box, (), noise, rng)
+        for side in SIDES:
+            hand = placed[side]
+            image = render_mesh(image, hand["vertices"][i], hand["faces"], focal=data.focal,
+                                color=hand["color"])
+            hand_uv = camera.project(hand["joints"][i])
+            part = slice(hand_start[side], hand_start[side] + len(hand_uv))
+            keypoints[part] = np.concatenate([hand_uv, np.ones((len(hand_uv), 1))], 1)
+            hand_box = np.concatenate([hand_uv.min(0), hand_uv.max(0)])
+            detected[part] = noisy_detections(hand_uv, hand_box, (), noise, rng)
+        out.append(WholeBodyFrame(
+            image=image, keypoints=keypoints, detected=detected.astype(np.float32),
+            wrists_3d={side: placed[side]["wrist"][i] for side in SIDES},
+            hand_joints_3d={side: placed[side]["joints"][i] for side in SIDES}, box=box))
+    return out
+
+
+def write_whole_body_sample(path: str | Path, *, frames: int = 24,
+                            size: tuple[int, int] = (256, 256), seed: int = 0, fps: float = FPS,
+                            keypoints_path: str | Path | None = None,
+                            model_path: str | Path | None = None,
+                            hand_model_path: str | Path | None = None) -> list[WholeBodyFrame]:
+    """Write an mp4 of the whole-body sample (``render_whole_body``: the synthetic body with a
+    hand at each wrist, ``frames`` frames of ``size`` (H, W)) and return its frames; with
+    ``keypoints_path`` the noisy COCO-WholeBody-133 detections are also saved as a ``.npz``
+    keypoint file (``keypoints (T, 1, 133, 3)``, ``layout``). ``model_path`` / ``hand_model_path``:
+    the SMPL- / MANO-format files (default: the synthetic ones in the cache)."""
+    data = SyntheticDataset(split="test", kind="body", model_path=model_path, num_sequences=1,
+                            sequence_length=frames, image_size=size, augment=False, seed=seed,
+                            occluders=0)
+    hand_model_path = hand_model_path or synthetic_model_path("hand")
+    rendered = render_whole_body(data, hand_model_path, 0, list(range(frames)))
+    _write_video(path, [f.image for f in rendered], fps)
+    if keypoints_path is not None:
+        np.savez(keypoints_path, keypoints=np.stack([f.detected for f in rendered])[:, None],
+                 layout="coco_wholebody133")
+    return rendered
+
+
+def _write_video(path: str | Path, images: list[np.ndarray], fps: float) -> None:
+    import cv2
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h, w = images[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    if not writer.isOpened():
+        raise RuntimeError(f"cannot open {str(path)!r} for writing with OpenCV (mp4v)")
+    try:
+        for image in images:
+            writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+
+
+HAND_SUBJECT = SUBJECTS["hand"]
 
 
 def synthetic_body(root: str | Path | None = None, split: str = "train", **options) -> SyntheticDataset:
