@@ -82,7 +82,8 @@ def test_predict_image_draws_the_mesh_of_the_hand_in_its_keypoints(tmp_path):
     assert drawn.shape == (96, 128, 3)
     assert np.abs(drawn.astype(int) - cv2.imread(str(image))).sum() > 0  # something was drawn
     with pytest.raises(FileExistsError, match="exists"):
-        example.main([str(image), "--out", str(out), "--model", "extpose-hamer", *SMALL])
+        example.main([str(image), "--out", str(out), "--model", "extpose-hamer",
+                      "--keypoints", str(keypoints), *SMALL])
 
 
 def test_predict_video_writes_every_frame_and_its_overlay(tmp_path):
