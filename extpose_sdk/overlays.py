@@ -38,8 +38,9 @@ def draw_frame(
 ) -> np.ndarray:
     """An ``(H, W, 3)`` uint8 RGB copy of ``image`` with ``result``'s people drawn over it, seen
     by ``camera`` (the pipeline's: ``cameras.camera_for``; default the official assumption);
-    whole-body results' hands with ``hand_faces`` (the right hand's; a left hand's mesh is the
-    mirror image, so its faces are turned)."""
+    whole-body results' hands with ``hand_faces``. ``faces`` / ``hand_faces`` are the right
+    hand's for MANO: a left hand's mesh (``is_right`` False) is its mirror image, so its faces
+    are turned to face outwards."""
     import cv2
 
     from extpose_sdk.cameras import camera_for
@@ -48,7 +49,7 @@ def draw_frame(
     cam = camera_for(camera, out.shape[:2])
     for person in result.people:
         colour = TRACK_COLOURS[max(person.track_id, 0) % len(TRACK_COLOURS)]
-        out = _draw_person(out, person, faces, cam, colour, alpha, wireframe)
+        out = _draw_person(out, person, _outwards(faces, person), cam, colour, alpha, wireframe)
         x1, y1 = (int(round(v)) for v in person.box[:2])
         if person.track_id >= 0:
             cv2.putText(out, str(person.track_id), (x1 + 2, y1 + 12), cv2.FONT_HERSHEY_SIMPLEX,
@@ -56,15 +57,21 @@ def draw_frame(
         for line, side in enumerate(("left", "right")):
             hand = getattr(person, f"{side}_hand", None)
             if hand is not None:
-                turned = None if hand_faces is None or hand.is_right is not False else (
-                    np.asarray(hand_faces)[:, [0, 2, 1]])  # fmt: skip
-                out = _draw_person(out, hand, hand_faces if turned is None else turned, cam,
+                out = _draw_person(out, hand, _outwards(hand_faces, hand), cam,
                                    HAND_COLOURS[side], alpha, wireframe)
             elif person.hands_missing and side in person.hands_missing:
                 cv2.putText(out, f"{side[0].upper()}: {person.hands_missing[side]}",
                             (x1 + 2, y1 + 24 + 12 * line), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
                             HAND_COLOURS[side], 1, cv2.LINE_AA)  # fmt: skip
     return out
+
+
+def _outwards(faces: np.ndarray | None, person: Any) -> np.ndarray | None:
+    """``faces`` for ``person``'s mesh: turned for a left hand, whose vertices are the right
+    hand's mirrored (the winding flips, and the renderer culls faces turned away)."""
+    if faces is None or getattr(person, "is_right", None) is not False:
+        return faces
+    return np.asarray(faces)[:, [0, 2, 1]]
 
 
 #: Mesh colours (RGB) of a whole-body result's hands.

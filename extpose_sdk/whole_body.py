@@ -209,10 +209,9 @@ class WholeBodyPipeline:
                 window, state.hand_pending, state.shapes)})
             frame = self._merge(state, index)
             for person in frame.people:  # single images have no tracks
-                person.track_id = -1
-                for hand in (person.left_hand, person.right_hand):
-                    if hand is not None:
-                        hand.track_id = -1
+                for part in (person, person.left_hand, person.right_hand):
+                    if part is not None:
+                        part.track_id = -1
             results.frames.append(frame)
         return results
 
@@ -297,6 +296,7 @@ class WholeBodyPipeline:
                 if hand is None:
                     person.hands_missing.setdefault(side, NO_KEYPOINTS)
                     continue
+                hand.track_id = person.track_id  # the person's, not the internal hand track
                 place_hand(person, hand, side, state.shapes[index], self.camera)
                 setattr(person, f"{side}_hand", hand)
         return frame

@@ -107,7 +107,7 @@ def test_each_hand_lands_on_its_own_wrist_of_the_body(sample, results):
         assert person.hands_missing == {}
         for side in ("left", "right"):
             hand = getattr(person, f"{side}_hand")
-            assert hand.is_right is (side == "right")
+            assert hand.is_right is (side == "right") and hand.track_id == person.track_id
             body_wrist = person.joints_3d[body_wrist_joint(side)] + person.cam_t
             np.testing.assert_allclose(hand.joints_3d[0] + hand.cam_t, body_wrist,
                                        atol=WRIST_3D_M)
