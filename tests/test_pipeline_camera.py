@@ -227,6 +227,26 @@ def test_mirroring_is_for_left_hands_of_a_right_hand_subject_only():
     assert (given._rescale(True), given._rescale(False)) == (1.5, 1.0)
 
 
+
+class NoCamera(KnownOutputs):
+    """A head that gives parameters but no crop camera."""
+
+    def forward(self, inputs, present=None):
+        outputs = super().forward(inputs, present)
+        del outputs.pred_cam
+        return outputs
+
+
+def test_a_model_without_a_camera_gives_a_mesh_but_no_placement():
+    p = pipeline()
+    p.model = NoCamera()
+    person = p(np.full((H, W, 3), 90, np.uint8),
+               keypoints=hand_keypoints([LEFT_BOX], [False]))[0].people[0]
+    assert person.pred_cam is None and person.cam_t is None and person.keypoints_2d is None
+    joints = BASE_JOINTS.numpy() + betas(0)[:3].astype(np.float32)
+    np.testing.assert_allclose(person.joints_3d, joints * [-1, 1, 1], rtol=1e-6)
+
+
 @pytest.mark.xfail(strict=True, reason="Pipeline.__call__ gives every person of an image the "
                    "track id -1, and _run_window keeps one person per track id")
 def test_every_person_of_one_image_is_reported():
