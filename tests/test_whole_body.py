@@ -152,6 +152,37 @@ def test_a_left_hand_is_a_left_hand_and_the_test_fails_without_mirroring(sample,
     assert chiralities(dropped)["left"] == {right}  # what the check above rejects
 
 
+def test_each_person_gets_their_own_hands_in_windows_of_each_models_length(sample):
+    """Two people (the sample's, and a copy 100 px to the right whose left hand leaves the image)
+    after one without a confident point (dropped): every frame once, in order; each person's
+    hands are that person's (their keypoints), tracked with them; the body and the hand model
+    run in windows of different lengths."""
+    detected = np.load(sample["keypoints"])["keypoints"][:, 0]
+    shifted = detected.copy()
+    shifted[..., 0] += 100
+    frames = [Keypoints(np.stack([np.zeros_like(d), d, s]), "coco_wholebody133")
+              for d, s in zip(detected, shifted, strict=True)]
+    pipeline = whole_body(sample)
+    pipeline.body.frames, pipeline.body.overlap = 3, 1
+    pipeline.hand.frames, pipeline.hand.overlap = 2, 0
+    results = pipeline.video(sample["video"], keypoints=frames)
+    assert [f.index for f in results.frames] == list(range(FRAMES))
+    tracks = set()
+    for frame in results.frames:
+        first, second = sorted(frame.people, key=lambda p: p.box[0])
+        tracks.add((first.track_id, second.track_id))
+        for person, points in ((first, detected[frame.index]), (second, shifted[frame.index])):
+            for side, hand in (("left", person.left_hand), ("right", person.right_hand)):
+                if hand is None:
+                    continue
+                assert hand.track_id == person.track_id
+                start = HAND_START[side]
+                np.testing.assert_allclose(hand.keypoints, points[start:start + 21], atol=1e-5)
+        assert first.hands_missing == {} and first.left_hand and first.right_hand
+        assert second.hands_missing == {"left": OUT_OF_IMAGE} and second.right_hand
+    assert len(tracks) == 1 and len(set(tracks.pop())) == 2  # two stable tracks
+
+
 def frame_keypoints(sample, frame=0):
     return np.load(sample["keypoints"])["keypoints"][frame, 0].copy()
 
