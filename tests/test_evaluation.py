@@ -266,3 +266,24 @@ def test_the_mean_articulation_baseline_keeps_orientation_and_predicts_the_mean_
             torch.testing.assert_close(out.global_orient, full.global_orient)
             torch.testing.assert_close(out.pred_cam, full.pred_cam)
     assert not torch.allclose(full.hand_pose, out.hand_pose)  # the original is untouched
+
+
+def test_rendered_modalities_match_the_crops_of_a_data_set_of_another_crop_size():
+    """A 64 px data set: the skeleton image the Evaluator draws is 64 px too (it was always
+    256 px, so a 64 px skeleton model failed on a shape mismatch in ``extpose eval``)."""
+    data = extpose_sdk.get_registries().dataset.build(
+        "synthetic-hand", split="test", seed=5, num_sequences=1, sequence_length=2, crop_size=64)
+    seen = {}
+
+    class Recorder(torch.nn.Module):
+        modalities = ("rgb", "skeleton")
+
+        def forward(self, inputs, present):
+            seen.update({m: tuple(x.shape) for m, x in inputs.items()})
+            seen["present"] = present["skeleton"].tolist()
+            joints = torch.zeros(inputs["rgb"].shape[0], 21, 3)
+            return SimpleNamespace(pred_keypoints_3d=joints, pred_vertices=None)
+
+    result = Evaluator("freihand", batch_size=2, progress=False).run(Recorder(), data)
+    assert seen["rgb"] == seen["skeleton"] == (2, 3, 64, 64)
+    assert seen["present"] == [True, True] and result.summary["n"] == 2

@@ -192,7 +192,7 @@ class Evaluator:
         from extpose_sdk.data.inputs import model_inputs
 
         modalities = tuple(getattr(model, "modalities", ("rgb",)))
-        inputs, present = model_inputs(batch, modalities)
+        inputs, present = model_inputs(batch, modalities, size=_crop_size(batch))
         inputs = {m: x.to(self.device) for m, x in inputs.items()}
         if _accepts(model, "present"):
             output = model(inputs, present={m: p.to(self.device) for m, p in present.items()})
@@ -352,3 +352,12 @@ def mean_articulation(model: torch.nn.Module, *, zero: bool = False) -> torch.nn
             init = getattr(head, f"init_{head.pose_name}")
             init[:, 6:] = torch.tensor([1.0, 0, 0, 0, 1, 0]).repeat(init.shape[1] // 6 - 1)
     return baseline
+
+
+def _crop_size(batch: Mapping[str, Any]) -> int:
+    """The side of the batch's crops (its ``rgb``), so that rendered modalities such as the
+    skeleton image match them; the default crop size for a batch without images."""
+    from extpose_sdk.data.sample import CROP_SIZE
+
+    rgb = batch.get("rgb")
+    return int(rgb.shape[-1]) if torch.is_tensor(rgb) else CROP_SIZE
