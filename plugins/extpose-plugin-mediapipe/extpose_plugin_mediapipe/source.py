@@ -76,15 +76,18 @@ def hand_landmarks_to_hand21(
 
 
 def keypoints_from_results(
-    results: Any, part: str, width: int, height: int, *, mirrored: bool = False, frame=None
+    results: Any, part: str, width: int, height: int, *, mirrored: bool = False, frame=None,
+    min_visibility: float = 0.0,
 ) -> Keypoints:
-    """A MediaPipe ``process()`` result -> ``Keypoints`` in full-image pixels."""
+    """A MediaPipe ``process()`` result -> ``Keypoints`` in full-image pixels; body joints with
+    visibility below ``min_visibility`` get confidence 0 (missing)."""
     if part == "body":
         found = getattr(results, "pose_landmarks", None)
         if found is None:
             return Keypoints(np.zeros((0, 17, 3), np.float32), "coco17", frame=frame)
         landmarks = np.array([[p.x, p.y, p.visibility] for p in found.landmark], np.float32)
         points = pose_landmarks_to_coco17(landmarks, width, height)[None]
+        points[..., 2] = np.where(points[..., 2] < min_visibility, 0.0, points[..., 2])
         return Keypoints(points, "coco17", frame=frame)
     hands = getattr(results, "multi_hand_landmarks", None) or []
     labels = getattr(results, "multi_handedness", None) or []
@@ -118,6 +121,9 @@ class MediaPipeKeypointSource:
             ``"openpose_hand21"``), as ``Pipeline`` asks its default detector.
         model_complexity: Pose: 1 (the one model the wheel bundles); Hands: 0 or 1.
         min_detection_confidence: detector threshold.
+        min_visibility: body joints less visible than this get confidence 0 (missing).
+            BlazePose places all 33 landmarks, also far outside the picture (the ankles of a
+            person seen to the waist), and those would stretch the person's box.
         max_num_hands: hands per image.
         mirrored: the images are mirrored (selfie camera); see the module docstring.
 
@@ -134,6 +140,7 @@ class MediaPipeKeypointSource:
         layout: str | None = None,
         model_complexity: int = 1,
         min_detection_confidence: float = 0.5,
+        min_visibility: float = 0.5,
         max_num_hands: int = 2,
         mirrored: bool = False,
     ) -> None:
@@ -155,6 +162,7 @@ class MediaPipeKeypointSource:
         self.part = part
         self.model_complexity = model_complexity
         self.min_detection_confidence = min_detection_confidence
+        self.min_visibility = min_visibility
         self.max_num_hands = max_num_hands
         self.mirrored = mirrored
         self._model = None
@@ -190,9 +198,8 @@ class MediaPipeKeypointSource:
         self.load()
         results = self._model.process(np.ascontiguousarray(image))
         height, width = image.shape[:2]
-        return keypoints_from_results(
-            results, self.part, width, height, mirrored=self.mirrored, frame=frame
-        )
+        return keypoints_from_results(results, self.part, width, height, mirrored=self.mirrored,
+                                      frame=frame, min_visibility=self.min_visibility)
 
     def _read_images(self) -> Iterator[tuple[str, np.ndarray]]:
         import cv2

@@ -103,6 +103,11 @@ def test_results_become_keypoints_with_handedness_unmirrored():
         kp.points[0, 0], [body[0, 0] * 200, body[0, 1] * 100, body[0, 2]], rtol=1e-5
     )
     assert len(keypoints_from_results(SimpleNamespace(pose_landmarks=None), "body", 200, 100)) == 0
+    faint = keypoints_from_results(SimpleNamespace(pose_landmarks=landmark_list(body)), "body",
+                                   200, 100, min_visibility=0.5)  # fmt: skip
+    coco_visibility = body[list(BLAZEPOSE_TO_COCO17), 2]
+    np.testing.assert_allclose(faint.points[0, :, 2],
+                               np.where(coco_visibility < 0.5, 0, coco_visibility), rtol=1e-6)  # fmt: skip
 
     hands = [rng.uniform(0, 1, (21, 2)), rng.uniform(0, 1, (21, 2))]
     labels = [
@@ -177,8 +182,9 @@ def test_pipeline_without_keypoints_detects_the_astronaut_with_mediapipe(no_down
     for joint, (x, y, tolerance) in ASTRONAUT_LABELS.items():
         px, py, _ = person.keypoints[layout.index(joint)]
         assert np.hypot(px - x, py - y) <= tolerance, (joint, (px, py), (x, y))
-    # the box is the joints' (the person's), not the whole frame: from the right elbow to the
-    # left shoulder, from the eyes down (MediaPipe puts the unseen legs below the picture)
+    # the box is the visible joints' (the person's), not the whole frame: from the right elbow
+    # to the left shoulder, from the eyes down, within the picture (the unseen legs, which
+    # BlazePose places below it with visibility near 0, are left out)
     x1, y1, x2, y2 = person.box
     assert 55 - 40 <= x1 <= 55 + 40 and 320 - 40 <= x2 <= 512, person.box
-    assert 101 - 20 <= y1 <= 101 + 20, person.box
+    assert 101 - 20 <= y1 <= 101 + 20 and 410 - 40 <= y2 < 512, person.box
