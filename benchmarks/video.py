@@ -49,7 +49,7 @@ def build_pipeline(window: int) -> tuple[Pipeline, str]:
     if "mano" in registries.head.names() and importlib.util.find_spec("extpose_sdk.model"):
         pipeline = Pipeline.from_plugins(
             model=None, backbone="vitpose", head="mano", modalities=("rgb",), frames=window,
-            backbone_options=TINY, head_options=TINY_HEAD,
+            backbone_options=TINY, head_options=TINY_HEAD, detector=None,  # the whole frame
         )  # fmt: skip
         return pipeline, "vitpose (tiny) + mano head (tiny)"
     import torch

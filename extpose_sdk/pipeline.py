@@ -8,7 +8,14 @@
     results = pipeline.video("clip.mp4", keypoints="clip_keypoints.npz", save_to="out/r.npz")
 
 For each frame, people come from the 2D keypoints when given (their boxes, and the skeleton
-modality), else the whole frame is one person. People are tracked across frames by box overlap
+modality). With neither keypoints nor boxes, the pipeline's ``detector`` finds them on each frame:
+``from_plugins`` sets the registered keypoint source ``mediapipe`` (extpose-plugin-mediapipe, with
+MediaPipe installed), asked for the subject's layout (``layout="coco17"`` for bodies,
+``"openpose_hand21"`` for hands); a detector is a keypoint source with ``detect(image, frame=)``
+and optionally ``load()``. Where it is missing, ``MissingKeypointsError`` says what to install or
+pass, before any frame is read or any file written. ``detector=None`` (the default of a
+``Pipeline`` built by hand) runs the whole frame as one person.
+People are tracked across frames by box overlap
 (``extpose_sdk.tracking``); each track is run through the model in sliding windows of ``frames``
 frames (``extpose_sdk.windows``), each frame's output taken from the window where it is most
 central. Frames are read in chunks and dropped once their outputs are known, so memory does not
@@ -43,6 +50,12 @@ from extpose_sdk.tracking import BoxTracker
 from extpose_sdk.windows import Window, WindowPlanner
 
 RANDOM_WEIGHTS_NOTE = "random weights: the mesh is not meaningful; train or pass --checkpoint"
+#: The keypoint source a pipeline runs on each frame when given neither keypoints nor boxes.
+DEFAULT_DETECTOR = "mediapipe"
+
+
+class MissingKeypointsError(ValueError):
+    """No keypoints or boxes were given and the pipeline's detector cannot run (not installed)."""
 
 
 @attrs.define
@@ -74,6 +87,9 @@ class Pipeline:
         camera: the camera of the frames (``extpose_sdk.cameras.Camera``, or a focal length in
             pixels with the principal point at the centre) for full-image translations and
             projections; ``None``: HMR2.0 / HaMeR's assumption (focal 5000 / 256 x max(W, H)).
+        detector: the registered keypoint source run on each frame given neither keypoints nor
+            boxes (``from_plugins``: ``"mediapipe"``, ``DEFAULT_DETECTOR``); ``None``: the whole
+            frame is one person.
     """
 
     model: Any
@@ -93,6 +109,8 @@ class Pipeline:
     dtype: Any = None
     tracker_options: dict[str, Any] = attrs.field(factory=dict)
     chunk_size: int = 64
+    detector: str | None = None
+    _detector_source: Any = attrs.field(default=None, init=False, repr=False)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -100,9 +118,45 @@ class Pipeline:
         """Assemble a pipeline from registered components: a recipe by name
         (``model="extpose-hamer"``, ``checkpoint=``, recipe options) or ``backbone=`` and
         ``head=`` (``modalities=``), with ``body_model=``, ``keypoints=``, ``frames=``,
-        ``overlap=``, ``mask=``, ``device=``, ``dtype=``, ``seed=``. See
+        ``overlap=``, ``mask=``, ``device=``, ``dtype=``, ``seed=``, ``detector=`` (the
+        keypoint source for frames given no keypoints, default ``"mediapipe"``; None: the whole
+        frame). See
         ``extpose_sdk.assembly.assemble``; parts of different subjects raise ``FitError``."""
-        return assemble(cls, model, **options)
+        detector = options.pop("detector", DEFAULT_DETECTOR)
+        pipeline = assemble(cls, model, **options)
+        if isinstance(pipeline, Pipeline):
+            pipeline.detector = detector
+        return pipeline
+
+    def keypoint_detector(self) -> Any:
+        """The ``detector`` built for this subject's keypoint layout and loaded (once), or None
+        without one. Raises ``MissingKeypointsError`` saying what to install or pass."""
+        if self.detector is None:
+            return None
+        if self._detector_source is not None:
+            return self._detector_source
+        from extpose_sdk.plugins import UnknownComponentError, get_registries
+
+        try:
+            source = get_registries().keypoint_source.build(
+                self.detector, layout=self.subject.detector_layout
+            )
+            load = getattr(source, "load", None)
+            if load is not None:
+                load()  # MediaPipe: imports it and loads its model, or names what to install
+        except (UnknownComponentError, ImportError, ValueError) as error:
+            reason = str(error)
+            if isinstance(error, UnknownComponentError) and self.detector == DEFAULT_DETECTOR:
+                reason = ("its plugin is not installed: pip install "
+                          "'extpose-plugin-mediapipe[numpy2]' (docs/keypoints.md)")  # fmt: skip
+            raise MissingKeypointsError(
+                f"no 2D keypoints or boxes were given and the keypoint detector "
+                f"{self.detector!r} cannot run: {reason}. Or give keypoints (extpose predict "
+                "--keypoints FILE; keypoints= in Python), or run the whole frame as one person "
+                "(--whole-frame; detector=None)"
+            ) from error
+        self._detector_source = source
+        return source
 
     def to(self, device: Any = None, dtype: Any = None) -> Pipeline:
         """Move the model to ``device`` / ``dtype`` (bf16 runs the ViT faster where the hardware
@@ -123,7 +177,8 @@ class Pipeline:
         """Predict on one image or a list of images, each on its own (T = 1).
 
         ``images``: a path, an ``(H, W, 3)`` RGB uint8 array, or a list of them. ``keypoints``:
-        a ``Keypoints`` (or list, one per image); ``boxes``: ``(N, 4)`` (or list).
+        a ``Keypoints`` (or list, one per image); ``boxes``: ``(N, 4)`` (or list). An image with
+        neither gets its keypoints from the pipeline's ``detector``.
         """
         from extpose_sdk.data.video import read_image
 
@@ -133,11 +188,15 @@ class Pipeline:
         images = [images] if single else list(images)
         keypoints = _per_image(keypoints, len(images), single)
         boxes = _per_image(boxes, len(images), single)
+        missing = any(k is None and b is None for k, b in zip(keypoints, boxes, strict=True))
+        detector = self.keypoint_detector() if missing else None  # fails before any image
         results = self._new_results()
         for index, image in enumerate(images):
             if isinstance(image, (str, Path)):
                 image = read_image(image)
             image = as_rgb_frame(image, index, what="image", also=" or a path")
+            if detector is not None and keypoints[index] is None and boxes[index] is None:
+                keypoints[index] = detector.detect(image, frame=index)
             self.check_keypoints(keypoints[index], image.shape[:2], f"image {index}")
             people = self._people(image, keypoints[index], boxes[index], track_ids=None)
             pending = {index: people}
@@ -161,8 +220,9 @@ class Pipeline:
     ) -> Results:
         """Predict on a video file, a directory of images, or frames in memory.
 
-        ``keypoints``: a keypoint source (iterable of ``Keypoints`` per frame), a file, or None
-        (then the pipeline's, else the whole frame). ``save_to``: a results file (``.npz``,
+        ``keypoints``: a keypoint source (iterable of ``Keypoints`` per frame, or a detector
+        with ``detect(image, frame=)``), a file, or None (then the pipeline's, else its
+        ``detector`` on each frame, else the whole frame). ``save_to``: a results file (``.npz``,
         ``.json`` or ``.jsonl``) or a list of them; while the clip runs, finished frames are
         streamed to the first one's ``.jsonl`` (kept if the process dies; removed once the
         files are written). The video is opened here, once, in chunks of ``chunk_size``;
@@ -178,6 +238,9 @@ class Pipeline:
         """
         targets = [Path(t) for t in (save_to if isinstance(save_to, (list, tuple)) else
                                      [save_to] if save_to is not None else [])]  # fmt: skip
+        # (getattr: WholeBodyPipeline borrows this method and has no detector of its own)
+        if keypoints is None and self.keypoints is None and getattr(self, "detector", None):
+            keypoints = self.keypoint_detector()  # before anything is read or written
         results = self._new_results()
         stream = ResultsStream(targets[0].with_suffix(".jsonl"), results) if targets else None
         bar = None
@@ -218,10 +281,12 @@ class Pipeline:
         source = self.keypoints if keypoints is None else keypoints
         if isinstance(source, (str, Path)):
             source = keypoint_source_for(source)
-        where = str(getattr(source, "path", "the keypoints"))
+        where = str(getattr(source, "path", None) or "the keypoints")
+        detector = source if hasattr(source, "detect") else None  # run on each frame
         keypoint_frames: Iterator[Any] | None = (
-            iter(source()) if callable(source) else (iter(source) if source is not None else None)
-        )
+            None if detector is not None else iter(source()) if callable(source)
+            else (iter(source) if source is not None else None)
+        )  # fmt: skip
         tracker = BoxTracker(**self.tracker_options)
         planner = WindowPlanner(self.frames, self._overlap())
         pending: dict[int, list[_Person]] = {}
@@ -249,13 +314,16 @@ class Pipeline:
                 for offset, image in enumerate(chunk):
                     index = start + offset
                     frame_keypoints = None
-                    if keypoint_frames is not None:
+                    if detector is not None:
+                        frame_keypoints = detector.detect(image, frame=index)
+                    elif keypoint_frames is not None:
                         frame_keypoints = next(keypoint_frames, _END)
                         if frame_keypoints is _END:
                             raise KeypointFitError(
                                 f"{where}: the keypoints end at frame {index} but the video goes "
                                 "on; give a keypoint file with one entry per frame of this video"
                             )
+                    if frame_keypoints is not None:
                         self.check_keypoints(frame_keypoints, image.shape[:2], f"frame {index}",
                                              where=where)  # fmt: skip
                     people = self._people(image, frame_keypoints, None, track_ids=tracker)

@@ -63,6 +63,8 @@ def predict(*args: str, out, video=None, keypoints=None) -> int:
             "extpose-hamer", "--frames", "4", "--overlap", "2", *TINY, *args]  # fmt: skip
     if keypoints is not None:
         argv += ["--keypoints", str(keypoints)]
+    elif "--sample" not in args:
+        argv.append("--whole-frame")  # no keypoints: the whole frame, not MediaPipe
     return cli.main(argv)
 
 
@@ -139,7 +141,8 @@ def stand_in_pipeline(**options):
     return Pipeline.from_plugins(backbone="vitpose", head="mano", modalities=("rgb",),
                                  backbone_options={"embed_dim": 16, "depth": 1, "num_heads": 2},
                                  head_options={"dim": 16, "depth": 1, "heads": 2, "dim_head": 8,
-                                               "mlp_dim": 16}, **options)  # fmt: skip
+                                               "mlp_dim": 16}, detector=None,
+                                 **options)  # fmt: skip
 
 
 def test_window_planning_is_lazy_whatever_the_declared_count():
@@ -468,7 +471,7 @@ def test_a_checkpoint_with_flipped_bytes_is_refused(tmp_path, clip, capsys):
     data[record.header_offset + 30 + name_length + extra_length + 5] ^= 0x10
     path.write_bytes(bytes(data))
     assert cli.main(["predict", str(clip[0]), "--out", str(tmp_path / "out"), "--model", "hamer",
-                     "--checkpoint", str(path), *TINY]) == 1  # fmt: skip
+                     "--checkpoint", str(path), "--whole-frame", *TINY]) == 1  # fmt: skip
     line = one_error(capsys)
     assert "hamer.ckpt is corrupted" in line and "fails its checksum" in line
 
@@ -498,7 +501,7 @@ def test_the_unsafe_checkpoint_advice_works_on_the_command_that_gave_it(tmp_path
     path = tmp_path / "hamer.ckpt"
     tiny_checkpoint(path, when=datetime.date(2024, 1, 1))
     argv = ["predict", str(clip[0]), "--out", str(tmp_path / "out"), "--model", "hamer",
-            "--checkpoint", str(path), *TINY]  # fmt: skip
+            "--checkpoint", str(path), "--whole-frame", *TINY]  # fmt: skip
     assert cli.main(argv) == 1
     line = one_error(capsys)
     assert "datetime.date" in line and "pass --trust-checkpoint" in line

@@ -74,7 +74,7 @@ def test_with_only_a_third_party_plugin_everything_runs(core_alone, capsys):
 
     extpose_sdk.register_plugin(Paws(), name="paws")
     assert extpose_sdk.get_registries().model.names() == ["paws"]
-    pipeline = Pipeline.from_plugins(model="paws", modalities=("rgb",), **TINY)
+    pipeline = Pipeline.from_plugins(model="paws", modalities=("rgb",), detector=None, **TINY)
     frames = np.random.default_rng(0).integers(0, 255, (3, 32, 48, 3), np.uint8)
     results = pipeline.video(frames)
     assert results.to_numpy()["hand_pose"].shape == (3, 15, 3, 3)

@@ -228,9 +228,9 @@ def test_a_left_hand_is_seen_mirrored_as_a_right_hand():
 def test_a_registered_recipe_runs_at_tiny_size():
     from extpose_sdk.commands.predict import SAMPLE_OPTIONS
 
-    pipeline = Pipeline.from_plugins(model="hamer", **SAMPLE_OPTIONS)
+    pipeline = Pipeline.from_plugins(model="hamer", detector=None, **SAMPLE_OPTIONS)
     assert pipeline.subject is HAND and pipeline.random_weights
-    results = pipeline.video(frames_of(3))
+    results = pipeline.video(frames_of(3))  # no keypoints, no detector: the whole frame
     arrays = results.to_numpy()
     assert arrays["hand_pose"].shape == (3, 15, 3, 3)
     rotations = torch.as_tensor(arrays["hand_pose"])
@@ -246,7 +246,8 @@ def test_extpose_predict_names_a_missing_input(tmp_path, capsys):
             "--option", "head_dim=16", "--option", "head_depth=1"]  # fmt: skip
     missing = tmp_path / "missing.mp4"
     code = main(
-        ["predict", str(missing), "--out", str(tmp_path / "out"), "--model", "hamer", *tiny]
+        ["predict", str(missing), "--out", str(tmp_path / "out"), "--model", "hamer",
+         "--whole-frame", *tiny]
     )
     assert code == 1
     err = capsys.readouterr().err
@@ -260,7 +261,8 @@ def test_windowed_equals_whole_clip_with_the_extended_recipe():
     def pipeline(frames, overlap=None):
         torch.manual_seed(0)
         return Pipeline.from_plugins(
-            model="extpose-hamer", frames=frames, overlap=overlap, mask="full", **SAMPLE_OPTIONS
+            model="extpose-hamer", frames=frames, overlap=overlap, mask="full", detector=None,
+            **SAMPLE_OPTIONS,
         )
 
     clip = frames_of(5)

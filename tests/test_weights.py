@@ -78,7 +78,7 @@ def test_load_model_and_the_pipeline_read_them_by_name(tiny_weights):
     assert not pipeline.random_weights
     assert pipeline.frames == 4 and pipeline.rescale == 1.5  # what the weights were trained with
     assert extpose_sdk.Pipeline.from_plugins(checkpoint="tiny-paws", frames=2).frames == 2
-    results = pipeline([np.zeros((64, 48, 3), np.uint8)])
+    results = pipeline([np.zeros((64, 48, 3), np.uint8)], boxes=[[[0, 0, 47, 63]]])
     assert json.loads(results.to_json())["weights"] == "tiny-paws"
     random = extpose_sdk.Pipeline.from_plugins(model="extpose-hamer", **TINY)
     assert random.weights == "" and random.random_weights and random.frames == 1
@@ -100,7 +100,7 @@ def test_predict_takes_the_name_and_the_results_say_it(tiny_weights, tmp_path, c
 
     cv2.imwrite(str(image), np.full((64, 48, 3), 90, np.uint8))
     assert main(["predict", str(image), "--out", str(tmp_path / "out"),
-                 "--checkpoint", "tiny-paws"]) == 0
+                 "--checkpoint", "tiny-paws", "--whole-frame"]) == 0
     assert "weights: tiny-paws" in capsys.readouterr().out
     assert json.loads((tmp_path / "out" / "results.json").read_text())["weights"] == "tiny-paws"
 

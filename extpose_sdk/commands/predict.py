@@ -83,6 +83,11 @@ def add_parser(subparsers) -> None:
         help="layout of a .npy/.npz or COCO keypoint file when the file does not say "
         "(coco17, coco_wholebody133, openpose_body25, openpose_hand21)",
     )  # fmt: skip
+    parser.add_argument(
+        "--whole-frame", action="store_true",
+        help="without --keypoints: run the whole frame as one person instead of detecting 2D "
+        "keypoints with MediaPipe (the default detector, extpose-plugin-mediapipe)",
+    )  # fmt: skip
     camera = parser.add_mutually_exclusive_group()
     camera.add_argument(
         "--focal-length", type=float, metavar="F",
@@ -296,6 +301,9 @@ def run(args) -> int:
             raise ValueError("--keypoint-layout applies to .npy/.npz and COCO JSON files; an "
                              "OpenPose folder's layout is BODY_25 (drop --keypoint-layout)")  # fmt: skip
         keypoints = keypoint_source_for(keypoints, layout=args.keypoint_layout)
+    if args.whole_frame and (keypoints is not None or part == "whole"):
+        raise ValueError("--whole-frame runs a body or hand model without keypoints; drop it, "
+                         "or --keypoints" + (" / --sample" if args.sample else ""))  # fmt: skip
     fixed_mmap_threshold()  # memory stays flat over long videos (see the function)
     from extpose_sdk.cameras import Camera
 
@@ -317,7 +325,10 @@ def run(args) -> int:
         if part is not None and args.model is None and args.checkpoint is None:
             args.model = SAMPLE_MODEL[part]
         pipeline = Pipeline.from_plugins(model=args.model, checkpoint=args.checkpoint,
-                                         body_model=args.body_model, **common, **options)
+                                         body_model=args.body_model, **common, **options,
+                                         **({"detector": None} if args.whole_frame else {}))
+        if keypoints is None:
+            pipeline.keypoint_detector()  # no keypoints: MediaPipe, or say now what to install
         if part is not None and pipeline.subject.name != part:
             raise ValueError(f"--part {part}: {pipeline.name!r} is a {pipeline.subject} model; "
                              f"give a {part} recipe with --model")

@@ -40,6 +40,7 @@ def test_pipeline_from_plugins_with_a_timm_backbone_rgb_and_skeleton():
     pipeline = Pipeline.from_plugins(
         backbone="timm:vit_small_patch16_224", head="smpl",
         modalities=["rgb", "skeleton"], backbone_options=BACKBONE, head_options=HEAD,
+        detector=None,  # no keypoints: the whole frame, not MediaPipe
     )
     assert pipeline.subject.name == "body" and list(pipeline.modalities) == ["rgb", "skeleton"]
     clip = {"rgb": torch.randn(1, 2, 3, 256, 256), "skeleton": torch.randn(1, 2, 3, 256, 256)}
