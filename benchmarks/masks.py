@@ -22,8 +22,8 @@ import time
 from unittest import mock
 
 import torch
-
 from extension import estimated_flops  # benchmarks/extension.py, beside this script
+
 from extpose_sdk import mask_paths
 from extpose_sdk.extend import ExtendedViT, parse_mask
 from extpose_sdk.vit import ViT, ViTConfig

@@ -124,7 +124,7 @@ def test_training_merges_on_cpu_with_the_gradients_of_the_reference(merged_calls
     assert len(merged_calls) == len(vit.blocks)  # the sdpa run only
     (fast, fast_grads), (reference, reference_grads) = results
     torch.testing.assert_close(fast, reference, atol=1e-5, rtol=0)
-    for a, b in zip(fast_grads, reference_grads):
+    for a, b in zip(fast_grads, reference_grads, strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
@@ -137,7 +137,7 @@ def test_checkpointed_training_merges_with_the_same_gradients(merged_calls):
         extended(inputs).tokens.square().mean().backward()
         grads.append([p.grad for p in vit.parameters()])
     assert merged_calls and all(m == PaperMask(3, 3, 16) for m in merged_calls)
-    for a, b in zip(*grads):
+    for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 
