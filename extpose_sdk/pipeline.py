@@ -416,10 +416,12 @@ class Pipeline:
         import torch
 
         frames = list(range(window.start, window.stop))
-        tracks: dict[int, dict[int, _Person]] = {}
+        tracks: dict[Any, dict[int, _Person]] = {}
         for frame in frames:
-            for person in pending.get(frame, []):
-                tracks.setdefault(person.track_id, {})[frame] = person
+            for number, person in enumerate(pending.get(frame, [])):
+                # an untracked person (track id -1: images run one by one) is a track of its own
+                key = person.track_id if person.track_id >= 0 else ("untracked", frame, number)
+                tracks.setdefault(key, {})[frame] = person
         kept = {f: FrameResult(index=f) for f in range(window.keep_start, window.keep_stop)}
         for by_frame in tracks.values():
             inputs, present = {}, {}

@@ -247,9 +247,12 @@ def test_a_model_without_a_camera_gives_a_mesh_but_no_placement():
     np.testing.assert_allclose(person.joints_3d, joints * [-1, 1, 1], rtol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="Pipeline.__call__ gives every person of an image the "
-                   "track id -1, and _run_window keeps one person per track id")
 def test_every_person_of_one_image_is_reported():
+    """Images run one by one are untracked (track id -1); each person is still its own run
+    (all but one were dropped when people were grouped by track id)."""
     image = np.full((H, W, 3), 90, np.uint8)
     results = pipeline()(image, keypoints=hand_keypoints([RIGHT_BOX, LEFT_BOX], [True, False]))
-    assert [person.is_right for person in results[0].people] == [True, False]
+    people = results[0].people
+    assert [person.is_right for person in people] == [True, False]
+    assert [person.track_id for person in people] == [-1, -1]
+    np.testing.assert_allclose([person.box for person in people], [RIGHT_BOX, LEFT_BOX])
