@@ -81,6 +81,11 @@ def extpose_register_keypoint_sources(register):
     The factory takes keyword options (a path, a model choice) and returns an object whose
     ``__call__`` yields ``extpose_sdk.keypoints.Keypoints`` per frame: an array ``(N, K, 3)`` of
     full-image pixel coordinates with confidence, the name of its keypoint layout, and boxes.
+    A detector also has ``detect(image, frame=None) -> Keypoints`` for one RGB uint8 image,
+    takes ``layout=`` (the layout wanted: ``coco17`` for bodies, ``openpose_hand21`` for hands),
+    and may have ``load()``, which raises ImportError naming what to install. ``Pipeline`` runs
+    the one its ``detector`` names (``mediapipe`` by default) on each frame given neither
+    keypoints nor boxes.
     """
 
 
