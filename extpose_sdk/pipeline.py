@@ -124,8 +124,7 @@ class Pipeline:
         ``extpose_sdk.assembly.assemble``; parts of different subjects raise ``FitError``."""
         detector = options.pop("detector", DEFAULT_DETECTOR)
         pipeline = assemble(cls, model, **options)
-        if isinstance(pipeline, Pipeline):
-            pipeline.detector = detector
+        pipeline.detector = detector  # a whole-body pipeline's is its body pipeline's
         return pipeline
 
     def keypoint_detector(self) -> Any:

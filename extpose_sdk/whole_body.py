@@ -175,6 +175,20 @@ class WholeBodyPipeline:
     def chunk_size(self) -> int:
         return self.body.chunk_size
 
+    @property
+    def detector(self) -> str | None:
+        """The keypoint source run on frames given no keypoints: the body pipeline's (its
+        ``coco17`` body keypoints place the hands from the wrists and elbows)."""
+        return self.body.detector
+
+    @detector.setter
+    def detector(self, name: str | None) -> None:
+        self.body.detector = name
+
+    def keypoint_detector(self) -> Any:
+        """The body pipeline's detector, built and loaded (``Pipeline.keypoint_detector``)."""
+        return self.body.keypoint_detector()
+
     def to(self, device: Any = None, dtype: Any = None) -> WholeBodyPipeline:
         self.body.to(device, dtype)
         self.hand.to(device, dtype)
@@ -195,11 +209,15 @@ class WholeBodyPipeline:
             keypoints = [keypoints] * len(images)
         if len(keypoints) != len(images):
             raise ValueError(f"expected one entry per image ({len(images)}), got {len(keypoints)}")
+        keypoints = list(keypoints)
+        detector = self.keypoint_detector() if None in keypoints else None  # fails before any
         results = self._new_results()
         for index, image in enumerate(images):
             if isinstance(image, (str, Path)):
                 image = read_image(image)
             image = as_rgb_frame(image, index, what="image", also=" or a path")
+            if detector is not None and keypoints[index] is None:
+                keypoints[index] = detector.detect(image, frame=index)
             state = _State()
             self._read_frame(state, index, image, keypoints[index], tracker=None)
             window = Window(index, index + 1, index, index + 1)
@@ -313,10 +331,12 @@ class WholeBodyPipeline:
         source = self.keypoints if keypoints is None else keypoints
         if isinstance(source, (str, Path)):
             source = keypoint_source_for(source)
-        where = str(getattr(source, "path", "the keypoints"))
+        where = str(getattr(source, "path", None) or "the keypoints")
+        detector = source if hasattr(source, "detect") else None  # run on each frame
         keypoint_frames = (
-            iter(source()) if callable(source) else (iter(source) if source is not None else None)
-        )
+            None if detector is not None else iter(source()) if callable(source)
+            else (iter(source) if source is not None else None)
+        )  # fmt: skip
         tracker = BoxTracker(**self.body.tracker_options)
         planners = {"body": WindowPlanner(self.body.frames, self.body._overlap()),
                     "hand": WindowPlanner(self.hand.frames, self.hand._overlap())}
@@ -356,7 +376,9 @@ class WholeBodyPipeline:
                 for offset, image in enumerate(chunk):
                     index = start + offset
                     frame_keypoints = None
-                    if keypoint_frames is not None:
+                    if detector is not None:
+                        frame_keypoints = detector.detect(image, frame=index)
+                    elif keypoint_frames is not None:
                         frame_keypoints = next(keypoint_frames, _END)
                         if frame_keypoints is _END:
                             raise KeypointFitError(

@@ -140,4 +140,4 @@ def test_whole_frame_and_keypoints_do_not_mix(frames_dir, tmp_path, capsys):
     keypoints = tmp_path / "k.npy"
     np.save(keypoints, np.repeat(HAND[None], 3, 0))
     assert predict(frames_dir, "--keypoints", keypoints, "--whole-frame", out=tmp_path / "o") == 1
-    assert "--whole-frame runs a body or hand model without keypoints" in capsys.readouterr().err
+    assert "--whole-frame runs a model without keypoints; drop it, or --keypoints" in capsys.readouterr().err

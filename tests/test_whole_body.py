@@ -224,8 +224,8 @@ def test_missing_hands_give_a_body_only_result_with_the_reason(sample):
     assert person.left_hand is not None and person.right_hand is None
     assert not person.left_hand.keypoints[:, 2].any()  # no hand keypoints: no skeleton image
 
-    # no keypoints at all: the whole image is the person, no hand can be placed
-    [person] = pipeline(image)[0].people
+    # no keypoints and no detector: the whole image is the person, no hand can be placed
+    [person] = whole_body(sample, detector=None)(image)[0].people
     assert person.hands_missing == {"left": NO_KEYPOINTS, "right": NO_KEYPOINTS}
     assert person.params and person.track_id == -1
 
@@ -295,3 +295,51 @@ def test_predict_sample_whole(tmp_path, capsys):
     assert (out / "overlay.mp4").is_file()
     assert cli.main(["predict", "--sample", "--out", str(tmp_path / "o2"), "--mano", "M.pkl"]) == 1
     assert "--mano: only with --part whole" in capsys.readouterr().err
+
+
+class BodyDetector:
+    """Registered as ``mediapipe``: finds the sample's body (COCO-17, as MediaPipe's pose model
+    gives it: no hand keypoints) in frame ``frame``."""
+
+    layouts: list[str] = []
+
+    def __init__(self, sample, layout):
+        self.sample = sample
+        BodyDetector.layouts.append(layout)
+
+    def detect(self, image, frame=None):
+        points = frame_keypoints(self.sample, frame or 0)
+        points[:, 2] = 1.0  # every joint seen clearly
+        return Keypoints(points[None], "coco_wholebody133").to("coco17")
+
+
+def test_without_keypoints_the_body_detector_finds_the_people_and_their_hands(sample):
+    """No keypoints: the body pipeline's detector gives each frame's body keypoints, and the
+    hands are found from the wrists and elbows (the default detector, MediaPipe, is stood in)."""
+    from extpose_sdk import hookimpl
+    from extpose_sdk.testing import isolated_plugins
+
+    class StandIn:
+        @hookimpl
+        def extpose_register_keypoint_sources(self, register):
+            register("mediapipe", lambda layout: BodyDetector(sample, layout), "a stand-in")
+
+    BodyDetector.layouts = []
+    import extpose_plugin_hamer
+    import extpose_plugin_hmr2
+
+    with isolated_plugins(extpose_plugin_hmr2, extpose_plugin_hamer, StandIn()):
+        pipeline = whole_body(sample)
+        assert pipeline.detector == "mediapipe"
+        image_results = pipeline(read_frame(sample))
+        video_results = pipeline.video(sample["video"])
+    assert BodyDetector.layouts == ["coco17"]  # built once, for the body model's layout
+    for results in (image_results, video_results):
+        for frame in results.frames:
+            [person] = frame.people
+            assert person.hands_missing == {}
+            for side in ("left", "right"):
+                hand = getattr(person, f"{side}_hand")
+                assert hand.is_right == (side == "right")
+                assert not hand.keypoints[:, 2].any()  # a box from the forearm, no skeleton
+    assert len(video_results.frames) == FRAMES

@@ -301,9 +301,9 @@ def run(args) -> int:
             raise ValueError("--keypoint-layout applies to .npy/.npz and COCO JSON files; an "
                              "OpenPose folder's layout is BODY_25 (drop --keypoint-layout)")  # fmt: skip
         keypoints = keypoint_source_for(keypoints, layout=args.keypoint_layout)
-    if args.whole_frame and (keypoints is not None or part == "whole"):
-        raise ValueError("--whole-frame runs a body or hand model without keypoints; drop it, "
-                         "or --keypoints" + (" / --sample" if args.sample else ""))  # fmt: skip
+    if args.whole_frame and keypoints is not None:
+        raise ValueError("--whole-frame runs a model without keypoints; drop it, or "
+                         "--keypoints" + (" / --sample" if args.sample else ""))  # fmt: skip
     fixed_mmap_threshold()  # memory stays flat over long videos (see the function)
     from extpose_sdk.cameras import Camera
 
@@ -311,7 +311,8 @@ def run(args) -> int:
     if camera is not None and not isinstance(camera, Camera) and not camera > 0:
         raise ValueError(f"--focal-length must be a positive number of pixels, got {camera}")
     common = dict(camera=camera, keypoints=keypoints, frames=frames, overlap=args.overlap,
-                  device=args.device, dtype=dtype)
+                  device=args.device, dtype=dtype,
+                  **({"detector": None} if args.whole_frame else {}))
     if part == "whole":
         from extpose_sdk.whole_body import WHOLE_BODY
 
@@ -325,13 +326,12 @@ def run(args) -> int:
         if part is not None and args.model is None and args.checkpoint is None:
             args.model = SAMPLE_MODEL[part]
         pipeline = Pipeline.from_plugins(model=args.model, checkpoint=args.checkpoint,
-                                         body_model=args.body_model, **common, **options,
-                                         **({"detector": None} if args.whole_frame else {}))
-        if keypoints is None:
-            pipeline.keypoint_detector()  # no keypoints: MediaPipe, or say now what to install
+                                         body_model=args.body_model, **common, **options)
         if part is not None and pipeline.subject.name != part:
             raise ValueError(f"--part {part}: {pipeline.name!r} is a {pipeline.subject} model; "
                              f"give a {part} recipe with --model")
+    if keypoints is None:
+        pipeline.keypoint_detector()  # no keypoints: MediaPipe, or say now what to install
     if pipeline.random_weights:
         print(f"extpose predict: {RANDOM_WEIGHTS_NOTE}", file=sys.stderr)
     with _terminate_like_ctrl_c():
