@@ -21,6 +21,10 @@ import xformers
 print(f"torch {torch.__version__}, xformers {xformers.__version__}, {torch.cuda.get_device_name()}")
 EOF
 python3 -m pytest -q -p no:cacheprovider tests/test_extend.py tests/test_vit.py -k "xformers or segment"
+python3 -m pytest -q -p no:cacheprovider tests/test_mask_paths.py  # the CUDA merge, its LSE op
+# the paper mask merged by log-sum-exp against full and the dense mask (issue 20's goal: paper
+# ms/frame <= full ms/frame x paper/full FLOPs x 1.1)
+python3 benchmarks/masks.py --device cuda --dtype bf16 --size h --depth 32
 bench="python3 benchmarks/extension.py --size h --device cuda --dtype bf16 --frames 1024"
 $bench --T 1 16 --masks frame paper --attention sdpa xformers --repeats 3
 $bench --T 16 --masks frame full --attention xformers --packing groups segments --dropout 0.5

@@ -35,7 +35,9 @@ class BaseViT(nn.Module):
         accepts_segment_masks: True if the blocks also take an
             ``extpose_sdk.attention.SegmentMask`` for x ``(1, L, D)`` holding several sequences
             packed back to back (per-token layers, attention within a segment, stochastic depth
-            per segment). ExtPose then packs variable-length sequences for xformers.
+            per segment). ExtPose then packs variable-length sequences for xformers. The SDK's
+            own ``Block`` also takes an ``extpose_sdk.mask_paths.PaperMask`` (the paper's rule
+            on a frames x modalities grid, computed without a dense mask).
         norm: the final normalisation (``nn.Identity`` if the model has none).
     """
 
