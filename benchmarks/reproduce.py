@@ -132,7 +132,7 @@ def baselines(base_weights: Path, dataset, kind: str) -> dict:
 
 
 def train_logged(recipe, folder: Path) -> dict:
-    from extpose_sdk.engine.train import train
+    from extpose_sdk.engine.loop import train
 
     started = time.perf_counter()
     result = train(recipe, folder, progress=True)

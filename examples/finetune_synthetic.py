@@ -24,8 +24,8 @@ def finetune(out: Path, steps: int, weights: str = "extpose-hamer-synthetic",
              overrides: tuple[str, ...] = ()) -> Path:
     """Train from ``weights`` (registered weights or a file) on a few new sequences; the path of
     the final weights. ``overrides`` change the recipe further (``key=value``)."""
+    from extpose_sdk.engine.loop import train
     from extpose_sdk.engine.recipe import load_recipe
-    from extpose_sdk.engine.train import train
 
     your_data = ('[{ name = "synthetic-hand", options = { seed = 42, num_sequences = 64, '
                  'sequence_length = 8, crop_size = 128, augment = { flip_prob = 0.0 } } }]')

@@ -9,9 +9,9 @@ import torch
 
 from extpose_sdk.datasets.cache import CachedDataset, build_cache
 from extpose_sdk.engine.data import StepBatches, stream_indices
+from extpose_sdk.engine.loop import lr_factor
 from extpose_sdk.engine.model import _weak_perspective_scale, mean_parameters
 from extpose_sdk.engine.recipe import OptimRecipe
-from extpose_sdk.engine.train import lr_factor
 from extpose_sdk.extend import ModalityDropout
 
 
@@ -223,7 +223,7 @@ def test_a_second_ctrl_c_stops_at_once():
     import os
     import signal
 
-    from extpose_sdk.engine.train import StopSignal
+    from extpose_sdk.engine.loop import StopSignal
 
     before = signal.getsignal(signal.SIGINT)
     with StopSignal() as stop:
@@ -273,3 +273,13 @@ def test_curves_png_with_and_without_validation(tmp_path):
             log.close(plot=True)
         png = folder / "curves.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_engine_exports_the_train_function_whatever_was_imported_first():
+    """``from extpose_sdk.engine import train`` is the function even after the loop's module was
+    imported (a submodule named ``train`` used to shadow it)."""
+    import extpose_sdk.engine.loop  # noqa: F401
+    from extpose_sdk.engine import TrainResult, train
+    from extpose_sdk.engine.loop import train as loop_train
+
+    assert train is loop_train and callable(train) and TrainResult.__name__ == "TrainResult"

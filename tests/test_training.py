@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import extpose_sdk
+from extpose_sdk.engine.loop import TrainingError, train
 from extpose_sdk.engine.recipe import recipe_from_dict
-from extpose_sdk.engine.train import TrainingError, train
 
 TINY_MODEL = {"img_size": [32, 32], "embed_dim": 16, "depth": 2, "num_heads": 2, "head_dim": 16,
               "head_depth": 1, "head_heads": 2, "head_dim_head": 8, "head_mlp_dim": 16}
@@ -189,7 +189,7 @@ def test_mixed_precision_steps_train(cache, tmp_path, amp):
 CRASHING_RUN = '''
 import os, sys
 from extpose_sdk.engine.recipe import load_recipe
-from extpose_sdk.engine.train import train
+from extpose_sdk.engine.loop import train
 
 def crash_rank_1_once(step, record):
     first_attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
@@ -306,7 +306,7 @@ def test_a_signal_to_the_whole_process_group_still_checkpoints_with_loader_worke
 def test_loader_workers_ignore_stop_signals_and_the_main_process_does_not():
     import signal
 
-    from extpose_sdk.engine.train import leave_stops_to_the_main_process
+    from extpose_sdk.engine.loop import leave_stops_to_the_main_process
 
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

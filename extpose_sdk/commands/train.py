@@ -36,8 +36,8 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from extpose_sdk.engine.loop import TrainingError, train
     from extpose_sdk.engine.recipe import load_recipe
-    from extpose_sdk.engine.train import TrainingError, train
 
     recipe = load_recipe(args.recipe, args.overrides)
     if args.print_recipe:

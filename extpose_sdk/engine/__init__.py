@@ -5,7 +5,7 @@
 
 Modules, one idea each: ``recipe`` (TOML recipes and overrides), ``data`` (mixing, sharding,
 modality images), ``model`` (what is trained, its initialisation), ``losses`` (the official
-terms), ``train`` (the loop), ``evaluate`` (the Evaluator), ``state`` (checkpoints, resuming),
+terms), ``loop`` (``train``: the loop), ``evaluate`` (the Evaluator), ``state`` (checkpoints, resuming),
 ``distributed`` (process groups), ``log`` (JSONL, TensorBoard, curves). Importing this package
 imports no torch until a name is used.
 """
@@ -17,9 +17,9 @@ from typing import Any
 _EXPORTS = {
     "load_recipe": "extpose_sdk.engine.recipe",
     "Recipe": "extpose_sdk.engine.recipe",
-    "train": "extpose_sdk.engine.train",
-    "TrainResult": "extpose_sdk.engine.train",
-    "TrainingError": "extpose_sdk.engine.train",
+    "train": "extpose_sdk.engine.loop",
+    "TrainResult": "extpose_sdk.engine.loop",
+    "TrainingError": "extpose_sdk.engine.loop",
     "Evaluator": "extpose_sdk.engine.evaluate",
 }
 
