@@ -268,6 +268,31 @@ def test_the_mean_articulation_baseline_keeps_orientation_and_predicts_the_mean_
     assert not torch.allclose(full.hand_pose, out.hand_pose)  # the original is untouched
 
 
+def test_the_mean_prediction_baseline_predicts_the_heads_mean_parameters_for_any_input():
+    from extpose_sdk.engine.evaluate import mean_prediction
+    from extpose_sdk.geometry import rot6d_to_rotmat
+
+    torch.manual_seed(0)
+    model = extpose_sdk.load_model("extpose-hamer", embed_dim=32, depth=1, num_heads=2,
+                                   head_dim=32, head_depth=1, head_heads=2, head_dim_head=8,
+                                   head_mlp_dim=16).eval()
+    head = model.head
+    with torch.no_grad():  # mean parameters that are not the defaults
+        head.init_cam.copy_(torch.tensor([[0.9, 0.1, -0.2]]))
+        head.init_betas.normal_()
+    inputs = {m: torch.randn(2, 1, 3, 256, 256) for m in model.modalities}
+    with torch.no_grad():
+        full = model(inputs)
+        baseline = mean_prediction(model)
+        out = baseline(inputs)
+    mean = rot6d_to_rotmat(head.init_hand_pose.reshape(-1, 6))
+    torch.testing.assert_close(out.global_orient[:, 0, 0], mean[0].expand(2, 3, 3))
+    torch.testing.assert_close(out.hand_pose[:, 0], mean[1:].expand(2, 15, 3, 3))
+    torch.testing.assert_close(out.betas[:, 0], head.init_betas.expand(2, 10))
+    torch.testing.assert_close(out.pred_cam[:, 0], head.init_cam.expand(2, 3))
+    assert not torch.allclose(full.pred_cam, out.pred_cam)  # the original is untouched
+
+
 def test_rendered_modalities_match_the_crops_of_a_data_set_of_another_crop_size():
     """A 64 px data set: the skeleton image the Evaluator draws is 64 px too (it was always
     256 px, so a 64 px skeleton model failed on a shape mismatch in ``extpose eval``)."""

@@ -354,6 +354,20 @@ def mean_articulation(model: torch.nn.Module, *, zero: bool = False) -> torch.nn
     return baseline
 
 
+def mean_prediction(model: torch.nn.Module) -> torch.nn.Module:
+    """The "always the mean" baseline of ``model``: a copy whose head predicts its mean
+    parameters for every input (orientation and articulation, shape and camera: the head's
+    ``init_*`` buffers, which training from scratch takes from the data)."""
+    import copy
+
+    baseline = copy.deepcopy(model)
+    with torch.no_grad():
+        for layer in (baseline.head.decpose, baseline.head.decshape, baseline.head.deccam):
+            layer.weight.zero_()
+            layer.bias.zero_()
+    return baseline
+
+
 def _crop_size(batch: Mapping[str, Any]) -> int:
     """The side of the batch's crops (its ``rgb``), so that rendered modalities such as the
     skeleton image match them; the default crop size for a batch without images."""
