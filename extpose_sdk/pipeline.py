@@ -277,15 +277,8 @@ class Pipeline:
                        camera=describe_camera(self.camera))
 
     def _video(self, reader, keypoints, results, on_frame, progress, stream) -> None:
-        source = self.keypoints if keypoints is None else keypoints
-        if isinstance(source, (str, Path)):
-            source = keypoint_source_for(source)
-        where = str(getattr(source, "path", None) or "the keypoints")
-        detector = source if hasattr(source, "detect") else None  # run on each frame
-        keypoint_frames: Iterator[Any] | None = (
-            None if detector is not None else iter(source()) if callable(source)
-            else (iter(source) if source is not None else None)
-        )  # fmt: skip
+        frame_keypoints_of = FrameKeypoints(self.keypoints if keypoints is None else keypoints)
+        where = frame_keypoints_of.where
         tracker = BoxTracker(**self.tracker_options)
         planner = WindowPlanner(self.frames, self._overlap())
         pending: dict[int, list[_Person]] = {}
@@ -312,16 +305,7 @@ class Pipeline:
             for start, chunk in reader.chunks():
                 for offset, image in enumerate(chunk):
                     index = start + offset
-                    frame_keypoints = None
-                    if detector is not None:
-                        frame_keypoints = detector.detect(image, frame=index)
-                    elif keypoint_frames is not None:
-                        frame_keypoints = next(keypoint_frames, _END)
-                        if frame_keypoints is _END:
-                            raise KeypointFitError(
-                                f"{where}: the keypoints end at frame {index} but the video goes "
-                                "on; give a keypoint file with one entry per frame of this video"
-                            )
+                    frame_keypoints = frame_keypoints_of(image, index)
                     if frame_keypoints is not None:
                         self.check_keypoints(frame_keypoints, image.shape[:2], f"frame {index}",
                                              where=where)  # fmt: skip
@@ -335,11 +319,7 @@ class Pipeline:
             run(ended=True)  # keep every frame that was read (not on Ctrl-C: stop at once)
             raise
         run(ended=True)
-        if keypoint_frames is not None and next(keypoint_frames, _END) is not _END:
-            raise KeypointFitError(
-                f"{where}: holds keypoints for more frames than the video's {read}; it may "
-                "belong to another clip (the results of all frames are kept)"
-            )
+        frame_keypoints_of.check_used_up(read)
 
     def check_keypoints(self, keypoints: Any, shape: tuple[int, int], frame: str,
                         where: str = "keypoints") -> None:  # fmt: skip
@@ -531,6 +511,43 @@ class Pipeline:
 
 
 _END = object()
+
+
+class FrameKeypoints:
+    """Each frame's keypoints from ``source``: a detector (``detect(image, frame=)``) run on the
+    frame, the next entry of a keypoint file / source / iterable, or None for every frame."""
+
+    def __init__(self, source: Any) -> None:
+        if isinstance(source, (str, Path)):
+            source = keypoint_source_for(source)
+        self.where = str(getattr(source, "path", None) or "the keypoints")
+        self.detector = source if hasattr(source, "detect") else None
+        self.entries: Iterator[Any] | None = (
+            None if self.detector is not None else iter(source()) if callable(source)
+            else (iter(source) if source is not None else None)
+        )  # fmt: skip
+
+    def __call__(self, image: np.ndarray, index: int) -> Any:
+        """Frame ``index``'s keypoints; ``KeypointFitError`` when a file ends before the video."""
+        if self.detector is not None:
+            return self.detector.detect(image, frame=index)
+        if self.entries is None:
+            return None
+        entry = next(self.entries, _END)
+        if entry is _END:
+            raise KeypointFitError(
+                f"{self.where}: the keypoints end at frame {index} but the video goes on; give a "
+                "keypoint file with one entry per frame of this video"
+            )
+        return entry
+
+    def check_used_up(self, read: int) -> None:
+        """``KeypointFitError`` when entries are left after the video's ``read`` frames."""
+        if self.entries is not None and next(self.entries, _END) is not _END:
+            raise KeypointFitError(
+                f"{self.where}: holds keypoints for more frames than the video's {read}; it may "
+                "belong to another clip (the results of all frames are kept)"
+            )
 
 
 def _per_image(value: Any, count: int, single: bool) -> list[Any]:

@@ -325,18 +325,11 @@ class WholeBodyPipeline:
         from extpose_sdk.data.video import VideoReadError
         from extpose_sdk.keypoints.files import KeypointFileError
         from extpose_sdk.keypoints.fit import KeypointFitError
-        from extpose_sdk.pipeline import _END
+        from extpose_sdk.pipeline import FrameKeypoints
         from extpose_sdk.tracking import BoxTracker
 
-        source = self.keypoints if keypoints is None else keypoints
-        if isinstance(source, (str, Path)):
-            source = keypoint_source_for(source)
-        where = str(getattr(source, "path", None) or "the keypoints")
-        detector = source if hasattr(source, "detect") else None  # run on each frame
-        keypoint_frames = (
-            None if detector is not None else iter(source()) if callable(source)
-            else (iter(source) if source is not None else None)
-        )  # fmt: skip
+        frame_keypoints_of = FrameKeypoints(self.keypoints if keypoints is None else keypoints)
+        where = frame_keypoints_of.where
         tracker = BoxTracker(**self.body.tracker_options)
         planners = {"body": WindowPlanner(self.body.frames, self.body._overlap()),
                     "hand": WindowPlanner(self.hand.frames, self.hand._overlap())}
@@ -375,17 +368,8 @@ class WholeBodyPipeline:
             for start, chunk in reader.chunks():
                 for offset, image in enumerate(chunk):
                     index = start + offset
-                    frame_keypoints = None
-                    if detector is not None:
-                        frame_keypoints = detector.detect(image, frame=index)
-                    elif keypoint_frames is not None:
-                        frame_keypoints = next(keypoint_frames, _END)
-                        if frame_keypoints is _END:
-                            raise KeypointFitError(
-                                f"{where}: the keypoints end at frame {index} but the video goes "
-                                "on; give a keypoint file with one entry per frame of this video"
-                            )
-                    self._read_frame(state, index, image, frame_keypoints, tracker, where=where)
+                    self._read_frame(state, index, image, frame_keypoints_of(image, index),
+                                     tracker, where=where)
                     if on_frame is not None:
                         images[index] = image
                     read = index + 1
@@ -394,11 +378,7 @@ class WholeBodyPipeline:
             run(ended=True)  # keep every frame that was read (not on Ctrl-C: stop at once)
             raise
         run(ended=True)
-        if keypoint_frames is not None and next(keypoint_frames, _END) is not _END:
-            raise KeypointFitError(
-                f"{where}: holds keypoints for more frames than the video's {read}; it may "
-                "belong to another clip (the results of all frames are kept)"
-            )
+        frame_keypoints_of.check_used_up(read)
 
 
 @attrs.define
