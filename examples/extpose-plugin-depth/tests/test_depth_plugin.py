@@ -270,7 +270,7 @@ def test_a_depth_model_starts_from_weights_trained_without_it(plugins, tmp_path)
 # -- training ----------------------------------------------------------------------------------
 
 def test_the_engine_trains_a_few_steps_with_depth(plugins, tmp_path):
-    from extpose_sdk.engine.loop import train  # the function (README: SDK notes)
+    from extpose_sdk.engine import train
     from extpose_sdk.engine.recipe import recipe_from_dict
 
     data = {"num_sequences": 4, "sequence_length": 2, "crop_size": 64,
