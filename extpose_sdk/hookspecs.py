@@ -58,6 +58,9 @@ def extpose_register_modalities(register):
     Its ``encoder(vit)`` says how that image becomes tokens: ``None`` shares the ViT's own patch
     and position embedding (zero new parameters; C must be the ViT's), or a module of its own
     (``extpose_sdk.modalities.encoders.PatchEncoder``) whose parameters are reported as added.
+    A modality whose evidence is not an RGB crop with 2D keypoints (a depth map in
+    ``CropEvidence.extras``) also gives ``example_evidence(size)``: a ``CropEvidence`` of that
+    (H, W) it is available from, which the SDK's meta-test forwards.
     """
 
 
