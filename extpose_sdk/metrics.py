@@ -259,7 +259,7 @@ PROTOCOLS: dict[str, Protocol] = {
 }
 
 
-def protocol_for_joint_set(joint_set: str, *, video: bool = False) -> Protocol:
+def protocol_for_joint_set(joint_set: str) -> Protocol:
     """The protocol a training run validates with: ``synthetic-body`` for ``smpl44`` (HMR2.0's
     LSP joints, pelvis-centred), ``synthetic-hand`` for ``mano21`` (all joints, wrist-centred);
     both report the acceleration error on clips."""

@@ -301,7 +301,7 @@ def test_sequence_metrics_take_a_validity_column_and_frames():
 
 def test_validation_protocol_of_each_joint_set():
     assert metrics.protocol_for_joint_set("smpl44").name == "synthetic-body"
-    assert metrics.protocol_for_joint_set("mano21", video=True).name == "synthetic-hand"
+    assert metrics.protocol_for_joint_set("mano21").name == "synthetic-hand"
     with pytest.raises(KeyError, match=r"no validation protocol for joint set 'smpl24'"):
         metrics.protocol_for_joint_set("smpl24")
 

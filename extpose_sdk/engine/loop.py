@@ -456,7 +456,7 @@ def evaluate_model(model, dataset, recipe, dist: Distributed) -> dict[str, float
     from extpose_sdk.metrics import protocol_for_joint_set
     from extpose_sdk.subjects import subject_of
 
-    protocol = protocol_for_joint_set(subject_of(model).joint_set, video=recipe.model.frames > 1)
+    protocol = protocol_for_joint_set(subject_of(model).joint_set)
     evaluator = Evaluator(protocol, batch_size=max(1, recipe.optim.batch_size // dist.world_size),
                           device=dist.device, progress=False)
     result = evaluator.run(model, dataset)

@@ -65,7 +65,7 @@ def main() -> int:
             path = path.resolve() / "model.safetensors"
         model = extpose_sdk.load_model(recipe.model.recipe, checkpoint=str(path)).eval()
         model.set_body_model(load_training_body_model(recipe.model.body_model, model.subject))
-        protocol = protocol_for_joint_set(model.subject.joint_set, video=False)
+        protocol = protocol_for_joint_set(model.subject.joint_set)
         runs = [("with depth", samples)] if "depth" in model.modalities else [("-", samples)]
         if "depth" in model.modalities:
             runs.append(("depth absent", without))
