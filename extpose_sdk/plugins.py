@@ -67,6 +67,7 @@ PROVIDED_BY: dict[str, dict[str, str]] = {
     "backbone": {"hmr2": "extpose-plugin-hmr2", "hamer": "extpose-plugin-hamer",
                  "timm:*": "extpose-plugin-timm"},
     "keypoint_source": {"mediapipe": "extpose-plugin-mediapipe"},
+    "weights": {"extpose-hamer-synthetic": "extpose-plugin-hamer"},
 }
 
 

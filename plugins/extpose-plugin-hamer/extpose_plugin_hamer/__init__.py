@@ -5,7 +5,8 @@ The core holds what is generic (the ViTPose ViT, the MANO head, the extension an
 ``extpose_sdk.model.build_mesh_recovery_model``); this package holds what is HaMeR's: its
 recipes (``recipes.py``: the head, the modalities and mask of each, the subject) and its
 official checkpoint's layout (``official.py``: what the Lightning file holds beyond the
-model, skipped on loading and by ``extpose convert checkpoint``).
+model, skipped on loading and by ``extpose convert checkpoint``); and the weights it ships
+(``weights/``: ``extpose-hamer-synthetic``, trained on the synthetic hand set).
 HaMeR sees every hand as a right hand (the ``hand`` subject's ``mirror_left``):
 ``extpose_sdk.Pipeline`` mirrors left-hand crops and flips ``pred_cam[1]`` back, as
 HaMeR's demo does.
@@ -40,4 +41,15 @@ def extpose_register_models(register):
         "HaMeR weights extended with skeleton images and video frames (rgb+skeleton, no new parameters)",
         subject="hand",
         checkpoint_extras=CHECKPOINT_EXTRAS,
+    )
+
+
+@hookimpl
+def extpose_register_weights(register):
+    register(
+        "extpose-hamer-synthetic",
+        lazy("extpose_plugin_hamer.weights:synthetic"),
+        "ExtPose-HaMeR trained on the synthetic hand set (rgb+skeleton, T=8; synthetic world only)",
+        model="extpose-hamer",
+        subject="hand",
     )
