@@ -44,9 +44,12 @@ class DepthPlugin:
 
 @pytest.fixture
 def depth():
-    extpose_sdk.register_plugin(DepthPlugin(), name="depth-plugin")
-    yield
-    extpose_sdk.unregister_plugin(name="depth-plugin")
+    """This file's depth plugin alone (the installed examples/extpose-plugin-depth registers a
+    ``depth`` of its own)."""
+    from extpose_sdk.testing import isolated_plugins
+
+    with isolated_plugins(DepthPlugin()):
+        yield
 
 
 def tiny(modalities):
