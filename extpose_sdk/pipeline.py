@@ -284,9 +284,17 @@ class Pipeline:
         pending: dict[int, list[_Person]] = {}
         images: dict[int, np.ndarray] = {}
         shapes: dict[int, tuple[int, int]] = {}
-        read = 0
 
-        def run(ended: bool) -> None:
+        def take_frame(index: int, image: np.ndarray, frame_keypoints: Any) -> None:
+            if frame_keypoints is not None:
+                self.check_keypoints(frame_keypoints, image.shape[:2], f"frame {index}",
+                                     where=where)  # fmt: skip
+            people = self._people(image, frame_keypoints, None, track_ids=tracker)
+            pending[index], shapes[index] = people, image.shape[:2]
+            if on_frame is not None:
+                images[index] = image
+
+        def run(read: int, ended: bool) -> None:
             for window in planner.ready(read, ended=ended):
                 frame_results = self._run_window(window, pending, shapes)
                 results.frames.extend(frame_results)
@@ -301,25 +309,7 @@ class Pipeline:
             for old in [f for f in pending if f < keep_from]:
                 pending.pop(old), shapes.pop(old), images.pop(old, None)
 
-        try:
-            for start, chunk in reader.chunks():
-                for offset, image in enumerate(chunk):
-                    index = start + offset
-                    frame_keypoints = frame_keypoints_of(image, index)
-                    if frame_keypoints is not None:
-                        self.check_keypoints(frame_keypoints, image.shape[:2], f"frame {index}",
-                                             where=where)  # fmt: skip
-                    people = self._people(image, frame_keypoints, None, track_ids=tracker)
-                    pending[index], shapes[index] = people, image.shape[:2]
-                    if on_frame is not None:
-                        images[index] = image
-                    read = index + 1
-                run(ended=False)
-        except (VideoReadError, KeypointFitError, KeypointFileError):
-            run(ended=True)  # keep every frame that was read (not on Ctrl-C: stop at once)
-            raise
-        run(ended=True)
-        frame_keypoints_of.check_used_up(read)
+        stream_frames(reader, frame_keypoints_of, take_frame, run)
 
     def check_keypoints(self, keypoints: Any, shape: tuple[int, int], frame: str,
                         where: str = "keypoints") -> None:  # fmt: skip
@@ -548,6 +538,28 @@ class FrameKeypoints:
                 f"{self.where}: holds keypoints for more frames than the video's {read}; it may "
                 "belong to another clip (the results of all frames are kept)"
             )
+
+
+def stream_frames(reader: FrameReader, frame_keypoints_of: FrameKeypoints,
+                  take_frame: Callable[[int, np.ndarray, Any], None],
+                  run: Callable[[int, bool], None]) -> None:
+    """Read ``reader`` chunk by chunk: ``take_frame(index, image, keypoints)`` for each frame,
+    then ``run(read, ended=False)`` after each chunk (``read``: the frames read so far) and
+    ``run(read, ended=True)`` at the end, also when reading fails, so that every frame read is
+    kept (not on Ctrl-C: that stops at once); then the keypoints must be used up."""
+    read = 0
+    try:
+        for start, chunk in reader.chunks():
+            for offset, image in enumerate(chunk):
+                index = start + offset
+                take_frame(index, image, frame_keypoints_of(image, index))
+                read = index + 1
+            run(read, False)
+    except (VideoReadError, KeypointFitError, KeypointFileError):
+        run(read, True)
+        raise
+    run(read, True)
+    frame_keypoints_of.check_used_up(read)
 
 
 def _per_image(value: Any, count: int, single: bool) -> list[Any]:

@@ -322,10 +322,7 @@ class WholeBodyPipeline:
     def _video(self, reader, keypoints, results, on_frame, progress, stream) -> None:
         """The streaming loop (called by ``Pipeline.video``): frames are read in chunks, the
         body and the hands run in their own windows, and a frame is finished when both are."""
-        from extpose_sdk.data.video import VideoReadError
-        from extpose_sdk.keypoints.files import KeypointFileError
-        from extpose_sdk.keypoints.fit import KeypointFitError
-        from extpose_sdk.pipeline import FrameKeypoints
+        from extpose_sdk.pipeline import FrameKeypoints, stream_frames
         from extpose_sdk.tracking import BoxTracker
 
         frame_keypoints_of = FrameKeypoints(self.keypoints if keypoints is None else keypoints)
@@ -335,9 +332,14 @@ class WholeBodyPipeline:
                     "hand": WindowPlanner(self.hand.frames, self.hand._overlap())}
         state = _State()
         images: dict[int, np.ndarray] = {}
-        read = emitted = 0
+        emitted = 0
 
-        def run(ended: bool) -> None:
+        def take_frame(index: int, image: np.ndarray, frame_keypoints: Any) -> None:
+            self._read_frame(state, index, image, frame_keypoints, tracker, where=where)
+            if on_frame is not None:
+                images[index] = image
+
+        def run(read: int, ended: bool) -> None:
             nonlocal emitted
             for part, planner in planners.items():
                 pipeline = self.body if part == "body" else self.hand
@@ -364,21 +366,7 @@ class WholeBodyPipeline:
                 state.body_pending.pop(old, None), state.hand_pending.pop(old, None)
                 state.shapes.pop(old), images.pop(old, None)
 
-        try:
-            for start, chunk in reader.chunks():
-                for offset, image in enumerate(chunk):
-                    index = start + offset
-                    self._read_frame(state, index, image, frame_keypoints_of(image, index),
-                                     tracker, where=where)
-                    if on_frame is not None:
-                        images[index] = image
-                    read = index + 1
-                run(ended=False)
-        except (VideoReadError, KeypointFitError, KeypointFileError):
-            run(ended=True)  # keep every frame that was read (not on Ctrl-C: stop at once)
-            raise
-        run(ended=True)
-        frame_keypoints_of.check_used_up(read)
+        stream_frames(reader, frame_keypoints_of, take_frame, run)
 
 
 @attrs.define
