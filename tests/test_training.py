@@ -303,19 +303,65 @@ def test_a_signal_to_the_whole_process_group_still_checkpoints_with_loader_worke
     assert (tmp_path / "run" / "checkpoints" / f"step-{stopped_at:07d}" / "state.pt").is_file()
 
 
-def test_loader_workers_ignore_stop_signals_and_the_main_process_does_not():
+def test_a_run_with_loader_workers_exits_when_it_finishes(cache, tmp_path):
+    """The workers ignore SIGTERM (above), so Python's exit handler, which SIGTERMs and then
+    joins leftover daemonic children, waited for them forever: a finished run printed its last
+    line and never exited. The loop now ends its workers itself on every way out."""
+    recipe = tiny_recipe(cache, "max_steps=3", "device=cpu", "data.workers=1", "data.cache=")
+    path = tmp_path / "tiny.toml"
+    path.write_text(recipe.to_toml())
+    command = [sys.executable, "-m", "extpose_sdk", "train", str(path), "--out",
+               str(tmp_path / "run"), "--no-progress"]
+    try:
+        done = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                              capture_output=True, text=True, timeout=120, start_new_session=True)
+    except subprocess.TimeoutExpired as hung:
+        pytest.fail(f"the finished run did not exit: {hung.stdout!r}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(losses(tmp_path / "run")) == 3
+
+
+def _loader_worker_probe(answers) -> None:
     import signal
+    import time
 
     from extpose_sdk.engine.loop import leave_stops_to_the_main_process
 
-    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    leave_stops_to_the_main_process(0)
+    answers.put((os.getpgid(0) == os.getpid(), signal.getsignal(signal.SIGINT) is signal.SIG_IGN))
+    time.sleep(60)
+
+
+def test_loader_workers_leave_the_process_group_and_still_end_on_their_own_sigterm():
+    """Out of the group signals reach (the test above), but ended by a SIGTERM of their own,
+    as Python's exit handler sends to leftover daemonic children before waiting for them."""
+    import multiprocessing
+    import signal
+
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    worker = context.Process(target=_loader_worker_probe, args=(answers,), daemon=True)
+    worker.start()
     try:
-        leave_stops_to_the_main_process(0)
-        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        own_group, ignores_ctrl_c = answers.get(timeout=30)
+        worker.terminate()
+        worker.join(timeout=20)
+        assert worker.exitcode == -signal.SIGTERM
     finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
+        if worker.is_alive():
+            worker.kill()
+    assert own_group and ignores_ctrl_c
+    assert os.getpgid(0) != worker.pid  # this process is where it was
+
+
+def test_training_ends_its_loader_workers_when_it_returns(cache, tmp_path):
+    import multiprocessing
+
+    before = set(multiprocessing.active_children())
+    result = train(tiny_recipe(cache, "max_steps=2", "data.workers=1"), tmp_path / "run",
+                   progress=False)
+    assert result.status == "finished"
+    assert set(multiprocessing.active_children()) <= before
 
 
 def test_bodies_train_with_the_adversarial_prior_against_a_mocap_file(tmp_path, monkeypatch):

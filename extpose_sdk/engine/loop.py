@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import time
 import warnings
@@ -301,8 +302,7 @@ def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distribute
 
     model.train()
     status, last_loss = "finished", math.nan
-    batches = iter(loader)
-    with StopSignal() as stop:
+    with StopSignal() as stop, loader_workers(loader) as batches:
         while step < optim.max_steps:
             started = time.perf_counter()
             totals: dict[str, float] = {}
@@ -420,12 +420,28 @@ def _loader(training_set, weights, recipe, dist: Distributed, step: int):
 
 
 def leave_stops_to_the_main_process(worker: int) -> None:
-    """In a data-loading worker: ignore Ctrl-C and SIGTERM. A terminal, ``timeout`` and job
-    schedulers signal the whole process group; a worker killed by it would turn the main
-    process's checkpoint-and-return (``StopSignal``) into a crash. The main process ends the
-    workers itself when it returns."""
+    """In a data-loading worker: leave the main process's process group and ignore Ctrl-C.
+
+    A terminal, ``timeout`` and job schedulers signal the whole process group; a worker killed
+    by it would turn the main process's checkpoint-and-return (``StopSignal``) into a crash.
+    SIGTERM sent to the worker itself still ends it: Python's exit handler terminates leftover
+    daemonic children and then waits for them (a worker that ignored SIGTERM hung a finished
+    run at exit). The main process ends the workers itself (``loader_workers``)."""
+    os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def loader_workers(loader):
+    """Iterate ``loader`` and end its worker processes on every way out of the block (finished,
+    stopped, raised), rather than whenever the iterator happens to be collected."""
+    batches = iter(loader)
+    try:
+        yield batches
+    finally:
+        shutdown = getattr(batches, "_shutdown_workers", None)  # torch's own clean ending
+        if shutdown is not None:
+            shutdown()
 
 
 def _resume_folder(out: Path, resume) -> Path | None:
