@@ -210,6 +210,11 @@ def test_eval_command_prints_a_table_and_writes_json(tmp_path, capsys):
         assert main(["eval", "--model", "echo-test", "--dataset", "tiny-freihand",
                      "--root", str(root), "--no-progress"]) == 2
     assert "no protocol for data set 'tiny-freihand'" in capsys.readouterr().err
+    with isolated_plugins(TinyPlugin()):  # a data set of files, and no folder given
+        assert main(["eval", "--model", "echo-test", "--dataset", "tiny-freihand",
+                     "--protocol", "freihand", "--no-progress"]) != 0
+    assert "--dataset tiny-freihand reads its files from a folder: give --root" in (
+        capsys.readouterr().err)
 
 
 def test_a_real_tiny_extended_model_on_3dpw_clips(tmp_path):

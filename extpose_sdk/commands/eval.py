@@ -25,7 +25,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--model", required=True, help="registered model recipe (hmr2, hamer...)")
     add_checkpoint_arguments(parser)
     parser.add_argument("--dataset", required=True, help="registered data set (3dpw, freihand...)")
-    parser.add_argument("--root", required=True, help="the data set's folder (official layout)")
+    parser.add_argument("--root", help="the data set's folder (official layout); the synthetic "
+                        "sets need none")
     parser.add_argument("--split", help="data-set split (default: the data set's own)")
     parser.add_argument("--protocol", help="metric protocol (default: the data set's name)")
     parser.add_argument("--clip-length", type=int, help="evaluate clips of T frames")
@@ -33,7 +34,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
     parser.add_argument("--body-model", help="SMPL / MANO model file for the predictions' joints "
-                        "(needed when the model does not output joints)")
+                        "(needed when the model does not output joints); 'synthetic': the "
+                        "synthetic sets' own, which the synthetic weights were trained with")
     parser.add_argument("--gt-body-model", action="append", default=[], metavar="[GENDER=]PATH",
                         help="body-model file(s) for ground truth given as parameters (3DPW: "
                              "male=...pkl female=...pkl); repeatable")
@@ -68,11 +70,16 @@ def _check_writable(path: Path) -> None:
 
 
 def _body_model(path: str, kind: str, regressor: str | None = None):
-    """The SMPL / MANO model in ``path`` (its gender is the file's: SMPL_MALE.pkl...)."""
+    """The SMPL / MANO model in ``path`` (its gender is the file's: SMPL_MALE.pkl...), or the
+    synthetic sets' own (``synthetic``)."""
     try:
         from extpose_sdk.body_models import load_body_model
     except ImportError as error:  # pragma: no cover - body models are another part of the SDK
         raise SystemExit(f"extpose eval: body models are unavailable: {error}") from error
+    if path == "synthetic":
+        from extpose_sdk.datasets.synthetic import synthetic_model_path
+
+        path = str(synthetic_model_path("body" if kind == "smpl" else "hand"))
     if kind == "smpl" and regressor:
         return load_body_model(kind, path, joint_regressor_extra=regressor)
     return load_body_model(kind, path)
@@ -105,12 +112,22 @@ def run(args) -> int:
     if args.trust_checkpoint:
         model_options["trust_checkpoint"] = True
     args.model_options = model_options
-    options = {**_options(args.dataset_option, "--dataset-option"), "root": args.root}
+    options = _options(args.dataset_option, "--dataset-option")
+    if args.root is not None:
+        options["root"] = args.root
     if args.split:
         options["split"] = args.split
     if args.clip_length:
         options["clip_length"] = args.clip_length
-    dataset = extpose_sdk.get_registries().dataset.build(args.dataset, **options)
+    from extpose_sdk.plugins import ComponentBuildError
+
+    try:
+        dataset = extpose_sdk.get_registries().dataset.build(args.dataset, **options)
+    except ComponentBuildError as error:
+        if "root" in options or "argument: 'root'" not in str(error):
+            raise
+        raise ValueError(f"--dataset {args.dataset} reads its files from a folder: give --root "
+                         "(the data set's folder, official layout)") from None
     with distributed_context(args.device) as dist:
         return _evaluate(args, dataset, protocol, kind, dist)
 
