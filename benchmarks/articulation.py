@@ -30,9 +30,14 @@ def frames(kind: str, count: int, noise: DetectionNoise, seed: int) -> dict[str,
                             image_size=(64, 64), crop_size=32, augment=False, occluders=0,
                             detection_noise=noise, seed=seed)
     keys = {"true": "keypoints_2d", "detected": "detected_keypoints_2d",
-            "joints": "keypoints_3d", "orient": "global_orient"}
+            "joints": "keypoints_3d", "orient": "global_orient", "center": "center",
+            "scale": "scale"}
     rows = [data[i] for i in range(count)]
-    return {name: np.stack([r[key].numpy() for r in rows]) for name, key in keys.items()}
+    out = {name: np.stack([r[key].numpy() for r in rows]) for name, key in keys.items()}
+    # detections come in full-image pixels; put them in the crop's frame, as the true ones
+    side = 200.0 * out["scale"].max(1)[:, None, None]  # the box side: scale in units of 200 px
+    out["detected"][..., :2] = (out["detected"][..., :2] - out["center"][:, None]) / side
+    return out
 
 
 def mean_articulation(joints: np.ndarray, orient: np.ndarray) -> np.ndarray:
