@@ -72,3 +72,71 @@ def on_sys_path(path: Path) -> Iterator[None]:
         for module in set(sys.modules) - before:
             if (getattr(sys.modules[module], "__file__", None) or "").startswith(path):
                 del sys.modules[module]
+
+
+# -- shipped weights --------------------------------------------------------------------------
+
+def check_shipped_weights(name: str, *, model: str, subject: str, package: str, recipe: str,
+                          frames: int) -> dict[str, Any]:
+    """Assert that weights ``name`` are registered for ``model`` / ``subject`` by ``package``,
+    that their safetensors and JSON ship with it, and that the JSON says how they were trained;
+    returns that JSON."""
+    import json
+
+    from extpose_sdk import get_registries
+
+    component = get_registries().weights.get(name)
+    assert component.metadata == {"model": model, "subject": subject}
+    assert component.package == package
+    path = component.build()
+    assert path.is_file() and path.with_suffix(".json").is_file()
+    config = json.loads(path.with_suffix(".json").read_text())
+    assert config["modalities"] == ["rgb", "skeleton"] and config["frames"] == frames
+    assert config["crop_rescale"] == 1.0 and config["recipe"] == recipe
+    assert len(config["weights_sha256"]) == 64  # checked on every load
+    return config
+
+
+def check_a_changed_byte_is_refused(name: str, model: str, folder: Path) -> None:
+    """Assert that a copy of weights ``name`` with one byte changed does not load."""
+    import pytest
+
+    from extpose_sdk import get_registries, load_model
+    from extpose_sdk.checkpoints import CheckpointError
+
+    path = get_registries().weights.build(name)
+    copy = folder / path.name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    copy.write_bytes(bytes(data))
+    copy.with_suffix(".json").write_text(path.with_suffix(".json").read_text())
+    with pytest.raises(CheckpointError, match="sha256|SHA-256|hash"):
+        load_model(model, checkpoint=copy)
+
+
+def held_out_scores(weights: str, model: str, kind: str, *, seed: int = 3,
+                    sequences: int = 2) -> dict[str, dict[str, float]]:
+    """Weights ``weights`` of ``model``, always the mean (``mean``) and the mean articulation
+    with the weights' orientation and camera (``articulation``), scored on ``sequences``
+    held-out synthetic ``kind`` clips of 8 frames (test split, ``seed``: 3 is used by no
+    training, validation or benchmark run)."""
+    import torch
+
+    from extpose_sdk import get_registries, load_model
+    from extpose_sdk.engine.data import WithModalities
+    from extpose_sdk.engine.evaluate import Evaluator, mean_articulation, mean_prediction
+    from extpose_sdk.engine.model import load_training_body_model
+    from extpose_sdk.metrics import protocol_for_joint_set
+
+    torch.manual_seed(0)
+    trained = load_model(model, checkpoint=weights)
+    trained.set_body_model(load_training_body_model("synthetic", kind)).eval()
+    clips = get_registries().dataset.build(
+        f"synthetic-{kind}", split="test", seed=seed, num_sequences=sequences,
+        sequence_length=8, clip_length=8, crop_size=128)
+    data = WithModalities(clips, modalities=["rgb", "skeleton"], size=128)
+    evaluator = Evaluator(protocol_for_joint_set("mano21" if kind == "hand" else "smpl44"),
+                          batch_size=2, progress=False)
+    return {"trained": evaluator.run(trained, data).summary,
+            "mean": evaluator.run(mean_prediction(trained), data).summary,
+            "articulation": evaluator.run(mean_articulation(trained), data).summary}

@@ -7,37 +7,23 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
-import torch
 
-import extpose_sdk
+from extpose_sdk.testing import (
+    check_a_changed_byte_is_refused,
+    check_shipped_weights,
+    held_out_scores,
+)
 
 NAME = "extpose-hamer-synthetic"
 
 
 def test_the_weights_are_registered_with_their_recipe_and_ship_with_the_package():
-    component = extpose_sdk.get_registries().weights.get(NAME)
-    assert component.metadata == {"model": "extpose-hamer", "subject": "hand"}
-    assert component.package == "extpose-plugin-hamer"
-    path = component.build()
-    assert path.is_file() and path.with_suffix(".json").is_file()
-    config = json.loads(path.with_suffix(".json").read_text())
-    assert config["modalities"] == ["rgb", "skeleton"] and config["frames"] == 8
-    assert config["crop_rescale"] == 1.0 and config["recipe"] == "synthetic-hand"
-    assert len(config["weights_sha256"]) == 64  # checked on every load
+    check_shipped_weights(NAME, model="extpose-hamer", subject="hand",
+                          package="extpose-plugin-hamer", recipe="synthetic-hand", frames=8)
 
 
 def test_a_changed_byte_in_the_shipped_file_is_refused(tmp_path):
-    from extpose_sdk.checkpoints import CheckpointError
-
-    path = extpose_sdk.get_registries().weights.build(NAME)
-    copy = tmp_path / "synthetic.safetensors"
-    data = bytearray(path.read_bytes())
-    data[-1] ^= 1
-    copy.write_bytes(bytes(data))
-    copy.with_suffix(".json").write_text(path.with_suffix(".json").read_text())
-    with pytest.raises(CheckpointError, match="sha256|SHA-256|hash"):
-        extpose_sdk.load_model("extpose-hamer", checkpoint=copy)
+    check_a_changed_byte_is_refused(NAME, "extpose-hamer", tmp_path)
 
 
 def test_predict_sample_uses_them_and_the_mesh_lands_on_the_hand(tmp_path, capsys):
@@ -69,22 +55,8 @@ def test_they_beat_the_mean_on_held_out_clips():
     camera) the 3D joints and their 2D projections are far closer. The articulation alone is
     not learnt yet: PA-MPJPE stays at the mean articulation's (docs/reproduction.md), and this
     test holds it there so that a worse set of weights cannot ship unnoticed."""
-    from extpose_sdk.engine.data import WithModalities
-    from extpose_sdk.engine.evaluate import Evaluator, mean_articulation, mean_prediction
-    from extpose_sdk.engine.model import load_training_body_model
-    from extpose_sdk.metrics import protocol_for_joint_set
-
-    torch.manual_seed(0)
-    model = extpose_sdk.load_model("extpose-hamer", checkpoint=NAME)
-    model.set_body_model(load_training_body_model("synthetic", "hand")).eval()
-    clips = extpose_sdk.get_registries().dataset.build(
-        "synthetic-hand", split="test", seed=3, num_sequences=2, sequence_length=8,
-        clip_length=8, crop_size=128)
-    data = WithModalities(clips, modalities=["rgb", "skeleton"], size=128)
-    evaluator = Evaluator(protocol_for_joint_set("mano21"), batch_size=2, progress=False)
-    trained = evaluator.run(model, data).summary
-    mean = evaluator.run(mean_prediction(model), data).summary
-    articulation = evaluator.run(mean_articulation(model), data).summary
+    scores = held_out_scores(NAME, "extpose-hamer", "hand")
+    trained, mean, articulation = scores["trained"], scores["mean"], scores["articulation"]
     assert trained["mpjpe"] <= 0.5 * mean["mpjpe"], (trained, mean)
     assert trained["reproj_2d"] <= 0.5 * mean["reproj_2d"], (trained, mean)
     assert trained["pa_mpjpe"] <= 1.05 * articulation["pa_mpjpe"], (trained, articulation)
