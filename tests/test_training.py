@@ -303,55 +303,50 @@ def test_a_signal_to_the_whole_process_group_still_checkpoints_with_loader_worke
     assert (tmp_path / "run" / "checkpoints" / f"step-{stopped_at:07d}" / "state.pt").is_file()
 
 
-def test_a_run_with_loader_workers_exits_when_it_finishes(cache, tmp_path):
-    """The workers ignore SIGTERM (above), so Python's exit handler, which SIGTERMs and then
-    joins leftover daemonic children, waited for them forever: a finished run printed its last
-    line and never exited. The loop now ends its workers itself on every way out."""
-    recipe = tiny_recipe(cache, "max_steps=3", "device=cpu", "data.workers=1", "data.cache=")
-    path = tmp_path / "tiny.toml"
-    path.write_text(recipe.to_toml())
-    command = [sys.executable, "-m", "extpose_sdk", "train", str(path), "--out",
-               str(tmp_path / "run"), "--no-progress"]
-    try:
-        done = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                              capture_output=True, text=True, timeout=120, start_new_session=True)
-    except subprocess.TimeoutExpired as hung:
-        pytest.fail(f"the finished run did not exit: {hung.stdout!r}")
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert len(losses(tmp_path / "run")) == 3
-
-
-def _loader_worker_probe(answers) -> None:
+def test_loader_workers_ignore_stop_signals_and_the_main_process_does_not():
     import signal
-    import time
 
     from extpose_sdk.engine.loop import leave_stops_to_the_main_process
 
-    leave_stops_to_the_main_process(0)
-    answers.put((os.getpgid(0) == os.getpid(), signal.getsignal(signal.SIGINT) is signal.SIG_IGN))
-    time.sleep(60)
-
-
-def test_loader_workers_leave_the_process_group_and_still_end_on_their_own_sigterm():
-    """Out of the group signals reach (the test above), but ended by a SIGTERM of their own,
-    as Python's exit handler sends to leftover daemonic children before waiting for them."""
-    import multiprocessing
-    import signal
-
-    context = multiprocessing.get_context("fork")
-    answers = context.Queue()
-    worker = context.Process(target=_loader_worker_probe, args=(answers,), daemon=True)
-    worker.start()
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        own_group, ignores_ctrl_c = answers.get(timeout=30)
-        worker.terminate()
-        worker.join(timeout=20)
-        assert worker.exitcode == -signal.SIGTERM
+        leave_stops_to_the_main_process(0)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
     finally:
-        if worker.is_alive():
-            worker.kill()
-    assert own_group and ignores_ctrl_c
-    assert os.getpgid(0) != worker.pid  # this process is where it was
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+class SlowFrames(torch.utils.data.Dataset):
+    """A data set whose every item takes a minute, as a worker busy rendering."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        import time
+
+        time.sleep(60)
+        return torch.zeros(1)
+
+
+def test_the_loop_ends_even_a_busy_worker_that_ignores_sigterm(monkeypatch):
+    """Such a worker outlived the run: Python's exit handler then waited for it forever."""
+    import time
+
+    monkeypatch.setattr(torch.utils.data._utils, "MP_STATUS_CHECK_INTERVAL", 0.5)  # torch's wait
+
+    from extpose_sdk.engine.loop import leave_stops_to_the_main_process, loader_workers
+
+    loader = torch.utils.data.DataLoader(SlowFrames(), num_workers=1, persistent_workers=True,
+                                         worker_init_fn=leave_stops_to_the_main_process)
+    started = time.monotonic()
+    with loader_workers(loader, patience=1.0) as batches:
+        workers = list(batches._workers)
+        time.sleep(0.5)  # the worker is inside __getitem__
+    assert len(workers) == 1 and not workers[0].is_alive()
+    assert time.monotonic() - started < 20
 
 
 def test_training_ends_its_loader_workers_when_it_returns(cache, tmp_path):

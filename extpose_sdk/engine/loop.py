@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import signal
 import time
 import warnings
@@ -420,28 +419,36 @@ def _loader(training_set, weights, recipe, dist: Distributed, step: int):
 
 
 def leave_stops_to_the_main_process(worker: int) -> None:
-    """In a data-loading worker: leave the main process's process group and ignore Ctrl-C.
-
-    A terminal, ``timeout`` and job schedulers signal the whole process group; a worker killed
-    by it would turn the main process's checkpoint-and-return (``StopSignal``) into a crash.
-    SIGTERM sent to the worker itself still ends it: Python's exit handler terminates leftover
-    daemonic children and then waits for them (a worker that ignored SIGTERM hung a finished
-    run at exit). The main process ends the workers itself (``loader_workers``)."""
-    os.setpgid(0, 0)
+    """In a data-loading worker: ignore Ctrl-C and SIGTERM. A terminal, ``timeout`` and job
+    schedulers signal every process of a run; a worker killed by it would turn the main
+    process's checkpoint-and-return (``StopSignal``) into a crash. The main process ends the
+    workers itself (``loader_workers``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
-def loader_workers(loader):
+def loader_workers(loader, patience: float = 10.0):
     """Iterate ``loader`` and end its worker processes on every way out of the block (finished,
-    stopped, raised), rather than whenever the iterator happens to be collected."""
+    stopped, raised), rather than whenever the iterator happens to be collected.
+
+    torch asks the workers to stop and then sends SIGTERM, which ours ignore; a worker still
+    busy after ``patience`` seconds is killed. (A worker left alive hung a finished run at
+    exit: Python's exit handler waits for every child process.)"""
     batches = iter(loader)
     try:
         yield batches
     finally:
+        workers = list(getattr(batches, "_workers", []))
         shutdown = getattr(batches, "_shutdown_workers", None)  # torch's own clean ending
         if shutdown is not None:
             shutdown()
+        deadline = time.monotonic() + patience
+        for worker in workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
 
 
 def _resume_folder(out: Path, resume) -> Path | None:
