@@ -136,6 +136,9 @@ def train_logged(recipe, folder: Path) -> dict:
 
     started = time.perf_counter()
     result = train(recipe, folder, progress=True)
+    if result.status != "finished":  # a signal: stop here, the same command resumes
+        raise SystemExit(f"{folder}: {result.status} at step {result.step}; run the same command "
+                         "again to resume")
     records = [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines()]
     rates = [r["samples_per_s"] * recipe.model.frames for r in records if "samples_per_s" in r]
     return {"steps": result.step, "weights": str(result.checkpoint / "model.safetensors"),

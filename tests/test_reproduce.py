@@ -33,3 +33,20 @@ def test_the_tiny_protocol_trains_every_arm_and_scores_every_row(tmp_path):
     assert report["test"]["zero_pose"]["pa_mpjpe"] != report["test"]["mean_pose"]["pa_mpjpe"]
     assert (out / "reproduce.png").stat().st_size > 10_000
     assert "wrote" in done.stdout and "d_rgb+skeleton_T8 (skeleton only)" in done.stdout
+
+
+def test_a_stopped_arm_stops_the_protocol_instead_of_going_on(tmp_path, monkeypatch):
+    """A SIGTERM ends the arm's training with a checkpoint; the script went on to the next arm
+    (and then scored unfinished weights)."""
+    import pytest
+
+    import extpose_sdk.engine.loop as loop
+    from extpose_sdk.engine.loop import TrainResult
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import reproduce
+
+    monkeypatch.setattr(loop, "train", lambda recipe, folder, progress: TrainResult(
+        7, "interrupted", tmp_path))
+    with pytest.raises(SystemExit, match="interrupted at step 7; run the same command again"):
+        reproduce.train_logged(None, tmp_path / "arm")
