@@ -85,11 +85,12 @@ def evaluate(model, dataset, modalities, frames: int, kind: str) -> dict:
     from extpose_sdk.engine.data import WithModalities
     from extpose_sdk.engine.evaluate import Evaluator
     from extpose_sdk.metrics import protocol_for_joint_set
+    from extpose_sdk.subjects import get_subject
 
     model.modalities = tuple(modalities)
     data = WithModalities(dataset if frames > 1 else Frames(dataset), modalities=modalities,
                           size=128)
-    protocol = protocol_for_joint_set("mano21" if kind == "hand" else "smpl44")
+    protocol = protocol_for_joint_set(get_subject(kind).joint_set)
     result = Evaluator(protocol, batch_size=8 if frames > 1 else 32, progress=False).run(model, data)
     return {k: round(float(v), 3) for k, v in result.summary.items()}
 

@@ -127,6 +127,7 @@ def held_out_scores(weights: str, model: str, kind: str, *, seed: int = 3,
     from extpose_sdk.engine.evaluate import Evaluator, mean_articulation, mean_prediction
     from extpose_sdk.engine.model import load_training_body_model
     from extpose_sdk.metrics import protocol_for_joint_set
+    from extpose_sdk.subjects import get_subject
 
     torch.manual_seed(0)
     trained = load_model(model, checkpoint=weights)
@@ -135,7 +136,7 @@ def held_out_scores(weights: str, model: str, kind: str, *, seed: int = 3,
         f"synthetic-{kind}", split="test", seed=seed, num_sequences=sequences,
         sequence_length=8, clip_length=8, crop_size=128)
     data = WithModalities(clips, modalities=["rgb", "skeleton"], size=128)
-    evaluator = Evaluator(protocol_for_joint_set("mano21" if kind == "hand" else "smpl44"),
+    evaluator = Evaluator(protocol_for_joint_set(get_subject(kind).joint_set),
                           batch_size=2, progress=False)
     return {"trained": evaluator.run(trained, data).summary,
             "mean": evaluator.run(mean_prediction(trained), data).summary,

@@ -69,9 +69,9 @@ def _check_writable(path: Path) -> None:
                          "path you can write to") from None  # fmt: skip
 
 
-def _body_model(path: str, kind: str, regressor: str | None = None):
-    """The SMPL / MANO model in ``path`` (its gender is the file's: SMPL_MALE.pkl...), or the
-    synthetic sets' own (``synthetic``)."""
+def _body_model(path: str, subject, regressor: str | None = None):
+    """``subject``'s SMPL / MANO model in ``path`` (its gender is the file's: SMPL_MALE.pkl...),
+    or the synthetic sets' own (``synthetic``)."""
     try:
         from extpose_sdk.body_models import load_body_model
     except ImportError as error:  # pragma: no cover - body models are another part of the SDK
@@ -79,7 +79,8 @@ def _body_model(path: str, kind: str, regressor: str | None = None):
     if path == "synthetic":
         from extpose_sdk.datasets.synthetic import synthetic_model_path
 
-        path = str(synthetic_model_path("body" if kind == "smpl" else "hand"))
+        path = str(synthetic_model_path(subject))
+    kind = subject.body_model
     if kind == "smpl" and regressor:
         return load_body_model(kind, path, joint_regressor_extra=regressor)
     return load_body_model(kind, path)
@@ -96,7 +97,6 @@ def run(args) -> int:
               f"({', '.join(PROTOCOLS)})", file=sys.stderr)
         return 2
     protocol = get_protocol(protocol_name)
-    kind = protocol.subject.body_model
     from extpose_sdk.commands.predict import _options, check_device
 
     check_device(args.device)
@@ -129,10 +129,10 @@ def run(args) -> int:
         raise ValueError(f"--dataset {args.dataset} reads its files from a folder: give --root "
                          "(the data set's folder, official layout)") from None
     with distributed_context(args.device) as dist:
-        return _evaluate(args, dataset, protocol, kind, dist)
+        return _evaluate(args, dataset, protocol, dist)
 
 
-def _evaluate(args, dataset, protocol, kind: str, dist) -> int:
+def _evaluate(args, dataset, protocol, dist) -> int:
     import extpose_sdk
     from extpose_sdk.engine.evaluate import Evaluator
 
@@ -143,10 +143,10 @@ def _evaluate(args, dataset, protocol, kind: str, dist) -> int:
         gender, sep, path = item.partition("=")
         if not sep or gender not in GENDERS:  # a bare path (which may hold '=') is neutral
             gender, path = "neutral", item
-        gt_models[gender] = _body_model(path, kind, args.joint_regressor_extra)
+        gt_models[gender] = _body_model(path, protocol.subject, args.joint_regressor_extra)
     evaluator = Evaluator(
         protocol,
-        body_model=_body_model(args.body_model, kind, args.joint_regressor_extra) if args.body_model else None,
+        body_model=_body_model(args.body_model, protocol.subject, args.joint_regressor_extra) if args.body_model else None,
         gt_body_model=gt_models.get("neutral") if set(gt_models) == {"neutral"} else gt_models or None,
         batch_size=args.batch_size,
         num_workers=args.workers,
