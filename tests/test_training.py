@@ -319,7 +319,10 @@ def test_loader_workers_ignore_stop_signals_and_the_main_process_does_not():
 
 
 class SlowFrames(torch.utils.data.Dataset):
-    """A data set whose every item takes a minute, as a worker busy rendering."""
+    """A data set whose every item takes ``seconds``, as a worker busy rendering."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
 
     def __len__(self) -> int:
         return 4
@@ -327,7 +330,7 @@ class SlowFrames(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         import time
 
-        time.sleep(60)
+        time.sleep(self.seconds)
         return torch.zeros(1)
 
 
@@ -339,7 +342,7 @@ def test_the_loop_ends_even_a_busy_worker_that_ignores_sigterm(monkeypatch):
 
     from extpose_sdk.engine.loop import leave_stops_to_the_main_process, loader_workers
 
-    loader = torch.utils.data.DataLoader(SlowFrames(), num_workers=1, persistent_workers=True,
+    loader = torch.utils.data.DataLoader(SlowFrames(60.0), num_workers=1, persistent_workers=True,
                                          worker_init_fn=leave_stops_to_the_main_process)
     started = time.monotonic()
     with loader_workers(loader, patience=1.0) as batches:
@@ -347,6 +350,32 @@ def test_the_loop_ends_even_a_busy_worker_that_ignores_sigterm(monkeypatch):
         time.sleep(0.5)  # the worker is inside __getitem__
     assert len(workers) == 1 and not workers[0].is_alive()
     assert time.monotonic() - started < 20
+
+
+def test_a_worker_that_ends_its_item_within_the_patience_is_not_killed(monkeypatch):
+    import time
+
+    monkeypatch.setattr(torch.utils.data._utils, "MP_STATUS_CHECK_INTERVAL", 0.5)  # torch's wait
+    from extpose_sdk.engine.loop import leave_stops_to_the_main_process, loader_workers
+
+    loader = torch.utils.data.DataLoader(SlowFrames(1.5), num_workers=1, persistent_workers=True,
+                                         worker_init_fn=leave_stops_to_the_main_process)
+    with loader_workers(loader, patience=20.0) as batches:
+        workers = list(batches._workers)
+        time.sleep(0.5)  # the worker is inside __getitem__ for another second
+    assert [w.exitcode for w in workers] == [0]  # it finished and stopped; a killed one gives -9
+
+
+def test_an_idle_worker_is_asked_to_stop_not_killed():
+    from extpose_sdk.engine.loop import leave_stops_to_the_main_process, loader_workers
+
+    loader = torch.utils.data.DataLoader(torch.arange(4.0), num_workers=1,
+                                         persistent_workers=True,
+                                         worker_init_fn=leave_stops_to_the_main_process)
+    with loader_workers(loader, patience=5.0) as batches:
+        workers = list(batches._workers)
+        assert next(batches).tolist() == [0.0]
+    assert [w.exitcode for w in workers] == [0]  # torch's own ending; a killed one gives -9
 
 
 def test_training_ends_its_loader_workers_when_it_returns(cache, tmp_path):
