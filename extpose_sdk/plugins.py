@@ -91,7 +91,15 @@ class DuplicateComponentError(PluginError):
 
 
 class ComponentBuildError(ValueError):
-    """A component's factory refused the arguments it was given (an unknown option, say)."""
+    """A component's factory refused the arguments it was given (an unknown option, say).
+
+    ``missing`` names the required options the call lacked (``("root",)``), so that a command
+    can say which of its own flags supplies one.
+    """
+
+    def __init__(self, message: str, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 @attrs.frozen
@@ -217,9 +225,12 @@ class Registry:
                 return component.factory(variant, **kwargs)
             return component.factory(**kwargs)
         except TypeError as error:
-            raise ComponentBuildError(self._build_message(name, component, error)) from error
+            missing = _missing_arguments(error)
+            raise ComponentBuildError(self._build_message(name, component, error, missing),
+                                      missing) from error  # fmt: skip
 
-    def _build_message(self, name: str, component: Component, error: TypeError) -> str:
+    def _build_message(self, name: str, component: Component, error: TypeError,
+                       missing: tuple[str, ...]) -> str:  # fmt: skip
         origin = f"plugin {component.plugin!r}" + (
             f" from {component.package}" if component.package else ""
         )
@@ -228,6 +239,9 @@ class Registry:
             option = unexpected.group(1)
             return (f"{self.kind} {name!r} ({origin}) has no option {option!r} ({error}); "
                     "remove or rename it")  # fmt: skip
+        if missing:
+            return (f"{self.kind} {name!r} ({origin}) needs the option"
+                    f"{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}")
         return f"{self.kind} {name!r} ({origin}) cannot be built: {error}"
 
     def _unknown_message(self, name: str) -> str:
@@ -270,6 +284,13 @@ class Registries:
     def items(self) -> Iterator[tuple[str, Registry]]:
         for kind in KINDS:
             yield kind, getattr(self, kind)
+
+
+def _missing_arguments(error: TypeError) -> tuple[str, ...]:
+    """The names in Python's "missing 2 required keyword-only arguments: 'a' and 'b'"."""
+    found = re.search(r"missing \d+ required (?:positional|keyword-only) arguments?: (.+)$",
+                      str(error))  # fmt: skip
+    return tuple(re.findall(r"'(\w+)'", found.group(1))) if found else ()
 
 
 def _env_flag(name: str) -> bool:

@@ -60,6 +60,34 @@ def test_unknown_name_lists_available_names_and_close_matches():
     assert "Did you mean 'vitpose'" in message
 
 
+def test_a_build_that_lacks_or_misnames_options_says_which():
+    module = types.ModuleType("needs")
+
+    @plugins.hookimpl
+    def extpose_register_datasets(register):
+        def factory(root, *, split, clip_length=1):
+            return root, split, clip_length
+
+        register("folders", factory, "a data set read from a folder")
+
+    module.extpose_register_datasets = extpose_register_datasets
+    with isolated_plugins(module):
+        datasets = extpose_sdk.get_registries().dataset
+        with pytest.raises(plugins.ComponentBuildError) as error:
+            datasets.build("folders", clip_length=2)
+        assert error.value.missing == ("root",)  # Python reports one kind of argument at a time
+        assert str(error.value) == "dataset 'folders' (plugin 'needs' from needs) needs the option 'root'"
+        with pytest.raises(plugins.ComponentBuildError) as error:
+            datasets.build("folders", root="r")
+        assert error.value.missing == ("split",)
+        with pytest.raises(plugins.ComponentBuildError) as error:
+            datasets.build("folders", root="r", split="a", frames=3)
+        assert error.value.missing == () and "has no option 'frames'" in str(error.value)
+        assert datasets.build("folders", root="r", split="a") == ("r", "a", 1)
+    two = TypeError("f() missing 3 required positional arguments: 'a', 'b', and 'c'")
+    assert plugins._missing_arguments(two) == ("a", "b", "c")
+
+
 def test_unknown_kind_lists_kinds():
     with pytest.raises(extpose_sdk.UnknownComponentError, match="available: backbone, modality"):
         extpose_sdk.get_registries()["bones"]

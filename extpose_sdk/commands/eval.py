@@ -124,7 +124,7 @@ def run(args) -> int:
     try:
         dataset = extpose_sdk.get_registries().dataset.build(args.dataset, **options)
     except ComponentBuildError as error:
-        if "root" in options or "argument: 'root'" not in str(error):
+        if "root" not in error.missing:
             raise
         raise ValueError(f"--dataset {args.dataset} reads its files from a folder: give --root "
                          "(the data set's folder, official layout)") from None
