@@ -272,16 +272,18 @@ class ResolvedWeights:
 
 
 def resolve_weights(checkpoint: str | Path | None, model: str | None = None) -> ResolvedWeights:
-    """A path stays a path; the name of registered weights (``extpose-hamer-synthetic``;
-    ``extpose plugins`` lists them) becomes the file its package ships and the recipe it was
-    trained with (``model``, when given, wins). A name that is neither an existing file nor
-    registered fails with the registered names and close matches."""
+    """A path stays a path, with the recipe ``extpose train`` recorded beside it; the name of
+    registered weights (``extpose-hamer-synthetic``; ``extpose plugins`` lists them) becomes the
+    file its package ships and the recipe it was trained with. ``model``, when given, wins. A
+    name that is neither an existing file nor registered fails with the registered names and
+    close matches."""
     if checkpoint is None or checkpoint == "":
         return ResolvedWeights(None, model, "")
     text = str(checkpoint)
     looks_like_name = not Path(text).suffix and "/" not in text and os.sep not in text
     if Path(text).exists() or not looks_like_name:
-        return ResolvedWeights(checkpoint, model, text)
+        recorded = checkpoint_config(checkpoint).get("model") if Path(text).is_file() else None
+        return ResolvedWeights(checkpoint, model or recorded, text)
     from extpose_sdk.plugins import get_registries
 
     registry = get_registries().weights

@@ -24,23 +24,25 @@ def load_example(name):
     return module
 
 
-def test_finetune_synthetic_trains_from_given_weights_and_predicts_with_the_result(tmp_path):
+@pytest.mark.parametrize("kind, model", [("hand", "extpose-hamer"), ("body", "extpose-hmr2")])
+def test_finetune_synthetic_trains_from_given_weights_and_predicts_with_the_result(
+        tmp_path, kind, model):
     example = load_example("finetune_synthetic")
     torch.manual_seed(0)
-    start = extpose_sdk.load_model("extpose-hamer", **TINY)
+    start = extpose_sdk.load_model(model, **TINY)
     weights = tmp_path / "start.safetensors"
-    save_extpose_checkpoint(start, weights, {"model": "extpose-hamer", "options": TINY,
+    save_extpose_checkpoint(start, weights, {"model": model, "options": TINY,
                                              "modalities": ["rgb", "skeleton"], "frames": 8,
                                              "crop_rescale": 1.0})
     options = "{" + ", ".join(f"{k} = {v}" for k, v in TINY.items()) + "}"
     tuned = example.finetune(tmp_path / "run", 2, str(weights),
-                             (f"model.options={options}", "batch_size=1"))
+                             (f"model.options={options}", "batch_size=1"), kind=kind)
     assert tuned == tmp_path / "run" / "checkpoints" / "step-0000002" / "model.safetensors"
     after, config = read_extpose_checkpoint(tuned)
     assert config["frames"] == 8 and config["options"]["embed_dim"] == 32
     changed = [k for k, v in start.state_dict().items() if not torch.equal(after[k], v)]
     assert changed  # it trained from the given weights: same keys, moved values
-    error = example.predict(tuned, tmp_path / "run")
+    error = example.predict(tuned, tmp_path / "run", kind)
     assert 0.0 < error < 10.0  # a random-ish tiny model: far off, but a number
     assert (tmp_path / "run" / "results.json").is_file()
 

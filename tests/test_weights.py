@@ -48,8 +48,12 @@ def test_a_registered_name_resolves_to_its_file_and_recipe(tiny_weights):
     assert (resolved.path, resolved.model, resolved.label, resolved.subject) == (
         path, "extpose-hamer", "tiny-paws", "hand")
     assert resolve_weights("tiny-paws", "hamer").model == "hamer"  # the caller's recipe wins
-    assert resolve_weights(path) == resolve_weights(path, None)
     assert resolve_weights(path).path == path and resolve_weights(path).label == str(path)
+    # a file: the recipe extpose train recorded beside it, unless the caller names one
+    assert resolve_weights(path).model == "extpose-hamer"
+    assert resolve_weights(path, "hamer").model == "hamer"
+    path.with_suffix(".json").unlink()
+    assert resolve_weights(path).model is None  # nothing recorded: the caller's default
     assert resolve_weights(None, "hamer") == resolve_weights("", "hamer")
     assert resolve_weights(None, "hamer").label == "" and resolve_weights(None).path is None
 

@@ -66,7 +66,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--wireframe", action="store_true", help="draw the mesh as a wireframe")
     parser.add_argument(
         "--model", help="registered recipe (extpose plugins; default: the one the --checkpoint "
-        "weights name, else extpose-hamer)",
+        "was trained with, as its weights name or its .json records it, else extpose-hamer)",
     )  # fmt: skip
     add_checkpoint_arguments(parser)
     parser.add_argument("--body-model", help="SMPL / MANO model file (.pkl or .npz) for meshes")
