@@ -273,11 +273,15 @@ def test_windowed_equals_whole_clip_with_the_extended_recipe():
     assert not np.allclose(betas(pipeline(2, 0).video(clip)), betas(whole), atol=1e-6)
 
 
-def test_extpose_predict_sample_runs_end_to_end_without_a_download(tmp_path, capsys):
-    """The body sample, with a tiny random model while no body weights ship (the hand sample
-    and its shipped weights: plugins/extpose-plugin-hamer/tests/test_shipped_weights.py)."""
+def test_a_sample_without_shipped_weights_runs_a_random_model_and_says_so(
+        tmp_path, capsys, monkeypatch):
+    """Where no plugin ships the sample's weights, a tiny random model runs it end to end (the
+    shipped ones: each plugin's tests/test_shipped_weights.py)."""
     from extpose_sdk.cli import main
+    from extpose_sdk.commands import predict
     from extpose_sdk.data.video import open_video
+
+    monkeypatch.setitem(predict.SAMPLE_WEIGHTS, "body", "weights-nobody-ships")
 
     out = tmp_path / "out"
     assert main(["predict", "--sample", "body", "--out", str(out), "--render"]) == 0
