@@ -276,7 +276,7 @@ def test_windowed_equals_whole_clip_with_the_extended_recipe():
 def test_a_sample_without_shipped_weights_runs_a_random_model_and_says_so(
         tmp_path, capsys, monkeypatch):
     """Where no plugin ships the sample's weights, a tiny random model runs it end to end (the
-    shipped ones: each plugin's tests/test_shipped_weights.py)."""
+    shipped ones: plugins/*/tests/test_shipped_*weights.py)."""
     from extpose_sdk.cli import main
     from extpose_sdk.commands import predict
     from extpose_sdk.data.video import open_video

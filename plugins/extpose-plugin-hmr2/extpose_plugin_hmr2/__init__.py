@@ -5,7 +5,8 @@ The core holds what is generic (the ViTPose ViT, the SMPL head, the extension an
 ``extpose_sdk.model.build_mesh_recovery_model``); this package holds what is HMR2.0's: its
 recipes (``recipes.py``: the head, the modalities and mask of each, the subject) and its
 official checkpoint's layout (``official.py``: what the Lightning file holds beyond the
-model, skipped on loading and by ``extpose convert checkpoint``).
+model, skipped on loading and by ``extpose convert checkpoint``); and the weights it ships
+(``weights/``: ``extpose-hmr2-synthetic``, trained on the synthetic body set).
 """
 
 from extpose_plugin_hmr2.official import CHECKPOINT_EXTRAS
@@ -37,4 +38,15 @@ def extpose_register_models(register):
         "HMR2.0 weights extended with skeleton images and video frames (rgb+skeleton, no new parameters)",
         subject="body",
         checkpoint_extras=CHECKPOINT_EXTRAS,
+    )
+
+
+@hookimpl
+def extpose_register_weights(register):
+    register(
+        "extpose-hmr2-synthetic",
+        lazy("extpose_plugin_hmr2.weights:synthetic"),
+        "ExtPose-HMR2.0 trained on the synthetic body set (rgb+skeleton, T=8; synthetic world only)",
+        model="extpose-hmr2",
+        subject="body",
     )
