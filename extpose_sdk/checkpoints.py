@@ -282,7 +282,7 @@ def resolve_weights(checkpoint: str | Path | None, model: str | None = None) -> 
     text = str(checkpoint)
     looks_like_name = not Path(text).suffix and "/" not in text and os.sep not in text
     if Path(text).exists() or not looks_like_name:
-        recorded = checkpoint_config(checkpoint).get("model") if Path(text).is_file() else None
+        recorded = checkpoint_config(checkpoint).get("model")
         return ResolvedWeights(checkpoint, model or recorded, text)
     from extpose_sdk.plugins import get_registries
 
