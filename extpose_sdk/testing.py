@@ -114,6 +114,27 @@ def check_a_changed_byte_is_refused(name: str, model: str, folder: Path) -> None
         load_model(model, checkpoint=copy)
 
 
+def predict_sample_with_shipped_weights(name: str, model: str, sample: str, out: Path,
+                                        *flags: str) -> tuple[dict[str, Any], str]:
+    """Run ``extpose predict --sample SAMPLE --out OUT FLAGS`` and assert that it used the
+    shipped weights ``name`` of ``model`` (said on screen and in the results, never random) on
+    the sample's 24 frames; returns the saved ``results.json`` and what it printed."""
+    import io
+    import json
+
+    from extpose_sdk.cli import main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["predict", "--sample", sample, "--out", str(out), *flags]) == 0
+    text = printed.getvalue()
+    assert f"weights: {name}" in text and "random weights" not in text
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["weights"] == name and saved["random_weights"] is False
+    assert saved["model"] == model and saved["num_frames"] == 24
+    return saved, text
+
+
 def held_out_scores(weights: str, model: str, kind: str, *, seed: int = 3,
                     sequences: int = 2) -> dict[str, dict[str, float]]:
     """Weights ``weights`` of ``model``, always the mean (``mean``) and the mean articulation

@@ -12,6 +12,7 @@ from extpose_sdk.testing import (
     check_a_changed_byte_is_refused,
     check_shipped_weights,
     held_out_scores,
+    predict_sample_with_shipped_weights,
 )
 
 NAME = "extpose-hamer-synthetic"
@@ -26,17 +27,11 @@ def test_a_changed_byte_in_the_shipped_file_is_refused(tmp_path):
     check_a_changed_byte_is_refused(NAME, "extpose-hamer", tmp_path)
 
 
-def test_predict_sample_uses_them_and_the_mesh_lands_on_the_hand(tmp_path, capsys):
-    from extpose_sdk.cli import main
+def test_predict_sample_uses_them_and_the_mesh_lands_on_the_hand(tmp_path):
     from extpose_sdk.results import load_results
 
     out = tmp_path / "out"
-    assert main(["predict", "--sample", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert f"weights: {NAME}" in printed and "random weights" not in printed
-    saved = json.loads((out / "results.json").read_text())
-    assert saved["weights"] == NAME and saved["random_weights"] is False
-    assert saved["model"] == "extpose-hamer" and saved["num_frames"] == 24
+    _, printed = predict_sample_with_shipped_weights(NAME, "extpose-hamer", "hand", out)
     # the projected joints against the sample's detected keypoints (both OpenPose hand order),
     # per frame the mean distance over the box side; the median over frames
     arrays = load_results(out / "results.npz")

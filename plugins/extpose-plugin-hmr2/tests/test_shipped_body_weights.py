@@ -5,7 +5,6 @@ measurements."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import numpy as np
@@ -14,6 +13,7 @@ from extpose_sdk.testing import (
     check_a_changed_byte_is_refused,
     check_shipped_weights,
     held_out_scores,
+    predict_sample_with_shipped_weights,
 )
 
 NAME = "extpose-hmr2-synthetic"
@@ -33,17 +33,11 @@ def test_a_changed_byte_in_the_shipped_file_is_refused(tmp_path):
     check_a_changed_byte_is_refused(NAME, "extpose-hmr2", tmp_path)
 
 
-def test_predict_sample_body_uses_them_and_the_mesh_lands_on_the_body(tmp_path, capsys):
-    from extpose_sdk.cli import main
+def test_predict_sample_body_uses_them_and_the_mesh_lands_on_the_body(tmp_path):
     from extpose_sdk.data.video import open_video
 
     out = tmp_path / "out"
-    assert main(["predict", "--sample", "body", "--out", str(out), "--render"]) == 0
-    printed = capsys.readouterr().out
-    assert f"weights: {NAME}" in printed and "random weights" not in printed
-    saved = json.loads((out / "results.json").read_text())
-    assert saved["weights"] == NAME and saved["random_weights"] is False
-    assert saved["model"] == "extpose-hmr2" and saved["num_frames"] == 24
+    _, printed = predict_sample_with_shipped_weights(NAME, "extpose-hmr2", "body", out, "--render")
     assert len(list(open_video(out / "overlay.mp4", backend="opencv"))) == 24
     error = float(re.search(r"2D joints lie ([0-9.]+) of the box size", printed).group(1))
     assert error <= SAMPLE_BAR, error  # random weights: about 1
