@@ -62,13 +62,17 @@ def test_an_unknown_name_lists_the_registered_weights_and_close_matches(tiny_wei
     with pytest.raises(plugins.UnknownComponentError, match="unknown weights 'tiny-pawz'.*"
                        "tiny-paws.*Did you mean 'tiny-paws'"):
         resolve_weights("tiny-pawz")
-    # a path-like string is a file that is missing, not a name
+    # a path-like string (a folder, or a suffix) is a file that is missing, not a name
     with pytest.raises(FileNotFoundError):
         extpose_sdk.load_model("extpose-hamer", checkpoint="missing/paws.safetensors", **TINY)
+    with pytest.raises(FileNotFoundError):
+        extpose_sdk.load_model("extpose-hamer", checkpoint="paws.safetensors", **TINY)
+    assert resolve_weights("missing/paws").path == "missing/paws"
 
 
 def test_weights_whose_file_is_missing_say_which_package_to_reinstall(tiny_weights):
-    with pytest.raises(CheckpointError, match="'missing-paws' .*gone.safetensors.*reinstall"):
+    with pytest.raises(CheckpointError, match="'missing-paws' .*gone.safetensors.*reinstall"
+                       " paws_plugin$"):
         resolve_weights("missing-paws")
 
 
