@@ -61,6 +61,43 @@ def test_deterministic_per_seed_and_index(cache):
     assert not torch.equal(a["rgb"], c["rgb"])
 
 
+def test_shared_signals_mix_into_the_angles_by_their_loading():
+    from extpose_sdk.datasets.synthetic import Motion
+
+    half_pi = np.pi / 2  # phases that put each row's wave at 1, 0 and 0.5 of its range at t = 0
+    motion = Motion(low=np.array([0.0, 0.0, 0.2]), high=np.array([1.0, 2.0, 0.6]),
+                    frequency=np.ones((3, 1)), phase=np.array([[half_pi], [-half_pi], [0.0]]),
+                    weight=np.ones((3, 1)), yaw=(0.0, 0.0, 0.0), tilt=(0.0, 0.0),
+                    position=np.zeros(3), drift=np.zeros((3, 2)), betas=np.zeros(10),
+                    loading=np.array([[0.5], [0.25]]))
+    # the shared signal sits at 0.2 + 0.4 * 0.5 = 0.4; angle 0 mixes 1 * 0.5 + 0.4 * 0.5 of its
+    # range [0, 1], angle 1 mixes 0 * 0.75 + 0.4 * 0.25 of its range [0, 2]
+    np.testing.assert_allclose(motion.angles(np.zeros(1)), [[0.7, 0.2]], atol=1e-12)
+
+
+def test_fingers_curl_together_and_bodies_move_as_before():
+    from extpose_sdk.datasets.synthetic import HAND_FLEX
+
+    hands = SyntheticDataset(kind="hand", split="train", num_sequences=96, sequence_length=1)
+    pose = np.stack([hands.motion(i).angles(np.zeros(1))[0] for i in range(96)]).reshape(96, 5, 3, 3)
+    flex = pose[..., 2]  # (motion, finger, joint): each finger's three joints curl about z
+    assert HAND_FLEX[0] <= flex.min() and flex.max() <= HAND_FLEX[1]
+    assert flex.std() > 0.3  # open hands and fists, not a few degrees of wiggle
+
+    def correlation(a, b):
+        return np.corrcoef(a, b)[0, 1]
+
+    same_finger = np.mean([correlation(flex[:, f, 0], flex[:, f, 2]) for f in range(5)])
+    other_fingers = np.mean([correlation(flex[:, f, 0], flex[:, (f + 1) % 5, 0]) for f in range(5)])
+    spread = np.mean([correlation(pose[:, f, 0, 0], pose[:, f, 2, 0]) for f in range(5)])
+    assert same_finger > 0.8 and other_fingers < 0.4 and abs(spread) < 0.3
+    # body motions are the ones the shipped body model was trained and measured on
+    body = SyntheticDataset(kind="body", split="train", num_sequences=4, sequence_length=8)
+    angles = body.motion(3).angles(np.array([0.0, 0.5]))[:, [0, 9, 47, 52]]
+    np.testing.assert_allclose(angles, [[-0.147971, 1.256753, -0.788714, -1.007724],
+                                        [-0.500583, 1.066362, -0.912676, -0.858583]], atol=1e-6)
+
+
 def test_detections_are_noisy_stand_ins():
     rng = np.random.default_rng(0)
     truth = rng.uniform(0, 100, (17, 2))

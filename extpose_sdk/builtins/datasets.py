@@ -44,4 +44,5 @@ def extpose_register_datasets(register):
         "rendered synthetic MANO-format right hands in smooth random motion, openpose_hand21 "
         "noisy detections (no download; root: cache folder for the model file)",
         example="split='test', clip_length=8",
+        data_version=2,  # 2: fingers curl together (synthetic.HAND_SYNERGY)
     )

@@ -81,13 +81,23 @@ BODY_LIMITS = {
     15: (2, -1.4, -0.2), 16: (2, 0.2, 1.4),     # shoulders: arms down from the T pose
     17: (1, -1.6, 0.0), 18: (1, 0.0, 1.6),      # elbows bend
 }
-HAND_FLEX = (0.0, 1.3)  # finger joints flex about their z axis
+HAND_FLEX = (0.0, 1.6)  # finger joints flex about their z axis
+#: How much of a finger joint's flexion follows the hand's grasp and its finger's curl (both
+#: shared signals); the rest is the joint's own wave. Real hands curl their fingers together
+#: (open, fist, point, pinch): flexions that move fingertips by centimetres, which an image and a
+#: drawn skeleton show, where independent joint wiggles of a few degrees hide in the noise.
+HAND_SYNERGY = {"grasp": 0.1, "finger": 0.8}
 
 
 @attrs.frozen
 class Motion:
     """Smooth motion of one sequence: per joint angle, a sum of sinusoids ``amplitude *
-    sin(2 pi f t + phase)`` mapped into ``[low, high]``."""
+    sin(2 pi f t + phase)`` mapped into ``[low, high]``.
+
+    With ``loading`` (P, K), the last K rows of the wave parameters are shared signals in
+    ``[low, high]`` (within 0..1), and angle ``p`` follows ``loading[p, k]`` of signal ``k``
+    and the rest of its own wave: the finger synergies of a hand.
+    """
 
     low: np.ndarray          # (P,) angle lower limits
     high: np.ndarray         # (P,)
@@ -99,12 +109,19 @@ class Motion:
     position: np.ndarray     # (3,) mean joint centroid, camera frame (m)
     drift: np.ndarray        # (3, 2) amplitude (m), frequency (Hz) per axis
     betas: np.ndarray        # (10,)
+    loading: np.ndarray | None = None  # (P, K) shares of K shared signals, or None
 
     def angles(self, t: np.ndarray) -> np.ndarray:
         """(T, P) joint angles at times ``t`` (s)."""
         waves = np.sin(2 * np.pi * self.frequency[None] * t[:, None, None] + self.phase[None])
         unit = 0.5 + 0.5 * (waves * self.weight[None]).sum(-1)  # in [0, 1]
-        return self.low + (self.high - self.low) * unit
+        if self.loading is None:
+            return self.low + (self.high - self.low) * unit
+        angles = self.loading.shape[0]
+        low, high = self.low[:angles], self.high[:angles]
+        shared = self.low[angles:] + (self.high[angles:] - self.low[angles:]) * unit[:, angles:]
+        mix = unit[:, :angles] * (1.0 - self.loading.sum(1)) + shared @ self.loading.T
+        return low + (high - low) * mix
 
     def global_orient(self, t: np.ndarray) -> np.ndarray:
         """(T, 3) axis-angle: the model upright and facing the camera, turning smoothly."""
@@ -145,21 +162,44 @@ def random_motion(subject: Subject, rng: np.random.Generator, distance: float) -
     centre = low + span * rng.uniform(0.2, 0.8, span.shape)
     reach = span * rng.uniform(0.2, 0.5, span.shape)
     low, high = np.maximum(low, centre - reach), np.minimum(high, centre + reach)
-    count = 3
-    weight = rng.uniform(0.2, 1.0, (joints * 3, count))
+    low, high = low.reshape(-1), high.reshape(-1)
+    loading = None
+    if subject.body_model != "smpl":
+        low, high, loading = _hand_synergies(rng, joints, low, high)
+    rows, count = len(low), 3
+    weight = rng.uniform(0.2, 1.0, (rows, count))
     drift = np.stack([rng.uniform(0.0, 0.05, 3) * subject.size / 0.5,
                       rng.uniform(0.05, 0.3, 3)], 1)
     return Motion(
-        low=low.reshape(-1), high=high.reshape(-1),
-        frequency=rng.uniform(0.1, 0.8, (joints * 3, count)),
-        phase=rng.uniform(0, 2 * np.pi, (joints * 3, count)),
+        low=low, high=high,
+        frequency=rng.uniform(0.1, 0.8, (rows, count)),
+        phase=rng.uniform(0, 2 * np.pi, (rows, count)),
         weight=weight / weight.sum(1, keepdims=True),
         yaw=yaw, tilt=tilt,
         position=np.array([rng.uniform(-0.1, 0.1) * distance, rng.uniform(-0.05, 0.05) * distance,
                            distance]),
         drift=drift,
         betas=np.clip(rng.normal(0.0, 0.8, 10), -2.0, 2.0),
+        loading=loading,
     )
+
+
+def _hand_synergies(rng: np.random.Generator, joints: int, low: np.ndarray, high: np.ndarray):
+    """A hand's flexions over the whole range, driven by two shared signals each (``HAND_SYNERGY``):
+    the grasp and the curl of its finger (pose joints ``3f .. 3f + 2`` are finger ``f``'s). Each
+    signal has its own range per motion, so some hands stay open, some closed, some close and
+    open. Returns the angle and signal ranges ``(low, high)`` and the ``(P, K)`` loadings."""
+    fingers = joints // 3
+    flex = np.arange(joints) * 3 + 2
+    low, high = low.copy(), high.copy()
+    low[flex], high[flex] = HAND_FLEX
+    centre = rng.uniform(0.0, 1.0, 1 + fingers)
+    reach = rng.uniform(0.1, 0.5, 1 + fingers)
+    loading = np.zeros((joints * 3, 1 + fingers))
+    loading[flex, 0] = HAND_SYNERGY["grasp"]
+    loading[flex, 1 + np.arange(joints) // 3] = HAND_SYNERGY["finger"]
+    return (np.concatenate([low, np.maximum(centre - reach, 0.0)]),
+            np.concatenate([high, np.minimum(centre + reach, 1.0)]), loading)
 
 
 # -- pictures ---------------------------------------------------------------------------------

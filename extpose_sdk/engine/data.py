@@ -255,14 +255,18 @@ def _dataset(entry: Mapping[str, Any], recipe, *, split_default: str, cache: str
     options.pop("cache_clip_length", None)
     if clip_length:
         options["clip_length"] = clip_length
+    registry = extpose_sdk.get_registries().dataset
     describe = {"name": entry["name"], "options": options}
+    version = registry.get(entry["name"]).metadata.get("data_version")
+    if version is not None:  # a cache of older data is refused (hookspecs: data_version)
+        describe["version"] = version
     if cache is None:
-        return extpose_sdk.get_registries().dataset.build(entry["name"], **options)
+        return registry.build(entry["name"], **options)
     if "root" not in options and entry["name"] == "tar-shards":
         raise ValueError("data.cache caches indexable data sets; stream tar-shards without it")
     manifest = read_manifest(cache)
     if manifest is None or manifest["done"] < manifest["count"]:
-        dataset = extpose_sdk.get_registries().dataset.build(entry["name"], **options)
+        dataset = registry.build(entry["name"], **options)
         build_cache(dataset, cache, modalities=recipe.model.modalities,
                     size=recipe.data.crop_size, describe=describe, progress=progress)
     elif manifest.get("describe") != describe:
