@@ -17,9 +17,10 @@ its hook must never allocate a model or read a file. ``description`` is one line
 ``extpose plugins``) and, for backbones, heads and model recipes, ``subject="body"`` /
 ``"hand"`` (``extpose_sdk.subjects``): what it reconstructs, checked by ``Pipeline.from_plugins``
 before anything is built; for data sets, ``data_version=N``: raise it when what a name and its
-options produce changes, so that caches written from the old data are refused. A ``name`` ending in ``"*"`` (``"timm:*"``) declares a *family*: any name
-with that prefix resolves to it, and the factory receives the rest of the name as its first
-positional argument (``factory("vit_small_patch16_224", **kwargs)``).
+options produce changes, so that caches written from the old data are refused. A ``name`` ending
+in ``"*"`` (``"timm:*"``) declares a *family*: any name with that prefix resolves to it, and the
+factory receives the rest of the name as its first positional argument
+(``factory("vit_small_patch16_224", **kwargs)``).
 
 Hooks are called once per plugin when the registries are built (at the first
 ``extpose_sdk.get_registries()`` after plugins change); built-in components come in through these
