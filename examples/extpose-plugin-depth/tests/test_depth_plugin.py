@@ -153,9 +153,10 @@ def test_synthetic_hand_depth_matches_its_face_buffer_and_mesh():
     nearest = vertices[np.argmin(vertices[:, 2])]
     u, v = np.round(Camera.of(data.focal, image_size=data.image_size).project(nearest))
     assert depth[int(v), int(u)] == pytest.approx(nearest[2], abs=1e-3)
-    # pinned (regression values of this seed): 5,691 px of hand, 0.391 m at pixel (130, 120)
-    assert int((depth > 0).sum()) == pytest.approx(5691, abs=10)
-    assert depth[120, 130] == pytest.approx(0.39107, abs=2e-4) and depth[128, 128] == 0.0
+    # pinned (regression values of this seed, hand data version 2): 3,801 px of hand, 0.407 m
+    # at pixel (130, 120)
+    assert int((depth > 0).sum()) == pytest.approx(3801, abs=10)
+    assert depth[120, 130] == pytest.approx(0.40732, abs=2e-4) and depth[128, 128] == 0.0
 
 
 def test_synthetic_hand_depth_samples_are_synthetic_hand_plus_depth():
