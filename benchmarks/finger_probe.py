@@ -80,13 +80,13 @@ def main() -> None:
     parser.add_argument("--crop-size", type=int, default=128, help="the model's input side")
     args = parser.parse_args()
 
+    from reproduce import load_trained
+
     import extpose_sdk
     from extpose_sdk.engine.data import with_modalities
-    from extpose_sdk.engine.model import load_training_body_model
 
     torch.manual_seed(0)
-    model = extpose_sdk.load_model("extpose-hamer", checkpoint=args.weights)
-    model = model.set_body_model(load_training_body_model("synthetic", "hand")).eval()
+    model = load_trained(args.weights, "hand")
     size = args.crop_size
     data = extpose_sdk.get_registries().dataset.build(
         "synthetic-hand", split="train", seed=args.seed, num_sequences=args.frames,

@@ -113,7 +113,9 @@ class Frames:
         return {k: (v if isinstance(v, str) else v[t]) for k, v in clip.items() if k != "valid"}
 
 
-def load_trained(path: Path, kind: str):
+def load_trained(path: str | Path, kind: str):
+    """A trained ExtPose model of ``kind`` (a checkpoint file or registered weights) with the
+    synthetic body model attached, in eval mode."""
     import extpose_sdk
     from extpose_sdk.engine.model import load_training_body_model
 

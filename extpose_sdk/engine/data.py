@@ -256,14 +256,14 @@ def _dataset(entry: Mapping[str, Any], recipe, *, split_default: str, cache: str
     if clip_length:
         options["clip_length"] = clip_length
     registry = extpose_sdk.get_registries().dataset
-    describe = {"name": entry["name"], "options": options}
-    version = registry.get(entry["name"]).metadata.get("data_version")
-    if version is not None:  # a cache of older data is refused (hookspecs: data_version)
-        describe["version"] = version
     if cache is None:
         return registry.build(entry["name"], **options)
     if "root" not in options and entry["name"] == "tar-shards":
         raise ValueError("data.cache caches indexable data sets; stream tar-shards without it")
+    describe = {"name": entry["name"], "options": options}
+    version = registry.get(entry["name"]).metadata.get("data_version")
+    if version is not None:  # a cache of older data is refused (hookspecs: data_version)
+        describe["version"] = version
     manifest = read_manifest(cache)
     if manifest is None or manifest["done"] < manifest["count"]:
         dataset = registry.build(entry["name"], **options)
