@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from extpose_sdk.engine.recipe import RecipeError, load_recipe, recipe_from_dict
+from extpose_sdk.engine.recipe import RecipeError, load_recipe, recipe_changes, recipe_from_dict
 
 TRAINING = Path(__file__).resolve().parents[1] / "training"
 
@@ -40,6 +40,24 @@ def test_bad_overrides_name_the_problem():
         recipe_from_dict({}, ["optimiser.lr=1"])
     with pytest.raises(RecipeError, match="unknown key model.backbone_size"):
         recipe_from_dict({"model": {"backbone_size": 3}})
+
+
+def test_recipe_changes_lists_each_changed_value_and_nothing_else():
+    before = load_recipe("synthetic-hand-single")
+    after = load_recipe("synthetic-hand-single", ["optim.lr=1e-4", "workers=2",
+                                                  "model.options={ img_size = [64, 64] }"])
+    assert recipe_changes(before.to_toml(), before.to_toml()) == []
+    assert recipe_changes(before.to_toml(), after.to_toml()) == [
+        "model.options: " + before.to_toml().split("options = ", 1)[1].split("\n")[0]
+        + " -> { img_size = [64, 64] }",
+        "data.workers: 1 -> 2",
+        "optim.lr: 0.0003 -> 0.0001"]
+    renamed = after.to_toml().replace('name = "synthetic-hand-single"', 'name = "mine"')
+    assert recipe_changes(after.to_toml(), renamed) == ["name: 'synthetic-hand-single' -> 'mine'"]
+    # a key only one side has (a recipe written by an older SDK)
+    older = before.to_toml().replace("min_lr_ratio = 0.1\n", "")
+    assert recipe_changes(older, before.to_toml()) == ["optim.min_lr_ratio: (none) -> 0.1"]
+    assert recipe_changes(before.to_toml(), older) == ["optim.min_lr_ratio: 0.1 -> (none)"]
 
 
 def test_a_missing_recipe_lists_the_available_ones():

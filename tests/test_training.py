@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import extpose_sdk
-from extpose_sdk.engine.loop import TrainingError, train
+from extpose_sdk.engine.loop import TrainingError, lr_factor, train
 from extpose_sdk.engine.recipe import recipe_from_dict
 
 TINY_MODEL = {"img_size": [32, 32], "embed_dim": 16, "depth": 2, "num_heads": 2, "head_dim": 16,
@@ -100,6 +100,39 @@ def test_a_stopped_run_resumes_to_the_same_losses_and_weights(cache, tmp_path, f
     assert resumed.step == whole.step == 6
     assert losses(tmp_path / "parts") == losses(tmp_path / "whole")
     assert max_difference(weights(resumed.checkpoint), weights(whole.checkpoint)) == 0.0
+
+
+def lrs(run: Path) -> list[float]:
+    lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    return [r["lr"] for r in lines if "lr" in r]
+
+
+def test_a_resumed_run_follows_its_new_recipe_and_says_what_changed(cache, tmp_path):
+    """A resume with optim.lr / weight_decay / max_steps changed runs on the new values (the
+    checkpoint's optimiser state once kept the old learning rate silently)."""
+    train(tiny_recipe(cache), tmp_path / "parts", progress=False,
+          callback=lambda step, record: step == 3)
+    changed = ("lr=1e-3", "weight_decay=0.05", "max_steps=8")
+    resumed = train(tiny_recipe(cache, *changed), tmp_path / "parts", progress=False)
+    assert resumed.step == 8
+    train(tiny_recipe(cache, *changed), tmp_path / "whole", progress=False)
+    assert lrs(tmp_path / "parts")[3:] == lrs(tmp_path / "whole")[3:]
+    assert lrs(tmp_path / "parts")[3] == pytest.approx(
+        1e-3 * lr_factor(4, tiny_recipe(cache, *changed).optim))
+    notes = [json.loads(x).get("note", "") for x in
+             (tmp_path / "parts" / "log.jsonl").read_text().splitlines()]
+    said = [n for n in notes if n.startswith("resuming from")]
+    assert len(said) == 1 and "at step 3" in said[0]
+    for change in ("optim.lr: 0.003 -> 0.001", "optim.weight_decay: 0.0001 -> 0.05",
+                   "optim.max_steps: 6 -> 8"):
+        assert change in said[0]
+    assert "optim.batch_size" not in said[0]
+    # a plain resume says it resumed, and no more
+    train(tiny_recipe(cache, "max_steps=2"), tmp_path / "plain", progress=False,
+          callback=lambda step, record: step == 1)
+    train(tiny_recipe(cache, "max_steps=2"), tmp_path / "plain", progress=False)
+    plain = (tmp_path / "plain" / "log.jsonl").read_text()
+    assert "resuming from" in plain and "differs" not in plain
 
 
 def test_a_nan_loss_stops_naming_the_step_and_term_and_keeps_the_checkpoint(

@@ -85,6 +85,29 @@ def lr_factor(step: int, optim) -> float:
     raise ValueError(f"optim.schedule {optim.schedule!r}: use constant or cosine")
 
 
+def _resumed(folder: Path, step: int, recipe_toml: str) -> str:
+    """What a resumed run says: where from, and what its recipe changes from the checkpoint's."""
+    from extpose_sdk.engine.recipe import recipe_changes
+
+    saved = folder / "recipe.toml"
+    changes = recipe_changes(saved.read_text(), recipe_toml) if saved.is_file() else []
+    text = f"resuming from {folder} at step {step}"
+    if changes:
+        text += ("; the recipe differs from the checkpoint's (the run goes on with the new one, "
+                 "from the checkpoint's weights): " + "; ".join(changes))
+    return text
+
+
+def _follow_recipe(optimizer: torch.optim.Optimizer, optim, step: int):
+    """A resumed run's optimiser follows its recipe: the checkpoint brings the Adam moments, the
+    recipe the learning rate, betas and weight decay, and the schedule is at ``step`` as in an
+    uninterrupted run of this recipe. The new scheduler."""
+    for group, decay in zip(optimizer.param_groups, (optim.weight_decay, 0.0), strict=True):
+        group.update(initial_lr=optim.lr, betas=tuple(optim.betas), weight_decay=decay)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, optim),
+                                             last_epoch=step - 1)
+
+
 def _autocast(device: torch.device, amp: str):
     if amp == "none":
         return contextlib.nullcontext()
@@ -251,13 +274,13 @@ def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distribute
     step, skipped, best = 0, 0, None
     if state:
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         if discriminator is not None and "discriminator" in state:
             discriminator.load_state_dict(state["discriminator"])
             disc_optimizer.load_state_dict(state["disc_optimizer"])
         step, skipped, best = int(state["step"]), int(state["skipped"]), state.get("best")
         S.set_rng_state(state["rng"][dist.rank] if dist.rank < len(state["rng"]) else state["rng"][0])
+        scheduler = _follow_recipe(optimizer, optim, step)
 
     ddp = model
     if dist.active:
@@ -271,6 +294,8 @@ def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distribute
     micro = share // optim.accumulate
     config = model_config(recipe)
     recipe_toml = recipe.to_toml()
+    if start_folder is not None:
+        log.note(_resumed(start_folder, step, recipe_toml))
 
     def checkpoint() -> Path | None:
         rngs = D.gather_objects(S.rng_state())

@@ -204,6 +204,21 @@ def recipe_from_dict(data: dict[str, Any], overrides=(), *, source: str = "recip
     return Recipe(name=str(data.get("name", "recipe")), **sections)
 
 
+def recipe_changes(before: str, after: str) -> list[str]:
+    """``section.key: old -> new`` for each value that differs between two recipes' TOML
+    (a resumed run's checkpoint recipe and the recipe it resumes with)."""
+    old, new = tomllib.loads(before), tomllib.loads(after)
+    changes = [f"name: {old.get('name')!r} -> {new.get('name')!r}"] if (
+        old.get("name") != new.get("name")) else []
+    for section in SECTIONS:
+        a, b = old.get(section, {}), new.get(section, {})
+        for key in sorted(a.keys() | b.keys()):
+            if a.get(key) != b.get(key):
+                changes.append(f"{section}.{key}: {_toml_value(a[key]) if key in a else '(none)'}"
+                               f" -> {_toml_value(b[key]) if key in b else '(none)'}")
+    return changes
+
+
 def _default(field: attrs.Attribute) -> Any:
     return field.default.factory() if isinstance(field.default, attrs.Factory) else field.default
 
