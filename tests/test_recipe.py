@@ -44,14 +44,15 @@ def test_bad_overrides_name_the_problem():
 
 def test_recipe_changes_lists_each_changed_value_and_nothing_else():
     before = load_recipe("synthetic-hand-single")
-    after = load_recipe("synthetic-hand-single", ["optim.lr=1e-4", "workers=2",
+    after = load_recipe("synthetic-hand-single", ["optim.lr=1e-4", "workers=2", "eval_every=250",
                                                   "model.options={ img_size = [64, 64] }"])
     assert recipe_changes(before.to_toml(), before.to_toml()) == []
     assert recipe_changes(before.to_toml(), after.to_toml()) == [
         "model.options: " + before.to_toml().split("options = ", 1)[1].split("\n")[0]
         + " -> { img_size = [64, 64] }",
         "data.workers: 1 -> 2",
-        "optim.lr: 0.0003 -> 0.0001"]
+        "optim.lr: 0.0003 -> 0.0001",
+        "train.eval_every: 500 -> 250"]
     renamed = after.to_toml().replace('name = "synthetic-hand-single"', 'name = "mine"')
     assert recipe_changes(after.to_toml(), renamed) == ["name: 'synthetic-hand-single' -> 'mine'"]
     # a key only one side has (a recipe written by an older SDK)

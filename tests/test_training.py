@@ -112,9 +112,13 @@ def test_a_resumed_run_follows_its_new_recipe_and_says_what_changed(cache, tmp_p
     checkpoint's optimiser state once kept the old learning rate silently)."""
     train(tiny_recipe(cache), tmp_path / "parts", progress=False,
           callback=lambda step, record: step == 3)
-    changed = ("lr=1e-3", "weight_decay=0.05", "max_steps=8")
+    changed = ("lr=1e-3", "weight_decay=0.05", "max_steps=8", "optim.betas=[0.8, 0.99]")
     resumed = train(tiny_recipe(cache, *changed), tmp_path / "parts", progress=False)
     assert resumed.step == 8
+    groups = torch.load(resumed.checkpoint / "state.pt", weights_only=True)["optimizer"][
+        "param_groups"]
+    assert [(g["weight_decay"], tuple(g["betas"]), g["initial_lr"]) for g in groups] == [
+        (0.05, (0.8, 0.99), 1e-3), (0.0, (0.8, 0.99), 1e-3)]
     train(tiny_recipe(cache, *changed), tmp_path / "whole", progress=False)
     assert lrs(tmp_path / "parts")[3:] == lrs(tmp_path / "whole")[3:]
     assert lrs(tmp_path / "parts")[3] == pytest.approx(
@@ -124,7 +128,7 @@ def test_a_resumed_run_follows_its_new_recipe_and_says_what_changed(cache, tmp_p
     said = [n for n in notes if n.startswith("resuming from")]
     assert len(said) == 1 and "at step 3" in said[0]
     for change in ("optim.lr: 0.003 -> 0.001", "optim.weight_decay: 0.0001 -> 0.05",
-                   "optim.max_steps: 6 -> 8"):
+                   "optim.max_steps: 6 -> 8", "optim.betas: [0.9, 0.999] -> [0.8, 0.99]"):
         assert change in said[0]
     assert "optim.batch_size" not in said[0]
     # a plain resume says it resumed, and no more
