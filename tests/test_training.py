@@ -108,7 +108,7 @@ def lrs(run: Path) -> list[float]:
 
 
 def test_a_resumed_run_follows_its_new_recipe_and_says_what_changed(cache, tmp_path):
-    """A resume with optim.lr / weight_decay / max_steps changed runs on the new values (the
+    """A resume with optim.lr / weight_decay / betas / max_steps changed runs on the new values (the
     checkpoint's optimiser state once kept the old learning rate silently)."""
     train(tiny_recipe(cache), tmp_path / "parts", progress=False,
           callback=lambda step, record: step == 3)
