@@ -98,14 +98,15 @@ def _resumed(folder: Path, step: int, recipe_toml: str) -> str:
     return text
 
 
-def _follow_recipe(optimizer: torch.optim.Optimizer, optim, step: int):
-    """A resumed run's optimiser follows its recipe: the checkpoint brings the Adam moments, the
-    recipe the learning rate, betas and weight decay, and the schedule is at ``step`` as in an
-    uninterrupted run of this recipe. The new scheduler."""
-    for group, decay in zip(optimizer.param_groups, (optim.weight_decay, 0.0), strict=True):
-        group.update(initial_lr=optim.lr, betas=tuple(optim.betas), weight_decay=decay)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, optim),
-                                             last_epoch=step - 1)
+def _load_moments(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """A checkpoint's optimizer state (the Adam moments and step counts) under the settings the
+    optimizer was built with from the recipe (learning rate, betas, weight decay): a resume with
+    a changed recipe follows the new one, where ``load_state_dict`` alone keeps the old."""
+    settings = [{k: v for k, v in group.items() if k != "params"}
+                for group in optimizer.param_groups]
+    optimizer.load_state_dict(saved)
+    for group, own in zip(optimizer.param_groups, settings, strict=True):
+        group.update(own)
 
 
 def _autocast(device: torch.device, amp: str):
@@ -269,18 +270,21 @@ def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distribute
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": optim.weight_decay},
          {"params": no_decay, "weight_decay": 0.0}], lr=optim.lr, betas=tuple(optim.betas))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, optim))
     scaler = torch.amp.GradScaler(dist.device.type, enabled=optim.amp == "fp16")
     step, skipped, best = 0, 0, None
     if state:
-        optimizer.load_state_dict(state["optimizer"])
+        _load_moments(optimizer, state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         if discriminator is not None and "discriminator" in state:
             discriminator.load_state_dict(state["discriminator"])
-            disc_optimizer.load_state_dict(state["disc_optimizer"])
+            _load_moments(disc_optimizer, state["disc_optimizer"])
         step, skipped, best = int(state["step"]), int(state["skipped"]), state.get("best")
         S.set_rng_state(state["rng"][dist.rank] if dist.rank < len(state["rng"]) else state["rng"][0])
-        scheduler = _follow_recipe(optimizer, optim, step)
+    # the schedule is a function of the recipe and the step: a resumed run's is rebuilt at its step
+    for group in optimizer.param_groups:
+        group["initial_lr"] = group["lr"]
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, optim),
+                                                  last_epoch=step - 1)
 
     ddp = model
     if dist.active:
@@ -301,8 +305,7 @@ def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distribute
         rngs = D.gather_objects(S.rng_state())
         if dist.first:
             payload = {"step": step, "skipped": skipped, "best": best, "rng": rngs,
-                       "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                       "scaler": scaler.state_dict()}
+                       "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()}
             if discriminator is not None:
                 payload["discriminator"] = discriminator.state_dict()
                 payload["disc_optimizer"] = disc_optimizer.state_dict()

@@ -3,8 +3,9 @@
     OUT/checkpoints/step-000500/model.safetensors   weights (load_model / extpose predict read it)
                                 model.json          how to rebuild the model (recipe, options)
                                 recipe.toml         the resolved training recipe
-                                state.pt            optimizer, scheduler, scaler, every rank's
-                                                    RNG, step (torch.load(weights_only=True))
+                                state.pt            optimizer, scaler, every rank's RNG, step
+                                                    (torch.load(weights_only=True)); the
+                                                    schedule follows from the recipe and step
     OUT/checkpoints/latest                          the newest complete checkpoint's folder name
     OUT/best/                                       the best checkpoint by the recipe's metric
 
