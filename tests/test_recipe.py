@@ -59,6 +59,13 @@ def test_recipe_changes_lists_each_changed_value_and_nothing_else():
     older = before.to_toml().replace("min_lr_ratio = 0.1\n", "")
     assert recipe_changes(older, before.to_toml()) == ["optim.min_lr_ratio: (none) -> 0.1"]
     assert recipe_changes(before.to_toml(), older) == ["optim.min_lr_ratio: 0.1 -> (none)"]
+    # a whole section only one side has
+    without_train = before.to_toml().split("[train]")[0]
+    added = recipe_changes(without_train, before.to_toml())
+    assert added[0] == "train.best_metric: (none) -> \"pa_mpjpe\"" and len(added) == 12
+    assert all(c.startswith("train.") and ": (none) -> " in c for c in added)
+    removed = recipe_changes(before.to_toml(), without_train)
+    assert removed[0] == "train.best_metric: \"pa_mpjpe\" -> (none)" and len(removed) == 12
 
 
 def test_a_missing_recipe_lists_the_available_ones():
