@@ -1,0 +1,236 @@
+"""Which small backbone learns to see a synthetic hand in its RGB crop, in minutes of CPU?
+
+The synthetic hand models learn from the skeleton image and not from RGB (docs/reproduction.md).
+This benchmark asks whether that is the task or the backbone. Each arm regresses the 21 2D
+keypoints of the RGB crop (128 px, the synthetic recipes' input) with an L1 loss, from scratch,
+for the same steps and batch, and is scored on held-out frames by the mean distance to the
+true keypoints as a fraction of the box, beside always predicting the training frames' mean:
+
+- ``vit``: the synthetic recipes' ViT (width 128, depth 6, 16 px patches, an 8 x 8 grid);
+- ``vit-sincos``: the same, its position embedding started from 2D sines and cosines (as MAE,
+  which ViTPose and so HMR2.0 / HaMeR start from) instead of small noise;
+- ``cnn``: five stride-2 stages of two 3 x 3 convolutions (32 to 128 channels, batch norm),
+  a 4 x 4 grid of the same width; about as many parameters.
+
+Every arm reads its tokens the way the HaMeR / HMR2.0 head reads the ViT's: one learnt query
+cross-attends to them, then an MLP. So the arms differ only in what makes the tokens.
+
+    python benchmarks/rgb_backbones.py                       # renders 4,000 frames; ~20 min, 2 cores
+    python benchmarks/rgb_backbones.py --cache cache/synthetic-hand-train-2400x8 \\
+        --val-cache cache/synthetic-hand-v2-val --val-every 4 --out runs/rgb-backbones.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+ARMS = ("vit", "vit-sincos", "cnn")
+SIZE = 128
+
+
+# -- the frames -------------------------------------------------------------------------------
+
+def rendered(split: str, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` fresh synthetic hand frames (one per motion): uint8 ``(N, 3, H, W)`` crops and
+    their ``(N, 21, 2)`` keypoints in crop units (-0.5 .. 0.5)."""
+    from extpose_sdk.datasets.synthetic import SyntheticDataset
+
+    data = SyntheticDataset(kind="hand", split=split, num_sequences=count, sequence_length=1,
+                            crop_size=SIZE, seed=seed, augment=False)
+    images, keypoints = [], []
+    for i in range(count):
+        sample = data[i]
+        images.append(sample["rgb"].numpy().astype(np.uint8))
+        keypoints.append(sample["keypoints_2d"].numpy()[:, :2])
+    return np.stack(images), np.stack(keypoints)
+
+
+def cached(folder: str | Path, every: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The RGB crops and 2D keypoints of an ``extpose train`` data cache, clips flattened to
+    frames (memory-mapped; ``every``: keep one frame in so many)."""
+    folder = Path(folder)
+    images = np.load(folder / "rgb.npy", mmap_mode="r")
+    keypoints = np.load(folder / "keypoints_2d.npy", mmap_mode="r")
+    images = images.reshape(-1, *images.shape[-3:])[::every]
+    return images, np.asarray(keypoints.reshape(-1, *keypoints.shape[-2:])[::every, :, :2])
+
+
+def normalized(images: np.ndarray) -> torch.Tensor:
+    from extpose_sdk.modalities import IMAGENET_MEAN, IMAGENET_STD
+
+    x = torch.as_tensor(np.ascontiguousarray(images), dtype=torch.float32)
+    return (x - torch.as_tensor(IMAGENET_MEAN)[:, None, None]) / torch.as_tensor(IMAGENET_STD)[:, None, None]
+
+
+def keypoint_error(pred: torch.Tensor, truth: torch.Tensor) -> float:
+    """Mean distance between predicted and true 2D keypoints, in box units."""
+    return float((pred - truth).norm(dim=-1).mean())
+
+
+# -- the arms ---------------------------------------------------------------------------------
+
+class QueryReadout(nn.Module):
+    """One learnt query attends to the tokens; an MLP turns it into ``(B, joints, 2)``."""
+
+    def __init__(self, dim: int, joints: int = 21) -> None:
+        super().__init__()
+        self.joints = joints
+        self.query = nn.Parameter(torch.zeros(1, 1, dim))
+        self.attention = nn.MultiheadAttention(dim, 4, batch_first=True)
+        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 256), nn.GELU(),
+                                 nn.Linear(256, joints * 2))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        query = self.query.expand(len(tokens), -1, -1)
+        read = self.attention(query, tokens, tokens, need_weights=False)[0][:, 0]
+        return self.mlp(read).view(-1, self.joints, 2)
+
+
+class ConvTokens(nn.Module):
+    """Five stride-2 stages of two 3 x 3 convolutions: ``(B, 3, H, W) -> (B, H/32 * W/32, D)``."""
+
+    def __init__(self, width: int = 128, channels: tuple[int, ...] = (32, 64, 128, 128, 128),
+                 grid: int = SIZE // 32) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for a, b in zip((3,) + channels[:-1], channels, strict=True):
+            layers += [nn.Conv2d(a, b, 3, 2, 1), nn.BatchNorm2d(b), nn.ReLU(),
+                       nn.Conv2d(b, b, 3, 1, 1), nn.BatchNorm2d(b), nn.ReLU()]
+        layers.append(nn.Conv2d(channels[-1], width, 1))
+        self.features = nn.Sequential(*layers)
+        self.position = nn.Parameter(torch.randn(1, grid * grid, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).flatten(2).transpose(1, 2) + self.position
+
+
+class ViTTokens(nn.Module):
+    """The synthetic recipes' ViT (``extpose_sdk.vit``), its normed output tokens."""
+
+    def __init__(self, sincos: bool = False, **options) -> None:
+        super().__init__()
+        from extpose_sdk.vit import ViT
+
+        self.vit = ViT(**{"img_size": (SIZE, SIZE), "embed_dim": 128, "depth": 6,
+                          "num_heads": 4, **options})
+        if sincos:
+            with torch.no_grad():
+                self.vit.pos_embed.zero_()
+                self.vit.pos_embed[0, -math.prod(self.vit.grid_size):] = sincos_position(
+                    self.vit.grid_size, self.vit.embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vit(x)
+
+
+def sincos_position(grid: tuple[int, int], dim: int) -> torch.Tensor:
+    """``(h * w, dim)`` 2D sine-cosine position codes: a quarter of the channels each for
+    sin(x), cos(x), sin(y), cos(y) at geometric frequencies."""
+    if dim % 4:
+        raise ValueError(f"sine-cosine positions need a width divisible by 4; got {dim}")
+    quarter = dim // 4
+    frequency = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float32) / quarter)
+    y, x = torch.meshgrid(torch.arange(grid[0], dtype=torch.float32),
+                          torch.arange(grid[1], dtype=torch.float32), indexing="ij")
+    codes = []
+    for coordinate in (x, y):
+        angle = coordinate.reshape(-1, 1) * frequency
+        codes += [angle.sin(), angle.cos()]
+    return torch.cat(codes, 1)
+
+
+def build(arm: str, **vit_options) -> nn.Module:
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm {arm!r}; the arms: {list(ARMS)}")
+    tokens = ConvTokens() if arm == "cnn" else ViTTokens(sincos=arm == "vit-sincos", **vit_options)
+    width = 128 if arm == "cnn" else tokens.vit.embed_dim
+    return nn.Sequential(tokens, QueryReadout(width))
+
+
+# -- training and scoring ---------------------------------------------------------------------
+
+def score(net: nn.Module, images: np.ndarray, keypoints: np.ndarray, batch: int = 64) -> float:
+    net.eval()
+    with torch.no_grad():
+        pred = torch.cat([net(normalized(images[i:i + batch])) for i in range(0, len(images), batch)])
+    net.train()
+    return keypoint_error(pred, torch.as_tensor(keypoints))
+
+
+def train_arm(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
+              *, steps: int, batch: int = 32, lr: float = 3e-4, warmup: int = 100,
+              eval_every: int = 200, seed: int = 0, progress: bool = True) -> dict:
+    """AdamW with a linear warm-up and gradient clipping; the validation error along the way."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    images, keypoints = train
+    optimizer = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    curve, start = [], time.perf_counter()
+    for step in range(1, steps + 1):
+        pick = np.sort(rng.choice(len(images), batch, replace=False))
+        x, y = normalized(images[pick]), torch.as_tensor(keypoints[pick])
+        loss = (net(x) - y).abs().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        if step % eval_every == 0 or step == steps:
+            curve.append({"step": step, "seconds": round(time.perf_counter() - start, 1),
+                          "train_l1": round(loss.item(), 4), "val_2d": round(score(net, *val), 4)})
+            if progress:
+                print(f"  step {step}: train L1 {curve[-1]['train_l1']}, val 2D {curve[-1]['val_2d']}",
+                      flush=True)
+    return {"curve": curve, "val_2d": curve[-1]["val_2d"],
+            "seconds": round(time.perf_counter() - start, 1),
+            "parameters": sum(p.numel() for p in net.parameters())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--frames", type=int, default=4000, help="frames to render (no --cache)")
+    parser.add_argument("--cache", help="an `extpose train` data cache to train on")
+    parser.add_argument("--val-cache", help="a data cache to score on (default: 512 rendered "
+                        "test frames, seed 2)")
+    parser.add_argument("--val-every", type=int, default=1, help="score every so many frames "
+                        "of --val-cache")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: as is)")
+    parser.add_argument("--out", type=Path, help="write the results here as JSON (new file)")
+    args = parser.parse_args()
+    if args.out is not None and args.out.exists():
+        parser.error(f"{args.out} exists; give a new --out")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    train = cached(args.cache) if args.cache else rendered("train", args.frames, seed=11)
+    val = cached(args.val_cache, every=args.val_every) if args.val_cache else rendered("test", 512, seed=2)
+    val = (np.ascontiguousarray(val[0]), val[1])
+    mean = keypoint_error(torch.as_tensor(train[1][:2000]).mean(0).expand(len(val[1]), -1, -1),
+                          torch.as_tensor(val[1]))
+    results = {"train_frames": len(train[0]), "val_frames": len(val[0]), "steps": args.steps,
+               "mean_keypoints_val_2d": round(mean, 4), "arms": {}}
+    print(f"always the mean keypoints: val 2D {mean:.3f} of the box")
+    for arm in args.arms:
+        print(f"{arm}:", flush=True)
+        results["arms"][arm] = train_arm(build(arm), train, val, steps=args.steps)
+        if args.out is not None:  # written as it goes
+            args.out.write_text(json.dumps(results, indent=1))
+    print(f"\n{'arm':12s} {'params':>8s} {'val 2D':>7s} {'x mean':>7s} {'seconds':>8s}")
+    for arm, r in results["arms"].items():
+        print(f"{arm:12s} {r['parameters'] / 1e6:7.2f}M {r['val_2d']:7.3f} "
+              f"{r['val_2d'] / mean:7.2f} {r['seconds']:8.0f}")
+
+
+if __name__ == "__main__":
+    main()

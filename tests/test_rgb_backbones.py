@@ -1,0 +1,74 @@
+"""benchmarks/rgb_backbones.py: its error, its position codes, its arms and its training loop."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_VIT = {"embed_dim": 16, "depth": 1, "num_heads": 2}
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import rgb_backbones
+
+    return rgb_backbones
+
+
+def test_keypoint_error_is_the_mean_distance(bench):
+    truth = torch.zeros(2, 21, 2)
+    pred = truth.clone()
+    pred[0, :, 0], pred[0, :, 1] = 0.3, 0.4  # 0.5 away in frame 0, exact in frame 1
+    assert bench.keypoint_error(pred, truth) == pytest.approx(0.25)
+
+
+def test_sincos_position_codes_sin_and_cos_of_x_then_y(bench):
+    codes = bench.sincos_position((2, 3), 8)  # frequencies 1 and 1/100
+    assert codes.shape == (6, 8)
+    torch.testing.assert_close(codes[0], torch.tensor([0.0, 0, 1, 1, 0, 0, 1, 1]))
+    x2 = torch.tensor([2.0, 0.02])  # the token at row 0, column 2
+    torch.testing.assert_close(codes[2], torch.cat([x2.sin(), x2.cos(), torch.zeros(2), torch.ones(2)]))
+    y1 = torch.tensor([1.0, 0.01])  # the token at row 1, column 0
+    torch.testing.assert_close(codes[3], torch.cat([torch.zeros(2), torch.ones(2), y1.sin(), y1.cos()]))
+    with pytest.raises(ValueError, match="divisible by 4; got 6"):
+        bench.sincos_position((2, 2), 6)
+
+
+def test_the_sincos_arm_starts_its_vit_from_the_codes_and_the_other_from_noise(bench):
+    sincos = bench.build("vit-sincos", **TINY_VIT)[0].vit
+    plain = bench.build("vit", **TINY_VIT)[0].vit
+    grid = sincos.grid_size
+    torch.testing.assert_close(sincos.pos_embed[0, 1:], bench.sincos_position(grid, 16))
+    assert float(sincos.pos_embed.detach()[0, 0].abs().max()) == 0.0  # the slot added to every token
+    assert float(plain.pos_embed.detach().std()) < 0.05
+
+
+def test_unknown_arms_are_named_with_the_known_ones(bench):
+    with pytest.raises(ValueError, match=r"'resnet'.*\['vit', 'vit-sincos', 'cnn'\]"):
+        bench.build("resnet")
+
+
+def test_every_arm_maps_crops_to_21_keypoints(bench):
+    images = np.random.default_rng(0).integers(0, 256, (2, 3, 128, 128), dtype=np.uint8)
+    for arm in bench.ARMS:
+        options = {} if arm == "cnn" else TINY_VIT
+        assert bench.build(arm, **options)(bench.normalized(images)).shape == (2, 21, 2)
+
+
+def test_training_fits_a_few_frames_and_scores_in_batches(bench):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (4, 3, 128, 128), dtype=np.uint8)
+    keypoints = rng.uniform(-0.4, 0.4, (4, 21, 2)).astype(np.float32)
+    net = bench.build("vit", **TINY_VIT)
+    before = bench.score(net, images, keypoints, batch=3)
+    with torch.no_grad():
+        direct = bench.keypoint_error(net.eval()(bench.normalized(images)), torch.as_tensor(keypoints))
+    assert before == pytest.approx(direct, abs=1e-6)  # two batches of 3 and 1 score as one
+    result = bench.train_arm(net, (images, keypoints), (images, keypoints), steps=60, batch=4,
+                             lr=3e-3, warmup=5, eval_every=25, progress=False)
+    assert [row["step"] for row in result["curve"]] == [25, 50, 60]
+    assert result["val_2d"] == result["curve"][-1]["val_2d"] < 0.8 * before
+    assert result["parameters"] == sum(p.numel() for p in net.parameters())
