@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -119,32 +118,11 @@ class ViTTokens(nn.Module):
         super().__init__()
         from extpose_sdk.vit import ViT
 
-        self.vit = ViT(**{"img_size": (SIZE, SIZE), "embed_dim": 128, "depth": 6,
-                          "num_heads": 4, **options})
-        if sincos:
-            with torch.no_grad():
-                self.vit.pos_embed.zero_()
-                self.vit.pos_embed[0, -math.prod(self.vit.grid_size):] = sincos_position(
-                    self.vit.grid_size, self.vit.embed_dim)
+        self.vit = ViT(**{"img_size": (SIZE, SIZE), "embed_dim": 128, "depth": 6, "num_heads": 4,
+                          "pos_embed_init": "sincos" if sincos else "noise", **options})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.vit(x)
-
-
-def sincos_position(grid: tuple[int, int], dim: int) -> torch.Tensor:
-    """``(h * w, dim)`` 2D sine-cosine position codes: a quarter of the channels each for
-    sin(x), cos(x), sin(y), cos(y) at geometric frequencies."""
-    if dim % 4:
-        raise ValueError(f"sine-cosine positions need a width divisible by 4; got {dim}")
-    quarter = dim // 4
-    frequency = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float32) / quarter)
-    y, x = torch.meshgrid(torch.arange(grid[0], dtype=torch.float32),
-                          torch.arange(grid[1], dtype=torch.float32), indexing="ij")
-    codes = []
-    for coordinate in (x, y):
-        angle = coordinate.reshape(-1, 1) * frequency
-        codes += [angle.sin(), angle.cos()]
-    return torch.cat(codes, 1)
 
 
 def build(arm: str, **vit_options) -> nn.Module:

@@ -103,6 +103,11 @@ class ViTConfig:
     norm_eps: float = 1e-6
     cls_slot_bias: bool = True  # pos_embed has one extra slot, added to every patch token
     final_norm: bool = True
+    #: How a new position embedding starts: "noise" (small random values, as a ViT trained from
+    #: scratch) or "sincos" (2D sine-cosine codes, as MAE, from which ViTPose and so HMR2.0 /
+    #: HaMeR start). A checkpoint overwrites either; for training from scratch, "sincos" lets a
+    #: small ViT find where things are (benchmarks/rgb_backbones.py).
+    pos_embed_init: str = attrs.field(default="noise", validator=attrs.validators.in_(("noise", "sincos")))
 
     @property
     def grid_size(self) -> tuple[int, int]:
@@ -234,7 +239,12 @@ class ViT(BaseViT):
     def reset_parameters(self) -> None:
         if self.pos_embed.is_meta:  # sized without memory (e.g. to count parameters)
             return
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.config.pos_embed_init == "sincos":
+            with torch.no_grad():
+                self.pos_embed.zero_()
+                self.pos_embed[0, -math.prod(self.grid_size):] = sincos_position(self.grid_size, self.embed_dim)
+        else:
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
@@ -258,6 +268,22 @@ class ViT(BaseViT):
         """``(B, C, H, W)`` -> ``(B, D, h, w)``: the official backbone's output layout."""
         tokens = self(x)
         return tokens.transpose(1, 2).reshape(x.shape[0], self.embed_dim, *self.grid_size)
+
+
+def sincos_position(grid: tuple[int, int], dim: int) -> torch.Tensor:
+    """``(h * w, dim)`` 2D sine-cosine position codes, row by row: a quarter of the channels each
+    for sin(x), cos(x), sin(y), cos(y), at frequencies from 1 down to 1/10000."""
+    if dim % 4:
+        raise ValueError(f"sine-cosine positions need a width divisible by 4; got {dim}")
+    quarter = dim // 4
+    frequency = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float32) / quarter)
+    y, x = torch.meshgrid(torch.arange(grid[0], dtype=torch.float32),
+                          torch.arange(grid[1], dtype=torch.float32), indexing="ij")
+    codes = []
+    for coordinate in (x, y):
+        angle = coordinate.reshape(-1, 1) * frequency
+        codes += [angle.sin(), angle.cos()]
+    return torch.cat(codes, 1)
 
 
 def build_vitpose(**options) -> ViT:

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from extpose_sdk.vit import sincos_position
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY_VIT = {"embed_dim": 16, "depth": 1, "num_heads": 2}
 
@@ -25,23 +27,11 @@ def test_keypoint_error_is_the_mean_distance(bench):
     assert bench.keypoint_error(pred, truth) == pytest.approx(0.25)
 
 
-def test_sincos_position_codes_sin_and_cos_of_x_then_y(bench):
-    codes = bench.sincos_position((2, 3), 8)  # frequencies 1 and 1/100
-    assert codes.shape == (6, 8)
-    torch.testing.assert_close(codes[0], torch.tensor([0.0, 0, 1, 1, 0, 0, 1, 1]))
-    x2 = torch.tensor([2.0, 0.02])  # the token at row 0, column 2
-    torch.testing.assert_close(codes[2], torch.cat([x2.sin(), x2.cos(), torch.zeros(2), torch.ones(2)]))
-    y1 = torch.tensor([1.0, 0.01])  # the token at row 1, column 0
-    torch.testing.assert_close(codes[3], torch.cat([torch.zeros(2), torch.ones(2), y1.sin(), y1.cos()]))
-    with pytest.raises(ValueError, match="divisible by 4; got 6"):
-        bench.sincos_position((2, 2), 6)
-
-
 def test_the_sincos_arm_starts_its_vit_from_the_codes_and_the_other_from_noise(bench):
     sincos = bench.build("vit-sincos", **TINY_VIT)[0].vit
     plain = bench.build("vit", **TINY_VIT)[0].vit
     grid = sincos.grid_size
-    torch.testing.assert_close(sincos.pos_embed[0, 1:], bench.sincos_position(grid, 16))
+    torch.testing.assert_close(sincos.pos_embed[0, 1:], sincos_position(grid, 16))
     assert float(sincos.pos_embed.detach()[0, 0].abs().max()) == 0.0  # the slot added to every token
     assert float(plain.pos_embed.detach().std()) < 0.05
 

@@ -8,7 +8,7 @@ import torch
 
 from extpose_sdk import attention as attention_module
 from extpose_sdk.attention import SegmentMask, attention
-from extpose_sdk.vit import DropPath, ViT, ViTConfig, build_vitpose
+from extpose_sdk.vit import DropPath, ViT, ViTConfig, build_vitpose, sincos_position
 
 DATA = Path(__file__).parent / "data"
 
@@ -43,6 +43,31 @@ def test_token_grid_and_cls_slot_bias():
     torch.testing.assert_close(tokens, expected)
     assert model(x).shape == (2, 192, 32)
     assert model.forward_map(x).shape == (2, 32, 16, 12)
+
+
+def test_sincos_position_codes_sin_and_cos_of_x_then_y():
+    codes = sincos_position((2, 3), 8)  # frequencies 1 and 1/100
+    assert codes.shape == (6, 8)
+    torch.testing.assert_close(codes[0], torch.tensor([0.0, 0, 1, 1, 0, 0, 1, 1]))
+    x2 = torch.tensor([2.0, 0.02])  # the token at row 0, column 2
+    torch.testing.assert_close(codes[2], torch.cat([x2.sin(), x2.cos(), torch.zeros(2), torch.ones(2)]))
+    y1 = torch.tensor([1.0, 0.01])  # the token at row 1, column 0
+    torch.testing.assert_close(codes[3], torch.cat([torch.zeros(2), torch.ones(2), y1.sin(), y1.cos()]))
+    with pytest.raises(ValueError, match="divisible by 4; got 6"):
+        sincos_position((2, 2), 6)
+
+
+@pytest.mark.parametrize("cls_slot_bias", [True, False])
+def test_a_sincos_start_puts_the_codes_on_the_patch_slots(cls_slot_bias):
+    model = tiny(img_size=(64, 48), pos_embed_init="sincos", cls_slot_bias=cls_slot_bias)
+    pos = model.pos_embed.detach()[0]
+    torch.testing.assert_close(pos[-12:], sincos_position((4, 3), 32))
+    if cls_slot_bias:  # the slot added to every patch token starts at zero
+        assert pos.shape == (13, 32) and float(pos[0].abs().max()) == 0.0
+    noise = tiny(img_size=(64, 48)).pos_embed.detach()
+    assert 0.01 < float(noise.std()) < 0.03  # the default: small noise, as before
+    with pytest.raises(ValueError, match="'noise', 'sincos'"):
+        ViTConfig(pos_embed_init="zeros")
 
 
 def test_wrong_image_size_names_the_expected_shape():
