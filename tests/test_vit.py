@@ -62,8 +62,12 @@ def test_a_sincos_start_puts_the_codes_on_the_patch_slots(cls_slot_bias):
     model = tiny(img_size=(64, 48), pos_embed_init="sincos", cls_slot_bias=cls_slot_bias)
     pos = model.pos_embed.detach()[0]
     torch.testing.assert_close(pos[-12:], sincos_position((4, 3), 32))
-    if cls_slot_bias:  # the slot added to every patch token starts at zero
+    if cls_slot_bias:  # the slot added to every patch token starts at zero, also on a reset
         assert pos.shape == (13, 32) and float(pos[0].abs().max()) == 0.0
+        with torch.no_grad():
+            model.pos_embed.fill_(1.0)
+        model.reset_parameters()
+        assert float(model.pos_embed.detach()[0, 0].abs().max()) == 0.0
     noise = tiny(img_size=(64, 48)).pos_embed.detach()
     assert 0.01 < float(noise.std()) < 0.03  # the default: small noise, as before
     with pytest.raises(ValueError, match="'noise', 'sincos'"):
