@@ -105,8 +105,8 @@ class ViTConfig:
     final_norm: bool = True
     #: How a new position embedding starts: "noise" (small random values, as a ViT trained from
     #: scratch) or "sincos" (2D sine-cosine codes, as MAE, from which ViTPose and so HMR2.0 /
-    #: HaMeR start). A checkpoint overwrites either; for training from scratch, "sincos" lets a
-    #: small ViT find where things are (benchmarks/rgb_backbones.py).
+    #: HaMeR start). A checkpoint overwrites either. Training from scratch, a small ViT started
+    #: from "sincos" begins to find where things are in RGB crops sooner (benchmarks/rgb_backbones.py).
     pos_embed_init: str = attrs.field(default="noise", validator=attrs.validators.in_(("noise", "sincos")))
 
     @property
@@ -272,7 +272,7 @@ class ViT(BaseViT):
 
 def sincos_position(grid: tuple[int, int], dim: int) -> torch.Tensor:
     """``(h * w, dim)`` 2D sine-cosine position codes, row by row: a quarter of the channels each
-    for sin(x), cos(x), sin(y), cos(y), at frequencies from 1 down to 1/10000."""
+    for sin(x), cos(x), sin(y), cos(y), at geometric frequencies from 1 towards 1/10000."""
     if dim % 4:
         raise ValueError(f"sine-cosine positions need a width divisible by 4; got {dim}")
     quarter = dim // 4
