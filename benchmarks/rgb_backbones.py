@@ -40,14 +40,15 @@ SIZE = 128
 def rendered(split: str, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``count`` fresh synthetic hand frames (one per motion): uint8 ``(N, 3, H, W)`` crops and
     their ``(N, 21, 2)`` keypoints in crop units (-0.5 .. 0.5)."""
+    from extpose_sdk.datasets.cache import to_uint8
     from extpose_sdk.datasets.synthetic import SyntheticDataset
 
     data = SyntheticDataset(kind="hand", split=split, num_sequences=count, sequence_length=1,
                             crop_size=SIZE, seed=seed, augment=False)
     images, keypoints = [], []
     for i in range(count):
-        sample = data[i]
-        images.append(sample["rgb"].numpy().astype(np.uint8))
+        sample = data[i]  # its crop comes ImageNet-normalised; stored as the cache stores it
+        images.append(to_uint8(sample["rgb"]))
         keypoints.append(sample["keypoints_2d"].numpy()[:, :2])
     return np.stack(images), np.stack(keypoints)
 
@@ -63,10 +64,10 @@ def cached(folder: str | Path, every: int = 1) -> tuple[np.ndarray, np.ndarray]:
 
 
 def normalized(images: np.ndarray) -> torch.Tensor:
-    from extpose_sdk.modalities import IMAGENET_MEAN, IMAGENET_STD
+    """uint8 crops as the model takes them (ImageNet-normalised float32)."""
+    from extpose_sdk.datasets.cache import from_uint8
 
-    x = torch.as_tensor(np.ascontiguousarray(images), dtype=torch.float32)
-    return (x - torch.as_tensor(IMAGENET_MEAN)[:, None, None]) / torch.as_tensor(IMAGENET_STD)[:, None, None]
+    return from_uint8(np.asarray(images))
 
 
 def keypoint_error(pred: torch.Tensor, truth: torch.Tensor) -> float:

@@ -36,6 +36,20 @@ def test_the_sincos_arm_starts_its_vit_from_the_codes_and_the_other_from_noise(b
     assert float(plain.pos_embed.detach().std()) < 0.05
 
 
+def test_rendered_frames_are_the_datasets_crops_in_cache_units(bench):
+    from extpose_sdk.datasets.synthetic import SyntheticDataset
+
+    images, keypoints = bench.rendered("train", 2, seed=11)
+    data = SyntheticDataset(kind="hand", split="train", num_sequences=2, sequence_length=1,
+                            crop_size=128, seed=11, augment=False)
+    assert images.dtype == np.uint8 and images.shape == (2, 3, 128, 128)
+    for i in range(2):
+        sample = data[i]
+        # back to the model's input within uint8 rounding (half a level over the smallest std)
+        assert float((bench.normalized(images[i]) - sample["rgb"]).abs().max()) < 0.5 / (0.224 * 255) + 1e-4
+        np.testing.assert_array_equal(keypoints[i], sample["keypoints_2d"].numpy()[:, :2])
+
+
 def test_unknown_arms_are_named_with_the_known_ones(bench):
     with pytest.raises(ValueError, match=r"'resnet'.*\['vit', 'vit-sincos', 'cnn'\]"):
         bench.build("resnet")

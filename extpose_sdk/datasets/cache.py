@@ -36,15 +36,18 @@ def _image_key(value: torch.Tensor, size: int) -> bool:
     return value.dim() >= 3 and tuple(value.shape[-2:]) == (size, size) and value.shape[-3] <= 4
 
 
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    """ImageNet-normalised ``(.., C, H, W)`` -> uint8 0..255 (channel statistics as normalised)."""
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """ImageNet-normalised ``(.., C, H, W)`` -> uint8 0..255 (channel statistics as normalised):
+    how the cache stores images."""
     c = x.shape[-3]
     shape = (c, 1, 1)
     image = x.float().numpy() * IMAGENET_STD[:c].reshape(shape) + IMAGENET_MEAN[:c].reshape(shape)
     return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 
-def _from_uint8(x: np.ndarray) -> torch.Tensor:
+def from_uint8(x: np.ndarray) -> torch.Tensor:
+    """uint8 ``(.., C, H, W)`` -> ImageNet-normalised float32: what ``to_uint8`` stored, as the
+    model takes it."""
     c = x.shape[-3]
     shape = (c, 1, 1)
     image = (x.astype(np.float32) - IMAGENET_MEAN[:c].reshape(shape)) / IMAGENET_STD[:c].reshape(shape)
@@ -127,7 +130,7 @@ def build_cache(dataset, folder: str | Path, *, modalities: Sequence[str] = ("rg
             if tuple(value.shape) != tuple(spec["shape"]):
                 raise ValueError(f"item {i}: {key!r} has shape {tuple(value.shape)}, item 0 "
                                  f"{tuple(spec['shape'])}")
-            arrays[key][i] = _to_uint8(value) if spec["image"] else value.numpy()
+            arrays[key][i] = to_uint8(value) if spec["image"] else value.numpy()
         for key in strings:
             strings[key].append(sample[key])
         if (i + 1) % flush_every == 0 or i + 1 == total:
@@ -174,7 +177,7 @@ def add_modalities(folder: str | Path, modalities: Sequence[str], *, progress: b
     for i in indices:
         sample = with_modalities(items[i], missing, size=size)
         for key, array in arrays.items():
-            array[i] = _to_uint8(sample[key]) if manifest["keys"][key]["image"] \
+            array[i] = to_uint8(sample[key]) if manifest["keys"][key]["image"] \
                 else sample[key].numpy()
     for key, array in arrays.items():
         array.flush()
@@ -240,7 +243,7 @@ class CachedDataset(torch.utils.data.Dataset):
             if t is not None and key == "valid":
                 continue
             value = self.arrays[key][item] if t is None else self.arrays[key][item, t]
-            sample[key] = _from_uint8(value) if spec["image"] else torch.from_numpy(np.array(value))
+            sample[key] = from_uint8(value) if spec["image"] else torch.from_numpy(np.array(value))
         for key, values in self.strings.items():
             sample[key] = values[item]
         return sample
