@@ -105,6 +105,7 @@ class ConvTokens(nn.Module):
             layers += [nn.Conv2d(a, b, 3, 2, 1), nn.BatchNorm2d(b), nn.ReLU(),
                        nn.Conv2d(b, b, 3, 1, 1), nn.BatchNorm2d(b), nn.ReLU()]
         layers.append(nn.Conv2d(channels[-1], width, 1))
+        self.width = width
         self.features = nn.Sequential(*layers)
         self.position = nn.Parameter(torch.randn(1, grid * grid, width))
 
@@ -121,6 +122,7 @@ class ViTTokens(nn.Module):
 
         self.vit = ViT(**{"img_size": (SIZE, SIZE), "embed_dim": 128, "depth": 6, "num_heads": 4,
                           "pos_embed_init": "sincos" if sincos else "noise", **options})
+        self.width = self.vit.embed_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.vit(x)
@@ -130,8 +132,7 @@ def build(arm: str, **vit_options) -> nn.Module:
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; the arms: {list(ARMS)}")
     tokens = ConvTokens() if arm == "cnn" else ViTTokens(sincos=arm == "vit-sincos", **vit_options)
-    width = 128 if arm == "cnn" else tokens.vit.embed_dim
-    return nn.Sequential(tokens, QueryReadout(width))
+    return nn.Sequential(tokens, QueryReadout(tokens.width))
 
 
 # -- training and scoring ---------------------------------------------------------------------
