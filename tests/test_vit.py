@@ -53,6 +53,8 @@ def test_sincos_position_codes_sin_and_cos_of_x_then_y():
     torch.testing.assert_close(codes[2], torch.cat([x2.sin(), x2.cos(), torch.zeros(2), torch.ones(2)]))
     y1 = torch.tensor([1.0, 0.01])  # the token at row 1, column 0
     torch.testing.assert_close(codes[3], torch.cat([torch.zeros(2), torch.ones(2), y1.sin(), y1.cos()]))
+    far = torch.tensor([100.0, 1.0])  # x = 100 at frequencies 1 and exactly 1/100
+    torch.testing.assert_close(sincos_position((1, 101), 8)[100, :4], torch.cat([far.sin(), far.cos()]))
     with pytest.raises(ValueError, match="divisible by 4; got 6"):
         sincos_position((2, 2), 6)
 
