@@ -68,9 +68,11 @@ def test_training_fits_a_few_frames_and_scores_in_batches(bench):
     keypoints = rng.uniform(-0.4, 0.4, (4, 21, 2)).astype(np.float32)
     net = bench.build("vit", **TINY_VIT)
     before = bench.score(net, images, keypoints, batch=3)
+    assert net.training  # scoring mid-run hands the net back in training mode (batch norm)
     with torch.no_grad():
         direct = bench.keypoint_error(net.eval()(bench.normalized(images)), torch.as_tensor(keypoints))
     assert before == pytest.approx(direct, abs=1e-6)  # two batches of 3 and 1 score as one
+    net.train()
     result = bench.train_arm(net, (images, keypoints), (images, keypoints), steps=60, batch=4,
                              lr=3e-3, warmup=5, eval_every=25, progress=False)
     assert [row["step"] for row in result["curve"]] == [25, 50, 60]
