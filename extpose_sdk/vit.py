@@ -4,7 +4,9 @@
 plus any prefix tokens), ``blocks`` (each called as ``block(tokens, attn_mask=...)``) and
 ``norm``. ``ViT`` implements it for the ViTPose family used by HMR2.0 and HaMeR, with the official
 quirks as options: a convolutional patch embedding with padding, and a position embedding with
-one extra "cls" slot that is added to every token as a bias.
+one extra "cls" slot that is added to every token as a bias; and one option of its own, a
+convolutional stem in place of the patch embedding (a hybrid ViT) for training small models
+from scratch.
 """
 
 from __future__ import annotations
@@ -108,11 +110,33 @@ class ViTConfig:
     #: HaMeR start). A checkpoint overwrites either. Training from scratch, a small ViT started
     #: from "sincos" begins to find where things are in RGB crops sooner (benchmarks/rgb_backbones.py).
     pos_embed_init: str = attrs.field(default="noise", validator=attrs.validators.in_(("noise", "sincos")))
+    #: The standard deviation of the "noise" start (a normal cut at -2 and 2). A conv
+    #: stem's tokens carry content of about unit size; a position code as large (1.0) lets a
+    #: small hybrid ViT trained from scratch tell its tokens apart sooner than 0.02 or "sincos"
+    #: (benchmarks/rgb_backbones.py).
+    pos_embed_std: float = attrs.field(default=0.02, validator=attrs.validators.gt(0.0))
+    #: How pixels become tokens: "patch" (ViTPose: one convolution over non-overlapping patches)
+    #: or "conv" (a hybrid ViT: log2(patch_size) stride-2 stages of two 3 x 3 convolutions with
+    #: group norm, then a 1 x 1 projection; ``ConvStem``). Trained from scratch on the synthetic
+    #: crops, the "patch" ViT does not learn to read RGB in thousands of steps, the "conv" stem
+    #: to stride 32 does in hundreds (benchmarks/rgb_backbones.py).
+    stem: str = attrs.field(default="patch", validator=attrs.validators.in_(("patch", "conv")))
+
+    def __attrs_post_init__(self) -> None:
+        if self.stem == "conv":
+            p, (h, w) = self.patch_size, self.img_size
+            if p < 2 or p & (p - 1):
+                raise ValueError(f"a conv stem needs a patch_size that is a power of 2; got {p}")
+            if h % p or w % p:
+                raise ValueError(f"a conv stem needs img_size divisible by patch_size {p}; "
+                                 f"got {tuple(self.img_size)}")
 
     @property
     def grid_size(self) -> tuple[int, int]:
         h, w = self.img_size
         p, pad = self.patch_size, self.patch_padding
+        if self.stem == "conv":  # each 3 x 3 stride-2 stage (padding 1) halves the side exactly
+            return (h // p, w // p)
         return ((h + 2 * pad - p) // p + 1, (w + 2 * pad - p) // p + 1)
 
 
@@ -125,6 +149,28 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class ConvStem(nn.Module):
+    """A hybrid ViT's patch embedding: ``log2(patch_size)`` stages, each a stride-2 and a stride-1
+    3 x 3 convolution with group norm and ReLU (channels 32, 64, ... up to ``embed_dim``), then a
+    1 x 1 projection to ``embed_dim``: ``(B, C, H, W) -> (B, H/p * W/p, D)``. Group norm, not
+    batch norm, as RGB and skeleton images share it and need no running statistics."""
+
+    def __init__(self, in_chans: int, embed_dim: int, patch_size: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_chans
+        for stage in range(patch_size.bit_length() - 1):
+            width, groups = min(32 << stage, embed_dim), math.gcd(8, min(32 << stage, embed_dim))
+            layers += [nn.Conv2d(channels, width, 3, 2, 1), nn.GroupNorm(groups, width), nn.ReLU(),
+                       nn.Conv2d(width, width, 3, 1, 1), nn.GroupNorm(groups, width), nn.ReLU()]
+            channels = width
+        self.stages = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(channels, embed_dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.stages(x)).flatten(2).transpose(1, 2)
 
 
 class Attention(nn.Module):
@@ -212,15 +258,19 @@ class ViT(BaseViT):
         self.config = config
         self.img_size = tuple(config.img_size)
         self.patch_size = config.patch_size
-        self.patch_padding = config.patch_padding
+        # what a modality's own single-convolution patch embedding needs to make the same grid
+        self.patch_padding = config.patch_padding if config.stem == "patch" else 0
         self.in_chans = config.in_chans
         self.grid_size = config.grid_size
         self.embed_dim = config.embed_dim
         self.num_prefix_tokens = 0
         self.accepts_segment_masks = True
-        self.patch_embed = PatchEmbed(
-            config.in_chans, config.embed_dim, config.patch_size, config.patch_padding
-        )
+        if config.stem == "conv":
+            self.patch_embed = ConvStem(config.in_chans, config.embed_dim, config.patch_size)
+        else:
+            self.patch_embed = PatchEmbed(
+                config.in_chans, config.embed_dim, config.patch_size, config.patch_padding
+            )
         num_patches = self.grid_size[0] * self.grid_size[1]
         slots = num_patches + (1 if config.cls_slot_bias else 0)
         self.pos_embed = nn.Parameter(torch.zeros(1, slots, config.embed_dim))
@@ -244,7 +294,8 @@ class ViT(BaseViT):
                 self.pos_embed.zero_()
                 self.pos_embed[0, -math.prod(self.grid_size):] = sincos_position(self.grid_size, self.embed_dim)
         else:
-            nn.init.trunc_normal_(self.pos_embed, std=0.02)
+            std = self.config.pos_embed_std
+            nn.init.trunc_normal_(self.pos_embed, std=std)  # cut at +-2 (absolute)
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)

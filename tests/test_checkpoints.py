@@ -175,13 +175,15 @@ def test_corrupted_file_fails_clearly(tmp_path):
         checkpoints.read_checkpoint(tmp_path / "nothere.ckpt")
 
 
-def test_safetensors_checkpoint_round_trip_with_its_config(tmp_path):
+@pytest.mark.parametrize("options", [TINY, dict(TINY, stem="conv", patch_size=32, pos_embed_std=1.0)],
+                         ids=["patch", "conv-stem"])
+def test_safetensors_checkpoint_round_trip_with_its_config(tmp_path, options):
     torch.manual_seed(1)
-    model = extpose_sdk.load_model("extpose-hamer", **TINY)
+    model = extpose_sdk.load_model("extpose-hamer", **options)
     weights, config = checkpoints.save_extpose_checkpoint(
-        model, tmp_path / "tiny.safetensors", {"recipe": "extpose-hamer", "options": TINY}
+        model, tmp_path / "tiny.safetensors", {"recipe": "extpose-hamer", "options": options}
     )
-    assert json.loads(config.read_text())["options"] == TINY
+    assert json.loads(config.read_text())["options"] == options
     loaded = extpose_sdk.load_model("extpose-hamer", checkpoint=str(weights))  # sizes from JSON
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key

@@ -112,6 +112,25 @@ def test_a_model_with_depth_runs_clips_and_learns_its_encoder(depth):
         model({"rgb": rgb, "depth": torch.randn(2, 3, 3, 256, 256)})
 
 
+def test_a_conv_stem_is_shared_too_and_a_depth_encoder_meets_its_grid(depth):
+    torch.manual_seed(0)
+    conv = dict(TINY, stem="conv", patch_size=32)
+    base = build_mesh_recovery_model("mano", modalities=("rgb",), **conv)
+    model = build_mesh_recovery_model("mano", modalities=("rgb", "skeleton", "depth"), mask="paper",
+                                      **conv)
+    assert model.backbone.grid_size == (8, 6)  # 256 x 192 in 32 px steps
+    report = model.parameter_report()
+    assert report.added == {"rgb": 0, "skeleton": 0, "depth": 32 * 1 * 32 * 32 + 32}
+    assert report.shared == base.parameter_report().shared
+    rgb, skeleton = torch.randn(1, 2, 3, 256, 256), torch.randn(1, 2, 3, 256, 256)
+    depth_map = torch.randn(1, 2, 1, 256, 256)
+    assert model.encoders["depth"](depth_map[0, :, :, :, 32:-32]).shape == (2, 48, 32)
+    out = model({"rgb": rgb, "skeleton": skeleton, "depth": depth_map})
+    assert out.hand_pose.shape == (1, 2, 15, 3, 3)
+    assert not torch.allclose(model({"rgb": rgb, "skeleton": skeleton + 1.0, "depth": depth_map}).betas,
+                              out.betas)
+
+
 def test_a_one_channel_modality_without_an_encoder_is_refused():
     class Mask(Modality):
         name, channels = "mask", 1

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from extpose_sdk import attention as attention_module
 from extpose_sdk.attention import SegmentMask, attention
@@ -74,6 +75,42 @@ def test_a_sincos_start_puts_the_codes_on_the_patch_slots(cls_slot_bias):
     assert 0.01 < float(noise.std()) < 0.03  # the default: small noise, as before
     with pytest.raises(ValueError, match="'noise', 'sincos'"):
         ViTConfig(pos_embed_init="zeros")
+
+
+def test_a_conv_stem_halves_the_side_log2_patch_times_into_the_grid():
+    model = ViT(ViTConfig(img_size=(64, 96), patch_size=16, stem="conv", embed_dim=64, depth=1,
+                          num_heads=4))
+    assert model.grid_size == (4, 6) and model.num_tokens == 24
+    assert model.patch_padding == 0  # a modality's own one-convolution embedding meets the grid
+    stem = model.patch_embed
+    convs = [m for m in stem.stages if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.stride[0]) for c in convs] == [
+        (3, 32, 2), (32, 32, 1), (32, 64, 2), (64, 64, 1),
+        (64, 64, 2), (64, 64, 1), (64, 64, 2), (64, 64, 1)]  # 32, 64, ... capped at embed_dim
+    assert (stem.proj.in_channels, stem.proj.out_channels, stem.proj.kernel_size) == (64, 64, (1, 1))
+    x = torch.randn(2, 3, 64, 96)
+    by_hand = x
+    # group norm starts as plain normalisation
+    for first, second in zip(convs[::2], convs[1::2], strict=True):
+        by_hand = torch.relu(F.group_norm(F.conv2d(by_hand, first.weight, first.bias, 2, 1), 8))
+        by_hand = torch.relu(F.group_norm(F.conv2d(by_hand, second.weight, second.bias, 1, 1), 8))
+    by_hand = F.conv2d(by_hand, stem.proj.weight, stem.proj.bias).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(stem(x), by_hand)
+    torch.testing.assert_close(model.embed(x), by_hand + model.pos_embed[:, 1:] + model.pos_embed[:, :1])
+    assert model(x).shape == (2, 24, 64)
+    with pytest.raises(ValueError, match="power of 2; got 24"):
+        ViTConfig(stem="conv", patch_size=24)
+    with pytest.raises(ValueError, match=r"divisible by patch_size 32; got \(100, 64\)"):
+        ViTConfig(stem="conv", patch_size=32, img_size=(100, 64))
+    with pytest.raises(ValueError, match="'patch', 'conv'"):
+        ViTConfig(stem="resnet")
+
+
+def test_the_noise_start_takes_its_size_from_pos_embed_std():
+    wide = tiny(img_size=(64, 48), pos_embed_std=1.0).pos_embed.detach()
+    assert 0.8 < float(wide.std()) < 0.95 and float(wide.abs().max()) <= 2.0  # cut at -2 and 2
+    with pytest.raises(ValueError, match="pos_embed_std"):
+        ViTConfig(pos_embed_std=0.0)
 
 
 def test_wrong_image_size_names_the_expected_shape():

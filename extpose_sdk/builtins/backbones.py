@@ -9,5 +9,5 @@ def extpose_register_backbones(register):
         "vitpose",
         lazy("extpose_sdk.vit:build_vitpose"),
         "ViTPose-style ViT (conv patch embedding with padding, cls-slot position bias); "
-        "size options: embed_dim, depth, num_heads, img_size",
+        "size options: embed_dim, depth, num_heads, img_size; stem='conv' for a hybrid ViT",
     )
