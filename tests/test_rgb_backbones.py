@@ -51,7 +51,7 @@ def test_rendered_frames_are_the_datasets_crops_in_cache_units(bench):
 
 
 def test_unknown_arms_are_named_with_the_known_ones(bench):
-    with pytest.raises(ValueError, match=r"'resnet'.*\['vit', 'vit-sincos', 'cnn'\]"):
+    with pytest.raises(ValueError, match=r"'resnet'.*\['vit', 'vit-sincos', 'vit-conv', 'cnn'\]"):
         bench.build("resnet")
 
 
