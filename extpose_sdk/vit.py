@@ -107,8 +107,9 @@ class ViTConfig:
     final_norm: bool = True
     #: How a new position embedding starts: "noise" (small random values, as a ViT trained from
     #: scratch) or "sincos" (2D sine-cosine codes, as MAE, from which ViTPose and so HMR2.0 /
-    #: HaMeR start). A checkpoint overwrites either. Training from scratch, a small ViT started
-    #: from "sincos" begins to find where things are in RGB crops sooner (benchmarks/rgb_backbones.py).
+    #: HaMeR start). A checkpoint overwrites either. Training a small ViT from scratch, "sincos"
+    #: helped it find the hand in one set of RGB crops and not in another; a conv stem did in both
+    #: (``stem``, benchmarks/rgb_backbones.py).
     pos_embed_init: str = attrs.field(default="noise", validator=attrs.validators.in_(("noise", "sincos")))
     #: The standard deviation of the "noise" start (a normal cut at -2 and 2). A conv
     #: stem's tokens carry content of about unit size; a position code as large (1.0) lets a
@@ -162,7 +163,8 @@ class ConvStem(nn.Module):
         layers: list[nn.Module] = []
         channels = in_chans
         for stage in range(patch_size.bit_length() - 1):
-            width, groups = min(32 << stage, embed_dim), math.gcd(8, min(32 << stage, embed_dim))
+            width = min(32 << stage, embed_dim)
+            groups = math.gcd(8, width)
             layers += [nn.Conv2d(channels, width, 3, 2, 1), nn.GroupNorm(groups, width), nn.ReLU(),
                        nn.Conv2d(width, width, 3, 1, 1), nn.GroupNorm(groups, width), nn.ReLU()]
             channels = width
@@ -294,8 +296,7 @@ class ViT(BaseViT):
                 self.pos_embed.zero_()
                 self.pos_embed[0, -math.prod(self.grid_size):] = sincos_position(self.grid_size, self.embed_dim)
         else:
-            std = self.config.pos_embed_std
-            nn.init.trunc_normal_(self.pos_embed, std=std)  # cut at +-2 (absolute)
+            nn.init.trunc_normal_(self.pos_embed, std=self.config.pos_embed_std)  # cut at -2 and 2
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
