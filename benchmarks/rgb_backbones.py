@@ -20,6 +20,8 @@ cross-attends to them, then an MLP. So the arms differ only in what makes the to
 
     python benchmarks/rgb_backbones.py                       # renders 4,000 frames first
     python benchmarks/rgb_backbones.py --frames 16000 --threads 1 --out runs/rgb-backbones.json
+    python benchmarks/rgb_backbones.py --arms vit-conv --frames 24000 --augment --steps 2500 \\
+        --save runs/hand-keypoints/backbone.safetensors          # pretrains synthetic-hand-base's ViT
     python benchmarks/rgb_backbones.py --cache cache/synthetic-hand-train-2400x8 \\
         --val-cache cache/synthetic-hand-v2-val --val-every 4 --out runs/rgb-backbones.json
 """
@@ -41,14 +43,17 @@ SIZE = 128
 
 # -- the frames -------------------------------------------------------------------------------
 
-def rendered(split: str, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def rendered(split: str, count: int, seed: int,
+             augment: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``count`` fresh synthetic hand frames (one per motion): uint8 ``(N, 3, H, W)`` crops and
-    their ``(N, 21, 2)`` keypoints in crop units (-0.5 .. 0.5)."""
+    their ``(N, 21, 2)`` keypoints in crop units (-0.5 .. 0.5); ``augment``: the training
+    recipes' augmentation (no flips: right hands)."""
     from extpose_sdk.datasets.cache import to_uint8
     from extpose_sdk.datasets.synthetic import SyntheticDataset
 
     data = SyntheticDataset(kind="hand", split=split, num_sequences=count, sequence_length=1,
-                            crop_size=SIZE, seed=seed, augment=False)
+                            crop_size=SIZE, seed=seed,
+                            augment={"flip_prob": 0.0} if augment else False)
     images, keypoints = [], []
     for i in range(count):
         sample = data[i]  # its crop comes ImageNet-normalised; stored as the cache stores it
@@ -184,6 +189,14 @@ def train_arm(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple[n
             "parameters": sum(p.numel() for p in net.parameters())}
 
 
+def save_backbone(vit: nn.Module, path: Path) -> None:
+    """The ViT's weights under the keys of a model's ``backbone`` (safetensors)."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, str(path))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
@@ -196,14 +209,22 @@ def main() -> None:
     parser.add_argument("--val-every", type=int, default=1, help="score every so many frames "
                         "of --val-cache")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: as is)")
+    parser.add_argument("--augment", action="store_true", help="augment the rendered training "
+                        "frames as the training recipes do")
     parser.add_argument("--out", type=Path, help="write the results here as JSON (new file)")
+    parser.add_argument("--save", type=Path, help="save the one ViT arm's trained backbone here "
+                        "(a new .safetensors; a recipe starts from it with model.backbone_weights)")
     args = parser.parse_args()
-    if args.out is not None and args.out.exists():
-        parser.error(f"{args.out} exists; give a new --out")
+    for path in (args.out, args.save):
+        if path is not None and path.exists():
+            parser.error(f"{path} exists; give a new path")
+    if args.save is not None and (len(args.arms) != 1 or not args.arms[0].startswith("vit")):
+        parser.error("--save needs exactly one ViT arm (--arms vit-conv)")
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    train = cached(args.cache) if args.cache else rendered("train", args.frames, seed=11)
+    train = (cached(args.cache) if args.cache
+             else rendered("train", args.frames, seed=11, augment=args.augment))
     val = cached(args.val_cache, every=args.val_every) if args.val_cache else rendered("test", 512, seed=1)
     val = (np.ascontiguousarray(val[0]), val[1])
     mean = keypoint_error(torch.as_tensor(train[1][:2000]).mean(0).expand(len(val[1]), -1, -1),
@@ -213,9 +234,13 @@ def main() -> None:
     print(f"always the mean keypoints: val 2D {mean:.3f} of the box")
     for arm in args.arms:
         print(f"{arm}:", flush=True)
-        results["arms"][arm] = train_arm(build(arm), train, val, steps=args.steps)
+        net = build(arm)
+        results["arms"][arm] = train_arm(net, train, val, steps=args.steps)
         if args.out is not None:  # written as it goes
             args.out.write_text(json.dumps(results, indent=1))
+        if args.save is not None:
+            save_backbone(net[0].vit, args.save)
+            print(f"saved the backbone to {args.save}")
     print(f"\n{'arm':12s} {'params':>8s} {'val 2D':>7s} {'x mean':>7s} {'seconds':>8s}")
     for arm, r in results["arms"].items():
         print(f"{arm:12s} {r['parameters'] / 1e6:7.2f}M {r['val_2d']:7.3f} "

@@ -186,6 +186,26 @@ def load_state_dict_checked(
     module.load_state_dict(state_dict, strict=True, assign=assign)
 
 
+def backbone_part(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The backbone's tensors of a state dict: those under ``backbone.``, without the prefix (a
+    whole model's file, or ViTPose's beside its keypoint head), or all of them when no key has
+    the prefix (a backbone's own file)."""
+    prefix = "backbone."
+    if not any(k.startswith(prefix) for k in state_dict):
+        return dict(state_dict)
+    return {k.removeprefix(prefix): v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
+def load_backbone_weights(model: torch.nn.Module, path: str | Path, *, trust: bool = False) -> int:
+    """Start ``model.backbone`` from a pretrained backbone (the official training starts HMR2.0's
+    ViT from ViTPose's weights); the head keeps its own start. Any weights file ``read_weights``
+    reads; fails naming missing / unexpected keys and shape mismatches. Returns the tensor count."""
+    state_dict, _ = read_weights(path, trust=trust)
+    backbone = backbone_part(state_dict)
+    load_state_dict_checked(model.backbone, backbone, source=str(path))
+    return len(backbone)
+
+
 def load_official_checkpoint(module: torch.nn.Module, path, *, extras: tuple[str, ...] = (),
                              trust: bool = False) -> LoadReport:
     """Load an official Lightning ``.ckpt`` into ``module`` (keys ``backbone.*``, ``*_head.*``),

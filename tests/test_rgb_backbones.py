@@ -78,3 +78,27 @@ def test_training_fits_a_few_frames_and_scores_in_batches(bench):
     assert [row["step"] for row in result["curve"]] == [25, 50, 60]
     assert result["val_2d"] == result["curve"][-1]["val_2d"] < 0.8 * before
     assert result["parameters"] == sum(p.numel() for p in net.parameters())
+
+
+def test_a_saved_vit_arm_starts_a_mesh_models_backbone(bench, tmp_path):
+    """--save writes the arm's ViT under the keys a recipe's model.backbone_weights reads."""
+    import extpose_sdk
+    from extpose_sdk.checkpoints import load_backbone_weights
+
+    net = bench.build("vit-conv", **TINY_VIT)
+    bench.save_backbone(net[0].vit, tmp_path / "keypoints" / "backbone.safetensors")
+    model = extpose_sdk.load_model("hamer", img_size=[128, 128], stem="conv", patch_size=32,
+                                   pos_embed_std=1.0, **TINY_VIT, head_dim=16, head_depth=1,
+                                   head_heads=2, head_dim_head=8, head_mlp_dim=16)
+    count = load_backbone_weights(model, tmp_path / "keypoints" / "backbone.safetensors")
+    assert count == len(model.backbone.state_dict())
+    for key, value in net[0].vit.state_dict().items():
+        torch.testing.assert_close(model.backbone.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_augmented_frames_differ_from_plain_ones_and_keep_their_keypoints_on_the_crop(bench):
+    plain, plain_keypoints = bench.rendered("train", 2, seed=11)
+    augmented, keypoints = bench.rendered("train", 2, seed=11, augment=True)
+    assert not np.array_equal(plain, augmented)
+    assert not np.allclose(plain_keypoints, keypoints)
+    assert np.abs(keypoints).max() < 0.75  # still about the crop (-0.5 .. 0.5, a little beyond)

@@ -307,6 +307,54 @@ def test_fine_tuning_starts_from_an_official_checkpoint(cache, tmp_path):
     assert max_difference(weights(tuned.checkpoint), loaded) > 0.0
 
 
+def test_a_pretrained_backbone_starts_the_backbone_and_the_head_starts_new(cache, tmp_path):
+    """model.backbone_weights, as the official training starts HMR2.0 from ViTPose's ViT: a bare
+    backbone file or a ViTPose-style torch file (keys under backbone., a keypoint head beside)."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(7)
+    pretrained = extpose_sdk.load_model("hamer", **TINY_MODEL).backbone.state_dict()
+    bare = tmp_path / "backbone.safetensors"
+    save_file({k: v.contiguous() for k, v in pretrained.items()}, str(bare))
+    vitpose = tmp_path / "vitpose.pth"
+    torch.save({"state_dict": {**{f"backbone.{k}": v for k, v in pretrained.items()},
+                               "keypoint_head.final_layer.weight": torch.ones(17, 16, 1, 1)}},
+               vitpose)
+    scratch = weights(train(tiny_recipe(cache, "max_steps=0"), tmp_path / "scratch",
+                            progress=False).checkpoint)
+    for path in (bare, vitpose):
+        started = weights(train(tiny_recipe(cache, f"model.backbone_weights={str(path)!r}",
+                                            "max_steps=0"), tmp_path / path.stem,
+                                progress=False).checkpoint)
+        backbone = {k.removeprefix("backbone."): v for k, v in started.items()
+                    if k.startswith("backbone.")}
+        assert max_difference(backbone, pretrained) == 0.0
+        assert max_difference(backbone, {k.removeprefix("backbone."): v for k, v in scratch.items()
+                                         if k.startswith("backbone.")}) > 0.1
+        head = {k: v for k, v in started.items() if not k.startswith("backbone.")}
+        # the head as from scratch: the same random start, the mean parameters from the data
+        assert max_difference(head, {k: scratch[k] for k in head}) == 0.0
+
+
+def test_a_pretrained_backbone_that_does_not_fit_or_comes_with_a_checkpoint_is_refused(
+        cache, tmp_path):
+    from safetensors.torch import save_file
+
+    from extpose_sdk.checkpoints import CheckpointError
+
+    wide = extpose_sdk.load_model("hamer", **{**TINY_MODEL, "embed_dim": 32}).backbone
+    path = tmp_path / "wide.safetensors"
+    save_file({k: v.contiguous() for k, v in wide.state_dict().items()}, str(path))
+    with pytest.raises(CheckpointError, match=r"wide.safetensors.*shape mismatches.*pos_embed: "
+                                              r"checkpoint \(1, 5, 32\), model \(1, 5, 16\)"):
+        train(tiny_recipe(cache, f"model.backbone_weights={str(path)!r}", "max_steps=0"),
+              tmp_path / "wide", progress=False)
+    with pytest.raises(ValueError, match="model.checkpoint or model.backbone_weights, not both"):
+        train(tiny_recipe(cache, f"model.backbone_weights={str(path)!r}",
+                          f"model.checkpoint={str(path)!r}", "max_steps=0"),
+              tmp_path / "both", progress=False)
+
+
 def test_sigterm_checkpoints_and_the_same_command_resumes(cache, tmp_path):
     import signal
     import time

@@ -1,6 +1,7 @@
 """The model a recipe trains: a registered recipe, its body model, and its initialisation.
 
     model = build_model(recipe)            # MeshRecoveryModel with a body model attached
+                                           # (model.backbone_weights: a pretrained backbone)
     init_mean_params(model, dataset, 512)  # from scratch: the head's mean pose / shape / camera
 
 The body model gives the losses their joints. ``body_model = "synthetic"`` uses the SDK's
@@ -39,12 +40,19 @@ def build_model(recipe) -> Any:
     import extpose_sdk
 
     m = recipe.model
+    if m.checkpoint and m.backbone_weights:
+        raise ValueError("give model.checkpoint or model.backbone_weights, not both: a checkpoint "
+                         "brings its own backbone")
     options: dict[str, Any] = dict(m.options)
     if m.checkpoint:
         options["trust_checkpoint"] = m.trust_checkpoint
     model = extpose_sdk.load_model(m.recipe, checkpoint=m.checkpoint or None,
                                    modalities=tuple(m.modalities), mask=m.mask,
                                    attention=m.attention, **options)
+    if m.backbone_weights:
+        from extpose_sdk.checkpoints import load_backbone_weights
+
+        load_backbone_weights(model, m.backbone_weights, trust=m.trust_checkpoint)
     model.checkpointing = m.checkpointing
     model.set_body_model(load_training_body_model(m.body_model, subject_of(model)))
     if m.init_decoder_xavier and not m.checkpoint:

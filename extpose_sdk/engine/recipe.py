@@ -35,6 +35,8 @@ class ModelRecipe:
     recipe: str = "extpose-hamer"  # registered model recipe (``extpose plugins``)
     checkpoint: str = ""  # official .ckpt or ExtPose .safetensors to start from ("": scratch)
     trust_checkpoint: bool = False  # allow a .ckpt that needs more than the restricted unpickler
+    backbone_weights: str = ""  # pretrained backbone to start from, the head new (as the official
+    # training starts from ViTPose's ViT): any weights file, its keys under backbone. or bare
     modalities: list[str] = attrs.field(factory=lambda: ["rgb", "skeleton"])
     mask: str = "paper"  # ExtendedViT attention mask
     frames: int = 1  # T: frames per training clip (1: single images)
