@@ -4,6 +4,8 @@ do frames help, does one model trained with modality dropout work with either in
     python benchmarks/reproduce.py --kind hand --out runs/reproduce-hand
     python benchmarks/reproduce.py --kind hand --out runs/reproduce-hand --base runs/hand-base
     python benchmarks/reproduce.py --kind hand --out /tmp/r --tiny      # a smoke run, minutes
+    python benchmarks/reproduce.py --kind hand --out runs/r \\
+        model.backbone_weights=runs/hand-keypoints/backbone.safetensors   # a pretrained ViT
     python benchmarks/reproduce.py --kind hand --out runs/r data.workers=14   # a GPU machine
 
 The protocol follows the paper's at small scale:
@@ -59,6 +61,7 @@ def arm_recipe(kind: str, arm: dict, base_weights: Path, steps: int, frames_per_
     recipe = base_recipe(kind, overrides)
     recipe.name = f"synthetic-{kind}-{'+'.join(arm['modalities'])}-T{arm['frames']}"
     recipe.model.checkpoint = str(base_weights)
+    recipe.model.backbone_weights = ""  # the base's start (model.backbone_weights=...), not the arms'
     recipe.model.modalities = list(arm["modalities"])
     recipe.model.frames = arm["frames"]
     recipe.model.mask = "paper"

@@ -50,3 +50,17 @@ def test_a_stopped_arm_stops_the_protocol_instead_of_going_on(tmp_path, monkeypa
         7, "interrupted", tmp_path))
     with pytest.raises(SystemExit, match="interrupted at step 7; run the same command again"):
         reproduce.train_logged(None, tmp_path / "arm")
+
+
+def test_the_arms_start_from_the_base_not_from_its_pretrained_backbone(monkeypatch):
+    """model.backbone_weights given for the base must not reach the arms, which start from the
+    base's checkpoint (both at once is refused)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import reproduce
+
+    overrides = ["model.backbone_weights='runs/kp/backbone.safetensors'"]
+    assert reproduce.base_recipe("hand", overrides).model.backbone_weights.endswith("backbone.safetensors")
+    arm = reproduce.arm_recipe("hand", reproduce.ARMS["d_rgb+skeleton_T8"], Path("base.safetensors"),
+                               100, 32, overrides)
+    assert arm.model.checkpoint == "base.safetensors" and arm.model.backbone_weights == ""
+    assert (arm.model.frames, arm.optim.batch_size, arm.train.modality_dropout) == (8, 4, 0.5)
