@@ -174,6 +174,21 @@ def plot(report: dict, png: Path) -> None:
     plt.close(figure)
 
 
+def pretrained_backbone(args, path: Path, overrides: list[str]) -> dict:
+    """The base's ViT pretrained on 2D keypoints (``benchmarks/rgb_backbones.py``), once: a run
+    of the script again reuses the saved backbone."""
+    if path.is_file():
+        return {"weights": str(path), "reused": True}
+    import rgb_backbones
+
+    options = {k: v for k, v in base_recipe(args.kind, overrides).model.options.items()
+               if not k.startswith("head_") and k != "mean_params"}
+    frames = 64 if args.tiny else args.pretrain_frames
+    result = rgb_backbones.pretrain(options, path, kind=args.kind, frames=frames,
+                                    steps=args.pretrain)
+    return {"weights": str(path), "val_2d": result["val_2d"], "seconds": result["seconds"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kind", choices=["hand", "body"], default="hand")
@@ -182,6 +197,10 @@ def main() -> None:
     parser.add_argument("--arm-steps", type=int, default=3000)
     parser.add_argument("--frames-per-step", type=int, default=32)
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--pretrain", type=int, default=0, metavar="STEPS",
+                        help="first pretrain the base's ViT on 2D keypoints from RGB for STEPS steps "
+                        "(benchmarks/rgb_backbones.py), then start the base from it")
+    parser.add_argument("--pretrain-frames", type=int, default=24000)
     parser.add_argument("--tiny", action="store_true", help="a smoke run of every stage")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="recipe changes for every run, as extpose train takes them (on a "
@@ -194,6 +213,10 @@ def main() -> None:
     overrides = (tiny_overrides(out, args.kind) if args.tiny else []) + list(args.overrides)
     report: dict = {"kind": args.kind, "arms": {}, "test": {}}
     base_folder = Path(args.base) if args.base else out / "base"
+    if args.pretrain and not args.base:
+        report["pretrain"] = pretrained_backbone(args, out / "keypoints" / "backbone.safetensors",
+                                                 overrides)
+        overrides.append(f"model.backbone_weights={report['pretrain']['weights']!r}")
     if not args.base:
         report["base"] = train_logged(base_recipe(args.kind, overrides), base_folder)
     base_weights = latest_checkpoint(base_folder) / "model.safetensors"

@@ -43,15 +43,15 @@ SIZE = 128
 
 # -- the frames -------------------------------------------------------------------------------
 
-def rendered(split: str, count: int, seed: int,
-             augment: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` fresh synthetic hand frames (one per motion): uint8 ``(N, 3, H, W)`` crops and
-    their ``(N, 21, 2)`` keypoints in crop units (-0.5 .. 0.5); ``augment``: the training
-    recipes' augmentation (no flips: right hands)."""
+def rendered(split: str, count: int, seed: int, augment: bool = False,
+             kind: str = "hand") -> tuple[np.ndarray, np.ndarray]:
+    """``count`` fresh synthetic frames (one per motion): uint8 ``(N, 3, H, W)`` crops and their
+    ``(N, J, 2)`` keypoints in crop units (-0.5 .. 0.5); ``augment``: the training recipes'
+    augmentation (no flips: right hands, and the recipes do not flip bodies either)."""
     from extpose_sdk.datasets.cache import to_uint8
     from extpose_sdk.datasets.synthetic import SyntheticDataset
 
-    data = SyntheticDataset(kind="hand", split=split, num_sequences=count, sequence_length=1,
+    data = SyntheticDataset(kind=kind, split=split, num_sequences=count, sequence_length=1,
                             crop_size=SIZE, seed=seed,
                             augment={"flip_prob": 0.0} if augment else False)
     images, keypoints = [], []
@@ -187,6 +187,20 @@ def train_arm(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple[n
     return {"curve": curve, "val_2d": curve[-1]["val_2d"],
             "seconds": round(time.perf_counter() - start, 1),
             "parameters": sum(p.numel() for p in net.parameters())}
+
+
+def pretrain(vit_options: dict, path: Path, *, kind: str = "hand", frames: int = 24000,
+             steps: int = 2500, progress: bool = True) -> dict:
+    """A synthetic "ViTPose": a ViT of ``vit_options`` (a recipe's backbone options) learns the
+    2D keypoints of ``frames`` augmented renders for ``steps`` steps, scored on validation frames
+    (test split, seed 1); its backbone is saved to ``path`` for ``model.backbone_weights``."""
+    train = rendered("train", frames, seed=11, augment=True, kind=kind)
+    val = rendered("test", min(512, frames), seed=1, kind=kind)
+    tokens = ViTTokens(**vit_options)
+    net = nn.Sequential(tokens, QueryReadout(tokens.width, joints=train[1].shape[1]))
+    result = train_arm(net, train, val, steps=steps, progress=progress)
+    save_backbone(tokens.vit, path)
+    return result
 
 
 def save_backbone(vit: nn.Module, path: Path) -> None:

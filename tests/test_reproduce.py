@@ -15,12 +15,23 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_tiny_protocol_trains_every_arm_and_scores_every_row(tmp_path):
     out = tmp_path / "r"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reproduce.py"), "--kind",
-                           "hand", "--out", str(out), "--tiny", "--arms", "a_rgb_T1",
-                           "d_rgb+skeleton_T8"], capture_output=True, text=True, timeout=600,
+                           "hand", "--out", str(out), "--tiny", "--pretrain", "3", "--arms",
+                           "a_rgb_T1", "d_rgb+skeleton_T8"], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "reproduce.json").read_text())
     assert set(report["arms"]) == {"a_rgb_T1", "d_rgb+skeleton_T8"}
+    # the base started from the ViT pretrained on 2D keypoints; the arms from the base
+    from extpose_sdk.checkpoints import backbone_part, read_weights
+    from extpose_sdk.engine.recipe import load_recipe
+
+    assert report["pretrain"]["weights"] == str(out / "keypoints" / "backbone.safetensors")
+    assert 0 < report["pretrain"]["val_2d"] < 2
+    assert load_recipe(out / "base" / "recipe.toml").model.backbone_weights == report["pretrain"]["weights"]
+    assert load_recipe(out / "a_rgb_T1" / "recipe.toml").model.backbone_weights == ""
+    pretrained, _ = read_weights(report["pretrain"]["weights"])
+    base, _ = read_weights(report["base"]["weights"])
+    assert pretrained.keys() == backbone_part(base).keys()
     for arm in report["arms"].values():
         assert arm["steps"] == 4 and Path(arm["weights"]).is_file()
     assert set(report["test"]) == {"mean_pose", "zero_pose", "base", "a_rgb_T1",
