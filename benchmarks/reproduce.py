@@ -4,11 +4,14 @@ do frames help, does one model trained with modality dropout work with either in
     python benchmarks/reproduce.py --kind hand --out runs/reproduce-hand
     python benchmarks/reproduce.py --kind hand --out runs/reproduce-hand --base runs/hand-base
     python benchmarks/reproduce.py --kind hand --out /tmp/r --tiny      # a smoke run, minutes
+    python benchmarks/reproduce.py --kind hand --out runs/r --pretrain 2500   # a ViTPose first
     python benchmarks/reproduce.py --kind hand --out runs/r \\
-        model.backbone_weights=runs/hand-keypoints/backbone.safetensors   # a pretrained ViT
+        model.backbone_weights=runs/hand-keypoints/backbone.safetensors   # one pretrained before
     python benchmarks/reproduce.py --kind hand --out runs/r data.workers=14   # a GPU machine
 
 The protocol follows the paper's at small scale:
+0. with ``--pretrain``, the base's ViT first learns 2D keypoints from RGB (a synthetic
+   "ViTPose": HMR2.0 and HaMeR start from ViTPose's ViT);
 1. a base model, RGB only, single frames (the synthetic "HaMeR" / "HMR2.0"): the recipe
    ``synthetic-<kind>-base``, or an existing run given with ``--base``;
 2. from that same base, for the same number of steps and the same frames per step, four
