@@ -209,6 +209,9 @@ def main() -> None:
                         help="recipe changes for every run, as extpose train takes them (on a "
                         "GPU machine: data.workers=14 batch_size=128, with --frames-per-step 128)")
     args = parser.parse_args()
+    if args.pretrain and args.base:
+        parser.error("--pretrain starts the base this script trains; --base gives one trained "
+                     "already (start it with model.backbone_weights=... when you train it)")
     from extpose_sdk.engine.state import latest_checkpoint
 
     out = Path(args.out)

@@ -75,3 +75,11 @@ def test_the_arms_start_from_the_base_not_from_its_pretrained_backbone(monkeypat
                                100, 32, overrides)
     assert arm.model.checkpoint == "base.safetensors" and arm.model.backbone_weights == ""
     assert (arm.model.frames, arm.optim.batch_size, arm.train.modality_dropout) == (8, 4, 0.5)
+
+
+def test_pretraining_a_base_that_is_given_trained_is_refused_before_any_work(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reproduce.py"), "--out",
+                           str(tmp_path / "r"), "--base", str(tmp_path / "base"), "--pretrain",
+                           "100"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--pretrain starts the base this script trains" in done.stderr
+    assert not (tmp_path / "r").exists()
