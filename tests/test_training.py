@@ -336,6 +336,21 @@ def test_a_pretrained_backbone_starts_the_backbone_and_the_head_starts_new(cache
         assert max_difference(head, {k: scratch[k] for k in head}) == 0.0
 
 
+def test_a_run_started_from_a_pretrained_backbone_resumes_without_its_file(cache, tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "backbone.safetensors"
+    backbone = extpose_sdk.load_model("hamer", **TINY_MODEL).backbone
+    save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(path))
+    first = train(tiny_recipe(cache, f"model.backbone_weights={str(path)!r}", "max_steps=2"),
+                  tmp_path / "run", progress=False)
+    path.unlink()  # the run's own checkpoint holds every weight now
+    again = train(tiny_recipe(cache, f"model.backbone_weights={str(path)!r}", "max_steps=3"),
+                  tmp_path / "run", progress=False)
+    assert (first.step, again.step) == (2, 3)
+    assert max_difference(weights(again.checkpoint), weights(first.checkpoint)) > 0.0
+
+
 def test_a_pretrained_backbone_that_does_not_fit_or_comes_with_a_checkpoint_is_refused(
         cache, tmp_path):
     from safetensors.torch import save_file

@@ -35,8 +35,10 @@ def load_training_body_model(path: str, subject: str | Subject):
     return load_body_model(subject.body_model, path)
 
 
-def build_model(recipe) -> Any:
-    """The recipe's model, in train mode, with its body model attached."""
+def build_model(recipe, *, resuming: bool = False) -> Any:
+    """The recipe's model, in train mode, with its body model attached. ``resuming``: a run's own
+    checkpoint replaces every weight next, so the pretrained backbone is not read (it may be
+    gone by then)."""
     import extpose_sdk
 
     m = recipe.model
@@ -49,7 +51,7 @@ def build_model(recipe) -> Any:
     model = extpose_sdk.load_model(m.recipe, checkpoint=m.checkpoint or None,
                                    modalities=tuple(m.modalities), mask=m.mask,
                                    attention=m.attention, **options)
-    if m.backbone_weights:
+    if m.backbone_weights and not resuming:
         from extpose_sdk.checkpoints import load_backbone_weights
 
         load_backbone_weights(model, m.backbone_weights, trust=m.trust_checkpoint)
