@@ -204,11 +204,11 @@ def pretrain(vit_options: dict, path: Path, *, kind: str = "hand", frames: int =
 
 
 def save_backbone(vit: nn.Module, path: Path) -> None:
-    """The ViT's weights under the keys of a model's ``backbone`` (safetensors)."""
-    from safetensors.torch import save_file
+    """The ViT's weights under the keys of a model's ``backbone``: safetensors plus a JSON with
+    their SHA-256, as any ExtPose checkpoint (checked when ``model.backbone_weights`` reads it)."""
+    from extpose_sdk.checkpoints import save_extpose_checkpoint
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, str(path))
+    save_extpose_checkpoint(vit, path, {"backbone_only": True})
 
 
 def main() -> None:
