@@ -283,3 +283,48 @@ def test_the_engine_exports_the_train_function_whatever_was_imported_first():
     from extpose_sdk.engine.loop import train as loop_train
 
     assert train is loop_train and callable(train) and TrainResult.__name__ == "TrainResult"
+
+
+def _join_and_leave(rank: int, port: int, fail: bool, results) -> None:
+    """One of two processes: join through ``distributed_context``, sum a tensor, then leave the
+    block (or raise in it); report what the process saw."""
+    import os
+
+    from extpose_sdk.engine import distributed as D
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    raised = None
+    try:
+        with D.distributed_context("cpu") as dist:
+            total = float(D.all_reduce_sum(torch.tensor([rank + 1.0]))[0])
+            if fail:
+                raise ValueError(f"rank {rank} failed")
+    except ValueError as error:
+        raised = str(error)
+    results.put((rank, dist.world_size, total, raised, D.is_initialized()))
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_two_processes_join_and_leave_the_group(fail):
+    """Both processes end the group on the way out: after their last step (through a barrier)
+    and when the block raised (the error passes through; no barrier to hang on)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    processes = [context.Process(target=_join_and_leave, args=(rank, port, fail, results))
+                 for rank in range(2)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0, 0]
+    seen = sorted(results.get(timeout=5) for _ in processes)
+    raised = [f"rank {r} failed" if fail else None for r in range(2)]
+    assert seen == [(r, 2, 3.0, raised[r], False) for r in range(2)]

@@ -11,6 +11,7 @@ torch describes and leaves it at the end. Without torchrun the context is one pr
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -68,9 +69,22 @@ def distributed_context(device: str = "auto") -> Iterator[Distributed]:
     world_size = torch.distributed.get_world_size() if is_initialized() else 1
     try:
         yield Distributed(rank, world_size, local_rank, torch.device(device))
-    finally:
-        if joined:
+    except BaseException:
+        if joined:  # no barrier: the other processes may never reach one
             torch.distributed.destroy_process_group()
+        raise
+    if joined:
+        leave_together()
+
+
+def leave_together() -> None:
+    """End the process group once every process is done with it: wait for the others (a
+    process that tore its group down while another still worked on its last steps aborted,
+    rarely, inside gloo: "terminate called without an active exception"), free what still holds
+    the group (a finished run's DistributedDataParallel, kept by reference cycles), then end it."""
+    torch.distributed.barrier()
+    gc.collect()
+    torch.distributed.destroy_process_group()
 
 
 def gather_objects(value: Any) -> list[Any]:
