@@ -8,6 +8,8 @@ do frames help, does one model trained with modality dropout work with either in
     python benchmarks/reproduce.py --kind hand --out runs/r \\
         model.backbone_weights=runs/hand-keypoints/backbone.safetensors   # one pretrained before
     python benchmarks/reproduce.py --kind hand --out runs/r data.workers=14   # a GPU machine
+    python benchmarks/reproduce.py --kind hand --out runs/r --base runs/hand-base \
+        --detector-error 0.5          # the arms and the test set with a better 2D detector
 
 The protocol follows the paper's at small scale:
 0. with ``--pretrain``, the base's ViT first learns 2D keypoints from RGB (a synthetic
@@ -21,6 +23,12 @@ The protocol follows the paper's at small scale:
    sequences (a seed no training or validation run uses): PA-MPJPE, MPJPE, PVE, acceleration
    error, 2D reprojection error; (b) and (d) also with RGB only and skeleton only at test time;
    baselines: always the training set's mean pose, and the zero pose.
+
+``--detector-error SCALE`` gives the arms (training and validation) and the test set a
+stand-in detector making SCALE times the default's errors (jitter, dropped joints, swapped
+sides; ``extpose_sdk.datasets.synthetic.DetectionNoise``): the skeleton image is only as good as
+the detector, and the paper's gain comes from one far better than the RGB model's own 2D. The
+base (RGB only) never sees detections.
 
 Every run resumes from its folder, so the script can be stopped and run again. It writes
 ``OUT/reproduce.json`` and ``OUT/reproduce.png``.
@@ -58,10 +66,29 @@ def base_recipe(kind: str, overrides: list[str]):
     return load_recipe(f"synthetic-{kind}-base", overrides)
 
 
+def detection_noise(scale: float) -> dict | None:
+    """The stand-in detector making ``scale`` times the default's errors, as a recipe table;
+    None for the default detector."""
+    from extpose_sdk.datasets.synthetic import DetectionNoise
+
+    if scale == 1.0:
+        return None
+    default = DetectionNoise()
+    return {"jitter": default.jitter * scale, "drop": default.drop * scale,
+            "swap": default.swap * scale}
+
+
 def arm_recipe(kind: str, arm: dict, base_weights: Path, steps: int, frames_per_step: int,
-               overrides: list[str]):
-    """The fine-tune of one arm: the base recipe with the arm's inputs, from the base weights."""
+               overrides: list[str], detector: dict | None = None):
+    """The fine-tune of one arm: the base recipe with the arm's inputs, from the base weights
+    (with ``detector``: that stand-in detector's detections, validated on a cache of its own)."""
     recipe = base_recipe(kind, overrides)
+    if detector is not None:
+        for entry in [*recipe.data.train, recipe.data.val]:
+            if entry:
+                entry.setdefault("options", {})["detection_noise"] = dict(detector)
+        if recipe.data.val_cache:
+            recipe.data.val_cache += "-detector-" + "-".join(f"{v:g}" for v in detector.values())
     recipe.name = f"synthetic-{kind}-{'+'.join(arm['modalities'])}-T{arm['frames']}"
     recipe.model.checkpoint = str(base_weights)
     recipe.model.backbone_weights = ""  # the base's start (model.backbone_weights=...), not the arms'
@@ -77,12 +104,14 @@ def arm_recipe(kind: str, arm: dict, base_weights: Path, steps: int, frames_per_
     return recipe
 
 
-def test_set(kind: str, tiny: bool):
+def test_set(kind: str, tiny: bool, detector: dict | None = None):
     """Held-out test clips of 8 frames (seed 2: no training or validation run uses it)."""
     import extpose_sdk
 
     options = {"split": "test", "seed": 2, "crop_size": 128, "clip_length": 8,
                "num_sequences": 2 if tiny else 32, "sequence_length": 16 if tiny else 32}
+    if detector is not None:
+        options["detection_noise"] = detector
     return extpose_sdk.get_registries().dataset.build(f"synthetic-{kind}", **options)
 
 
@@ -204,6 +233,9 @@ def main() -> None:
                         help="first pretrain the base's ViT on 2D keypoints from RGB for STEPS steps "
                         "(benchmarks/rgb_backbones.py), then start the base from it")
     parser.add_argument("--pretrain-frames", type=int, default=24000)
+    parser.add_argument("--detector-error", type=float, default=1.0, metavar="SCALE",
+                        help="the arms' and the test set's stand-in 2D detector makes SCALE times "
+                        "the default's errors (0.5: a detector twice as good)")
     parser.add_argument("--tiny", action="store_true", help="a smoke run of every stage")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="recipe changes for every run, as extpose train takes them (on a "
@@ -212,12 +244,15 @@ def main() -> None:
     if args.pretrain and args.base:
         parser.error("--pretrain starts the base this script trains; --base gives one trained "
                      "already (start it with model.backbone_weights=... when you train it)")
+    if args.detector_error < 0:
+        parser.error(f"--detector-error must be >= 0; got {args.detector_error}")
     from extpose_sdk.engine.state import latest_checkpoint
 
+    detector = detection_noise(args.detector_error)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     overrides = (tiny_overrides(out, args.kind) if args.tiny else []) + list(args.overrides)
-    report: dict = {"kind": args.kind, "arms": {}, "test": {}}
+    report: dict = {"kind": args.kind, "arms": {}, "test": {}, "detection_noise": detector}
     base_folder = Path(args.base) if args.base else out / "base"
     if args.pretrain and not args.base:
         report["pretrain"] = pretrained_backbone(args, out / "keypoints" / "backbone.safetensors",
@@ -230,9 +265,9 @@ def main() -> None:
     steps = 4 if args.tiny else args.arm_steps
     for name in args.arms:
         recipe = arm_recipe(args.kind, ARMS[name], base_weights, steps, args.frames_per_step,
-                            overrides)
+                            overrides, detector)
         report["arms"][name] = train_logged(recipe, out / name)
-    dataset = test_set(args.kind, args.tiny)
+    dataset = test_set(args.kind, args.tiny, detector)
     report["test"].update(baselines(base_weights, dataset, args.kind))
     report["test"]["base"] = evaluate(load_trained(base_weights, args.kind), dataset, ["rgb"], 1,
                                       args.kind)

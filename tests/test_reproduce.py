@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -49,8 +51,6 @@ def test_the_tiny_protocol_trains_every_arm_and_scores_every_row(tmp_path):
 def test_a_stopped_arm_stops_the_protocol_instead_of_going_on(tmp_path, monkeypatch):
     """A SIGTERM ends the arm's training with a checkpoint; the script went on to the next arm
     (and then scored unfinished weights)."""
-    import pytest
-
     import extpose_sdk.engine.loop as loop
     from extpose_sdk.engine.loop import TrainResult
 
@@ -75,6 +75,28 @@ def test_the_arms_start_from_the_base_not_from_its_pretrained_backbone(monkeypat
                                100, 32, overrides)
     assert arm.model.checkpoint == "base.safetensors" and arm.model.backbone_weights == ""
     assert (arm.model.frames, arm.optim.batch_size, arm.train.modality_dropout) == (8, 4, 0.5)
+
+
+def test_a_better_detector_reaches_the_arms_and_the_test_set(monkeypatch):
+    """--detector-error 0.5: half the default detector's errors in the arms' training and
+    validation sets (validated on a cache of their own) and in the test set; the default
+    detector changes nothing."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import reproduce
+
+    assert reproduce.detection_noise(1.0) is None
+    better = reproduce.detection_noise(0.5)
+    assert better == pytest.approx({"jitter": 0.01, "drop": 0.04, "swap": 0.015})
+    plain = reproduce.arm_recipe("hand", reproduce.ARMS["b_rgb+skeleton_T1"], Path("b.safetensors"),
+                                 100, 32, [])
+    arm = reproduce.arm_recipe("hand", reproduce.ARMS["b_rgb+skeleton_T1"], Path("b.safetensors"),
+                               100, 32, [], better)
+    assert arm.data.train[0]["options"]["detection_noise"] == better
+    assert arm.data.val["options"]["detection_noise"] == better
+    assert "detection_noise" not in plain.data.train[0]["options"]
+    assert arm.data.val_cache == plain.data.val_cache + "-detector-0.01-0.04-0.015"
+    assert reproduce.test_set("hand", True, better).noise.jitter == pytest.approx(0.01)
+    assert reproduce.test_set("hand", True).noise.jitter == pytest.approx(0.02)
 
 
 def test_pretraining_a_base_that_is_given_trained_is_refused_before_any_work(tmp_path):

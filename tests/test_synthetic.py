@@ -120,6 +120,21 @@ def test_detections_are_noisy_stand_ins():
     np.testing.assert_allclose(swapped[:, :2], truth[::-1])
 
 
+def test_a_recipe_table_sets_the_stand_in_detector(cache):
+    """``detection_noise = { jitter = 0.0, drop = 0.0, swap = 0.0 }`` in a recipe: a perfect
+    detector, the true joints; the images are the same as under the default detector."""
+    options = dict(kind="hand", split="test", num_sequences=1, sequence_length=2,
+                   image_size=(96, 96), crop_size=64, root=cache)
+    perfect = SyntheticDataset(detection_noise={"jitter": 0.0, "drop": 0.0, "swap": 0.0},
+                               **options)
+    default = SyntheticDataset(**options)
+    assert perfect.noise == DetectionNoise(0.0, 0.0, 0.0)
+    truth, noisy = perfect.render(0, [0, 1])[1], default.render(0, [0, 1])[1]
+    np.testing.assert_allclose(truth.detected[:, :2], truth.keypoints_2d[:21, :2], atol=1e-4)
+    assert np.abs(noisy.detected[:, :2] - noisy.keypoints_2d[:21, :2]).mean() > 0.5
+    np.testing.assert_array_equal(truth.image, noisy.image)
+
+
 def test_write_sample_video(tmp_path, cache):
     import cv2
 

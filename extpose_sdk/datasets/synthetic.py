@@ -323,7 +323,7 @@ class SyntheticDataset(SequenceDataset):
         augment: ``AugmentConfig`` (one draw per clip, identical for its frames), True for the
             official recipe, a dict of changes to it (``{"flip_prob": 0.0}``), False / None for
             none. Default: on for ``train``.
-        detection_noise: ``DetectionNoise`` of the stand-in detector.
+        detection_noise: ``DetectionNoise`` of the stand-in detector (or a dict of its fields).
         vertices: include ground-truth ``vertices`` in samples.
         seed: everything derives from it.
     """
@@ -354,6 +354,8 @@ class SyntheticDataset(SequenceDataset):
         self.crop_size = int(crop_size)
         self.focal = 1.2 * max(self.image_size)
         self.occluders = int(occluders)
+        if isinstance(detection_noise, dict):  # a recipe's table: another stand-in detector
+            detection_noise = DetectionNoise(**detection_noise)
         self.noise = detection_noise
         self.with_vertices = bool(vertices)
         self.sequence_length = int(sequence_length)
