@@ -5,6 +5,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -349,6 +350,22 @@ def test_a_run_started_from_a_pretrained_backbone_resumes_without_its_file(cache
                   tmp_path / "run", progress=False)
     assert (first.step, again.step) == (2, 3)
     assert max_difference(weights(again.checkpoint), weights(first.checkpoint)) > 0.0
+
+
+def test_a_run_started_from_a_checkpoint_resumes_without_its_file(cache, tmp_path):
+    """model.checkpoint (the weights a fine-tune starts from) is not read again on a resume,
+    which ends as the run would have without a stop."""
+    start = train(tiny_recipe(cache, "max_steps=1"), tmp_path / "start", progress=False)
+    path = tmp_path / "start.safetensors"
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(start.checkpoint / f"model{suffix}", path.with_suffix(suffix))
+    tune = [f"model.checkpoint={str(path)!r}", "mean_params_from_data=false"]
+    whole = train(tiny_recipe(cache, *tune, "max_steps=3"), tmp_path / "whole", progress=False)
+    first = train(tiny_recipe(cache, *tune, "max_steps=2"), tmp_path / "run", progress=False)
+    path.unlink()
+    again = train(tiny_recipe(cache, *tune, "max_steps=3"), tmp_path / "run", progress=False)
+    assert (first.step, again.step) == (2, 3)
+    assert max_difference(weights(again.checkpoint), weights(whole.checkpoint)) == 0.0
 
 
 def test_a_pretrained_backbone_that_does_not_fit_or_comes_with_a_checkpoint_is_refused(

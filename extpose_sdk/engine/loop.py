@@ -248,7 +248,7 @@ def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distribute
     if not dist.first:
         validation_set = build_validation_set(recipe, progress=False)
 
-    model = build_model(recipe, resuming=start_folder is not None)
+    model = build_model(recipe, resume_from=start_folder)
     subject = subject_of(model)
     state: dict[str, Any] = {}
     if start_folder is not None:

@@ -11,6 +11,7 @@ uses the user's own (licensed) file.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,10 +36,11 @@ def load_training_body_model(path: str, subject: str | Subject):
     return load_body_model(subject.body_model, path)
 
 
-def build_model(recipe, *, resuming: bool = False) -> Any:
-    """The recipe's model, in train mode, with its body model attached. ``resuming``: a run's own
-    checkpoint replaces every weight next, so the pretrained backbone is not read (it may be
-    gone by then)."""
+def build_model(recipe, *, resume_from: Path | None = None) -> Any:
+    """The recipe's model, in train mode, with its body model attached. ``resume_from``: a run's
+    own checkpoint folder, which holds every weight: the model is built from it, and neither the
+    start checkpoint (``model.checkpoint``) nor the pretrained backbone is read (either file may
+    be gone by then)."""
     import extpose_sdk
 
     m = recipe.model
@@ -46,18 +48,21 @@ def build_model(recipe, *, resuming: bool = False) -> Any:
         raise ValueError("give model.checkpoint or model.backbone_weights, not both: a checkpoint "
                          "brings its own backbone")
     options: dict[str, Any] = dict(m.options)
-    if m.checkpoint:
+    checkpoint = m.checkpoint or None
+    if resume_from is not None:
+        checkpoint = str(Path(resume_from) / "model.safetensors")
+    elif m.checkpoint:
         options["trust_checkpoint"] = m.trust_checkpoint
-    model = extpose_sdk.load_model(m.recipe, checkpoint=m.checkpoint or None,
+    model = extpose_sdk.load_model(m.recipe, checkpoint=checkpoint,
                                    modalities=tuple(m.modalities), mask=m.mask,
                                    attention=m.attention, **options)
-    if m.backbone_weights and not resuming:
+    if m.backbone_weights and resume_from is None:
         from extpose_sdk.checkpoints import load_backbone_weights
 
         load_backbone_weights(model, m.backbone_weights, trust=m.trust_checkpoint)
     model.checkpointing = m.checkpointing
     model.set_body_model(load_training_body_model(m.body_model, subject_of(model)))
-    if m.init_decoder_xavier and not m.checkpoint:
+    if m.init_decoder_xavier and not checkpoint:
         init_decoder_xavier(model.head)
     return model.train()
 
