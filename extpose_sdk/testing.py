@@ -136,11 +136,12 @@ def predict_sample_with_shipped_weights(name: str, model: str, sample: str, out:
 
 
 def held_out_scores(weights: str, model: str, kind: str, *, seed: int = 3,
-                    sequences: int = 2) -> dict[str, dict[str, float]]:
+                    sequences: int = 2, rgb_only: bool = False) -> dict[str, dict[str, float]]:
     """Weights ``weights`` of ``model``, always the mean (``mean``) and the mean articulation
     with the weights' orientation and camera (``articulation``), scored on ``sequences``
     held-out synthetic ``kind`` clips of 8 frames (test split, ``seed``: 3 is used by no
-    training, validation or benchmark run)."""
+    training, validation or benchmark run). ``rgb_only``: also the weights seeing the RGB
+    image alone (``rgb_only``)."""
     import torch
 
     from extpose_sdk import get_registries, load_model
@@ -159,6 +160,11 @@ def held_out_scores(weights: str, model: str, kind: str, *, seed: int = 3,
     data = WithModalities(clips, modalities=["rgb", "skeleton"], size=128)
     evaluator = Evaluator(protocol_for_joint_set(get_subject(kind).joint_set),
                           batch_size=2, progress=False)
-    return {"trained": evaluator.run(trained, data).summary,
-            "mean": evaluator.run(mean_prediction(trained), data).summary,
-            "articulation": evaluator.run(mean_articulation(trained), data).summary}
+    scores = {"trained": evaluator.run(trained, data).summary,
+              "mean": evaluator.run(mean_prediction(trained), data).summary,
+              "articulation": evaluator.run(mean_articulation(trained), data).summary}
+    if rgb_only:
+        trained.modalities = ("rgb",)
+        rgb = WithModalities(clips, modalities=["rgb"], size=128)
+        scores["rgb_only"] = evaluator.run(trained, rgb).summary
+    return scores
