@@ -27,8 +27,7 @@ The protocol follows the paper's at small scale:
 ``--detector-error SCALE`` gives the arms (training and validation) and the test set a
 stand-in detector making SCALE times the default's errors (jitter, dropped joints, swapped
 sides; ``extpose_sdk.datasets.synthetic.DetectionNoise``): the skeleton image is only as good as
-the detector, and the paper's gain comes from one far better than the RGB model's own 2D. The
-base (RGB only) never sees detections.
+the detector. The base (RGB only) never sees detections.
 
 Every run resumes from its folder, so the script can be stopped and run again. It writes
 ``OUT/reproduce.json`` and ``OUT/reproduce.png``.
