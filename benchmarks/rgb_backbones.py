@@ -44,10 +44,12 @@ SIZE = 128
 # -- the frames -------------------------------------------------------------------------------
 
 def rendered(split: str, count: int, seed: int, augment: bool = False,
-             kind: str = "hand") -> tuple[np.ndarray, np.ndarray]:
+             kind: str = "hand", progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``count`` fresh synthetic frames (one per motion): uint8 ``(N, 3, H, W)`` crops and their
     ``(N, J, 2)`` keypoints in crop units (-0.5 .. 0.5); ``augment``: the training recipes'
     augmentation (no flips: right hands, and the recipes do not flip bodies either)."""
+    from tqdm.auto import tqdm
+
     from extpose_sdk.datasets.cache import to_uint8
     from extpose_sdk.datasets.synthetic import SyntheticDataset
 
@@ -55,7 +57,8 @@ def rendered(split: str, count: int, seed: int, augment: bool = False,
                             crop_size=SIZE, seed=seed,
                             augment={"flip_prob": 0.0} if augment else False)
     images, keypoints = [], []
-    for i in range(count):
+    for i in tqdm(range(count), desc=f"rendering {kind} {split} frames", unit="frame",
+                  disable=not progress):
         sample = data[i]  # its crop comes ImageNet-normalised; stored as the cache stores it
         images.append(to_uint8(sample["rgb"]))
         keypoints.append(sample["keypoints_2d"].numpy()[:, :2])
@@ -194,8 +197,8 @@ def pretrain(vit_options: dict, path: Path, *, kind: str = "hand", frames: int =
     """A synthetic "ViTPose": a ViT of ``vit_options`` (a recipe's backbone options) learns the
     2D keypoints of ``frames`` augmented renders for ``steps`` steps, scored on validation frames
     (test split, seed 1); its backbone is saved to ``path`` for ``model.backbone_weights``."""
-    train = rendered("train", frames, seed=11, augment=True, kind=kind)
-    val = rendered("test", min(512, frames), seed=1, kind=kind)
+    train = rendered("train", frames, seed=11, augment=True, kind=kind, progress=progress)
+    val = rendered("test", min(512, frames), seed=1, kind=kind, progress=progress)
     tokens = ViTTokens(**vit_options)
     net = nn.Sequential(tokens, QueryReadout(tokens.width, joints=train[1].shape[1]))
     result = train_arm(net, train, val, steps=steps, progress=progress)
@@ -238,8 +241,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     train = (cached(args.cache) if args.cache
-             else rendered("train", args.frames, seed=11, augment=args.augment))
-    val = cached(args.val_cache, every=args.val_every) if args.val_cache else rendered("test", 512, seed=1)
+             else rendered("train", args.frames, seed=11, augment=args.augment, progress=True))
+    val = (cached(args.val_cache, every=args.val_every) if args.val_cache
+           else rendered("test", 512, seed=1, progress=True))
     val = (np.ascontiguousarray(val[0]), val[1])
     mean = keypoint_error(torch.as_tensor(train[1][:2000]).mean(0).expand(len(val[1]), -1, -1),
                           torch.as_tensor(val[1]))
