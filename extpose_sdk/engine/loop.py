@@ -251,11 +251,8 @@ def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distribute
     model = build_model(recipe, resume_from=start_folder)
     subject = subject_of(model)
     state: dict[str, Any] = {}
-    if start_folder is not None:
-        weights_dict, state = S.load_state(start_folder)
-        from extpose_sdk.checkpoints import load_state_dict_checked
-
-        load_state_dict_checked(model, weights_dict, source=str(start_folder))
+    if start_folder is not None:  # build_model took the folder's weights
+        state = S.load_state(start_folder)
     elif not recipe.model.checkpoint and recipe.model.mean_params_from_data:
         means = init_mean_params(model, training_set.datasets[0], recipe.model.mean_params_samples)
         if dist.first and progress:

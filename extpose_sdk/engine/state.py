@@ -113,10 +113,7 @@ def latest_checkpoint(out: Path) -> Path | None:
     return steps[-1] if steps else None
 
 
-def load_state(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """``(weights, state)`` of a checkpoint folder, both read without running code."""
-    from extpose_sdk.checkpoints import read_extpose_checkpoint
-
-    weights, _ = read_extpose_checkpoint(folder / "model.safetensors")
-    state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
-    return weights, state
+def load_state(folder: Path) -> dict[str, Any]:
+    """The training state of a checkpoint folder (step, optimizer, scaler, RNG), read without
+    running code. Its weights load with the model (``build_model(recipe, resume_from=folder)``)."""
+    return torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
