@@ -328,3 +328,13 @@ def test_two_processes_join_and_leave_the_group(fail):
     seen = sorted(results.get(timeout=5) for _ in processes)
     raised = [f"rank {r} failed" if fail else None for r in range(2)]
     assert seen == [(r, 2, 3.0, raised[r], False) for r in range(2)]
+
+
+def test_auto_device_is_the_gpu_when_one_is_visible_else_the_cpu(monkeypatch):
+    from extpose_sdk.engine.distributed import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda"
+    assert [resolve_device(d) for d in ("cpu", "cuda:1")] == ["cpu", "cuda:1"]  # as given
