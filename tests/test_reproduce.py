@@ -105,3 +105,36 @@ def test_pretraining_a_base_that_is_given_trained_is_refused_before_any_work(tmp
                            "100"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--pretrain starts the base this script trains" in done.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_held_out_scores_each_input_against_its_own_baselines(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import held_out
+
+    out = tmp_path / "scores.json"
+    assert held_out.main(["--kind", "hand", "extpose-hamer-synthetic@8", "--sequences", "1",
+                          "--length", "8", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["scores"]["extpose-hamer-synthetic@8"]
+    assert list(rows) == ["rgb+skeleton", "skeleton only", "rgb only", "mean articulation",
+                          "always the mean"]
+    assert rows["mean articulation"]["pa_x_articulation"] == 1.0
+    assert rows["rgb+skeleton"]["pa_x_articulation"] == pytest.approx(
+        rows["rgb+skeleton"]["pa_mpjpe"] / rows["mean articulation"]["pa_mpjpe"], abs=1e-3)
+    # the trained weights beat both baselines; the inputs are really switched
+    assert rows["rgb+skeleton"]["mpjpe"] < 0.5 * rows["always the mean"]["mpjpe"]
+    assert rows["rgb+skeleton"]["pa_mpjpe"] < rows["mean articulation"]["pa_mpjpe"]
+    assert len({rows[name]["mpjpe"] for name in ("rgb+skeleton", "skeleton only", "rgb only")}) == 3
+    assert "| rgb only |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # the scores written are never overwritten
+        held_out.main(["--kind", "hand", "extpose-hamer-synthetic", "--json", str(out)])
+    assert json.loads(out.read_text())["scores"]
+
+
+def test_held_out_weights_take_their_window_after_an_at(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import held_out
+
+    assert held_out.parse_weights("runs/a/model.safetensors") == ("runs/a/model.safetensors", 8)
+    assert held_out.parse_weights("extpose-hamer-synthetic@1") == ("extpose-hamer-synthetic", 1)
+    with pytest.raises(ValueError, match="positive whole number"):
+        held_out.parse_weights("weights@0")

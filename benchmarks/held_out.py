@@ -1,0 +1,106 @@
+"""Held-out scores of trained synthetic weights, with each input and against the baselines.
+
+    python benchmarks/held_out.py --kind hand extpose-hamer-synthetic
+    python benchmarks/held_out.py --kind hand runs/hand-kp-t8/checkpoints/step-0000900/model.safetensors
+    python benchmarks/held_out.py --kind body runs/body-t1/best/model.safetensors@1 --json body.json
+
+Each WEIGHTS (a ``.safetensors`` written by ``extpose train``, or registered weights by name;
+``@T`` after it: score at T frames a window, default 8) is scored on held-out test sequences
+(test split, seed 2: no training or validation run uses it; 8 sequences of 16 frames as clips of
+8 unless told) seeing RGB + skeleton, the skeleton only and RGB only; then the same weights'
+head predicting the mean articulation (orientation, shape and camera still read from the
+input) and always the mean. docs/reproduction.md's held-out tables of shipped weights come from
+here. Prints a table (mm; 2D error as a fraction of the crop) and, with ``--json``, writes the
+scores (an existing file is never overwritten).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import reproduce  # noqa: E402  (this folder's protocol: its loading and scoring)
+
+INPUTS = (("rgb+skeleton", ["rgb", "skeleton"]), ("skeleton only", ["skeleton"]),
+          ("rgb only", ["rgb"]))
+METRICS = ("pa_mpjpe", "mpjpe", "pve", "accel", "reproj_2d")
+
+
+def held_out_set(kind: str, sequences: int, length: int, seed: int = 2):
+    """``sequences`` test sequences of ``length`` frames of ``kind``, as clips of 8."""
+    import extpose_sdk
+
+    return extpose_sdk.get_registries().dataset.build(
+        f"synthetic-{kind}", split="test", seed=seed, crop_size=128, clip_length=8,
+        num_sequences=sequences, sequence_length=length)
+
+
+def parse_weights(text: str) -> tuple[str, int]:
+    """``path[@frames]`` -> (path, frames); frames default to 8."""
+    path, at, frames = text.rpartition("@")
+    if not at:
+        return text, 8
+    if not frames.isdigit() or int(frames) < 1:
+        raise ValueError(f"{text!r}: the frames after '@' must be a positive whole number")
+    return path, int(frames)
+
+
+def score(weights: str, frames: int, kind: str, dataset) -> dict[str, dict[str, float]]:
+    """The weights with each input, the mean articulation and always the mean."""
+    from extpose_sdk.engine.evaluate import mean_articulation, mean_prediction
+
+    model = reproduce.load_trained(weights, kind)
+    rows = {name: reproduce.evaluate(model, dataset, inputs, frames, kind)
+            for name, inputs in INPUTS}
+    for name, baseline in (("mean articulation", mean_articulation),
+                           ("always the mean", mean_prediction)):
+        rows[name] = reproduce.evaluate(baseline(model), dataset, ["rgb", "skeleton"], frames,
+                                        kind)
+    articulation = rows["mean articulation"]["pa_mpjpe"]
+    for row in rows.values():
+        row["pa_x_articulation"] = round(row["pa_mpjpe"] / articulation, 3)
+    return rows
+
+
+def table(rows: dict[str, dict[str, float]]) -> str:
+    lines = ["| input | PA-MPJPE | x mean artic. | MPJPE | PVE | accel. | 2D |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, row in rows.items():
+        lines.append(f"| {name} | {row['pa_mpjpe']:.2f} | {row['pa_x_articulation']:.2f} | "
+                     f"{row['mpjpe']:.1f} | {row['pve']:.1f} | {row['accel']:.1f} | "
+                     f"{row['reproj_2d']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("weights", nargs="+", metavar="WEIGHTS[@T]")
+    parser.add_argument("--kind", choices=["hand", "body"], required=True)
+    parser.add_argument("--sequences", type=int, default=8)
+    parser.add_argument("--length", type=int, default=16, help="frames a sequence")
+    parser.add_argument("--json", type=Path, help="write the scores here (a new file)")
+    args = parser.parse_args(argv)
+    if args.json is not None and args.json.exists():
+        parser.error(f"{args.json} exists; give a new file (earlier scores are kept)")
+    try:
+        runs = [parse_weights(text) for text in args.weights]
+    except ValueError as error:
+        parser.error(str(error))
+    dataset = held_out_set(args.kind, args.sequences, args.length)
+    report = {"kind": args.kind, "sequences": args.sequences, "length": args.length, "seed": 2,
+              "scores": {}}
+    for weights, frames in runs:
+        report["scores"][f"{weights}@{frames}"] = rows = score(weights, frames, args.kind, dataset)
+        print(f"\n{weights} (T = {frames}), {args.kind}, {args.sequences} x {args.length} frames "
+              f"held out:\n{table(rows)}", flush=True)
+        if args.json is not None:  # after each, so a later failure keeps what was scored
+            args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
