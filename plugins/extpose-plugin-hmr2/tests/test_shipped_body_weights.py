@@ -17,11 +17,15 @@ from extpose_sdk.testing import (
 )
 
 NAME = "extpose-hmr2-synthetic"
-SAMPLE_BAR = 0.1  # the issue's bar for the sample's 2D error (measured: 0.040; random: about 1)
-# On the two held-out clips (measured: MPJPE 69.8 against 106.0 for always the mean, 0.66x;
-# PA-MPJPE 43.6 against 73.5 for the mean articulation, 0.59x; 2D error 0.023 against 0.068):
-MPJPE_BAR = 0.75  # MPJPE, as a multiple of always predicting the mean's
-PA_BAR = 0.75  # PA-MPJPE, as a multiple of the mean articulation's
+SAMPLE_BAR = 0.1  # the issue's bar for the sample's 2D error (random: about 1)
+# On the two held-out clips (measured 2026-12-01: MPJPE 55.4 against 106.0 for always the mean,
+# 0.52x, and 50.8 from RGB alone, 0.48x; PA-MPJPE 33.5 against 73.6 for the mean articulation,
+# 0.46x, and 32.9 from RGB alone; 2D error 0.016 against 0.068, 0.23x). The weights shipped
+# before (no conv stem, trained mostly on the skeleton image) reached 0.66x, 0.59x and 0.34x
+# with both inputs and about the mean from RGB alone; they fail these bars.
+MPJPE_BAR = 0.65  # MPJPE, as a multiple of always predicting the mean's
+PA_BAR = 0.6  # PA-MPJPE, as a multiple of the mean articulation's
+REPROJ_BAR = 0.3  # the 2D error, as a multiple of always predicting the mean's
 
 
 def test_the_weights_are_registered_with_their_recipe_and_ship_with_the_package():
@@ -46,11 +50,15 @@ def test_predict_sample_body_uses_them_and_the_mesh_lands_on_the_body(tmp_path):
 def test_they_beat_the_mean_on_held_out_clips():
     """Two held-out clips: against always predicting the mean (the head's mean orientation,
     pose, shape and camera) the 3D joints and their 2D projections are closer, and so is the
-    articulation against the mean articulation: bars a little above the measured figures, so
-    that worse weights cannot ship unnoticed."""
-    scores = held_out_scores(NAME, "extpose-hmr2", "body")
+    articulation against the mean articulation, with both inputs and from the RGB image alone
+    (trained with modality dropout from an RGB-only base): bars a little above the measured
+    figures, so that worse weights cannot ship unnoticed."""
+    scores = held_out_scores(NAME, "extpose-hmr2", "body", rgb_only=True)
     trained, mean, articulation = scores["trained"], scores["mean"], scores["articulation"]
-    assert trained["mpjpe"] <= MPJPE_BAR * mean["mpjpe"], (trained, mean)
-    assert trained["reproj_2d"] <= 0.5 * mean["reproj_2d"], (trained, mean)
-    assert trained["pa_mpjpe"] <= PA_BAR * articulation["pa_mpjpe"], (trained, articulation)
+    for name in ("trained", "rgb_only"):
+        scored = scores[name]
+        assert scored["mpjpe"] <= MPJPE_BAR * mean["mpjpe"], (name, scored, mean)
+        assert scored["reproj_2d"] <= REPROJ_BAR * mean["reproj_2d"], (name, scored, mean)
+        assert scored["pa_mpjpe"] <= PA_BAR * articulation["pa_mpjpe"], (name, scored,
+                                                                         articulation)
     assert np.isfinite(trained["accel"])
