@@ -27,7 +27,6 @@ import reproduce  # noqa: E402  (this folder's protocol: its loading and scoring
 
 INPUTS = (("rgb+skeleton", ["rgb", "skeleton"]), ("skeleton only", ["skeleton"]),
           ("rgb only", ["rgb"]))
-METRICS = ("pa_mpjpe", "mpjpe", "pve", "accel", "reproj_2d")
 
 
 def held_out_set(kind: str, sequences: int, length: int, seed: int = 2):
