@@ -56,8 +56,10 @@ def parse_weights(text: str) -> tuple[str, int]:
 def detector_error(dataset) -> dict[str, float]:
     """How far the stand-in detector's kept joints lie from the true 2D joints, as a fraction
     of the crop side (the unit of the models' 2D error): what the skeleton image is drawn from."""
+    import numpy as np
     import torch
 
+    from extpose_sdk.data.crops import to_crop_normalized, transform_points
     from extpose_sdk.keypoints.layouts import convert
     from extpose_sdk.subjects import get_subject
 
@@ -65,16 +67,16 @@ def detector_error(dataset) -> dict[str, float]:
     errors = []
     for i in range(len(dataset)):
         clip = dataset[i]
-        detected, to_crop = clip["detected_keypoints_2d"], clip["crop_transform"]
-        truth = torch.stack([torch.as_tensor(convert(frame[: subject.label_joints].numpy(),
-                                                     subject.label_layout,
-                                                     clip["detected_layout"]))
-                             for frame in clip["keypoints_2d"]])
-        in_crop = torch.einsum("tij,tkj->tki", to_crop[..., :2], detected[..., :2])
-        in_crop = (in_crop + to_crop[:, None, :, 2]) / dataset.crop_size - 0.5
-        kept = (detected[..., 2] > 0) & (truth[..., 2] > 0) & clip["valid"][:, None]
-        errors.append((in_crop - truth[..., :2]).norm(dim=-1)[kept])
-    error = torch.cat(errors)
+        truth = convert(clip["keypoints_2d"][:, : subject.label_joints].numpy(),
+                        subject.label_layout, clip["detected_layout"])
+        frames = zip(clip["detected_keypoints_2d"].numpy(), clip["crop_transform"].numpy(),
+                     strict=True)
+        detected = np.stack([to_crop_normalized(transform_points(points, transform),
+                                                dataset.crop_size)
+                             for points, transform in frames])
+        kept = (detected[..., 2] > 0) & (truth[..., 2] > 0) & clip["valid"].numpy()[:, None]
+        errors.append(np.linalg.norm(detected[..., :2] - truth[..., :2], axis=-1)[kept])
+    error = torch.as_tensor(np.concatenate(errors))
     return {"mean": round(float(error.mean()), 4), "median": round(float(error.median()), 4)}
 
 
