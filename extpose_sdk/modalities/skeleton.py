@@ -29,6 +29,8 @@ from extpose_sdk.modalities import CropEvidence, Modality
 _SHIFT = 4  # OpenCV fixed-point bits: sub-pixel positions at 1/16 pixel
 _ONE = 1 << _SHIFT
 LOW_CONFIDENCE_MODES = ("hide", "fade")
+#: Joints with a lower confidence are not drawn (``SkeletonRenderer(threshold=...)``).
+DEFAULT_THRESHOLD = 0.3
 
 
 def _check_transforms(transforms: np.ndarray, n: int) -> np.ndarray:
@@ -90,7 +92,7 @@ class SkeletonRenderer:
         *,
         limb_width: float = 4.0,
         joint_radius: float = 4.0,
-        threshold: float = 0.3,
+        threshold: float = DEFAULT_THRESHOLD,
         low_confidence: str = "hide",
         antialias: bool = True,
     ) -> None:
