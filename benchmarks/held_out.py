@@ -8,7 +8,9 @@ Each WEIGHTS (a ``.safetensors`` written by ``extpose train``, or registered wei
 ``@T`` after it: score at T frames a window, default 8) is scored on held-out test sequences
 (test split, seed 2: no training or validation run uses it; 8 sequences of 16 frames as clips of
 8 unless told; ``--detector-error SCALE``: a stand-in detector making SCALE times the default's
-errors, 0 for the true joints) seeing RGB + skeleton, the skeleton only and RGB only; then the same weights'
+errors, 0 for the true joints; ``--overlap N``: T-frame weights on the windows ``extpose
+predict`` runs) seeing RGB + skeleton, the skeleton only and RGB only (those of them it was
+trained with); then the same weights'
 head predicting the mean articulation (orientation, shape and camera still read from the
 input) and always the mean. docs/reproduction.md's held-out tables of shipped weights come from
 here. Prints a table (mm; 2D error as a fraction of the crop) and, with ``--json``, writes the
@@ -83,17 +85,22 @@ def detector_error(dataset) -> dict[str, float]:
     return {"mean": round(float(error.mean()), 4), "median": round(float(error.median()), 4)}
 
 
-def score(weights: str, frames: int, kind: str, dataset) -> dict[str, dict[str, float]]:
-    """The weights with each input, the mean articulation and always the mean."""
+def score(weights: str, frames: int, kind: str, dataset, overlap: int = 0,
+          ) -> dict[str, dict[str, float]]:
+    """The weights with each input they were trained with, and the mean articulation and
+    always the mean seeing what the weights see; ``overlap``:
+    T-frame windows overlapping so, as ``extpose predict`` runs them (0: clips of 8 that do
+    not overlap)."""
     from extpose_sdk.engine.evaluate import mean_articulation, mean_prediction
 
     model = reproduce.load_trained(weights, kind)
-    rows = {name: reproduce.evaluate(model, dataset, inputs, frames, kind)
-            for name, inputs in INPUTS}
+    trained_on = list(model.modalities)  # RGB-only weights are scored with RGB only
+    rows = {name: reproduce.evaluate(model, dataset, inputs, frames, kind, overlap)
+            for name, inputs in INPUTS if set(inputs) <= set(trained_on)}
     for name, baseline in (("mean articulation", mean_articulation),
                            ("always the mean", mean_prediction)):
-        rows[name] = reproduce.evaluate(baseline(model), dataset, ["rgb", "skeleton"], frames,
-                                        kind)
+        rows[name] = reproduce.evaluate(baseline(model), dataset, trained_on, frames, kind,
+                                        overlap)
     articulation = rows["mean articulation"]["pa_mpjpe"]
     for row in rows.values():
         row["pa_x_articulation"] = round(row["pa_mpjpe"] / articulation, 3)
@@ -119,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector-error", type=float, default=1.0, metavar="SCALE",
                         help="the test clips' stand-in detector makes SCALE times the default's "
                         "errors (0: the true joints), at test time only")
+    parser.add_argument("--overlap", type=int, default=0, metavar="N",
+                        help="score T-frame weights on the windows extpose predict runs, "
+                        "overlapping by N frames, each frame from the window where it is most "
+                        "central (predict's default: T // 2); default 0: clips of T that do not "
+                        "overlap")
     parser.add_argument("--json", type=Path, help="write the scores here (a new file)")
     args = parser.parse_args(argv)
     if args.json is not None and args.json.exists():
@@ -129,17 +141,24 @@ def main(argv: list[str] | None = None) -> int:
         runs = [parse_weights(text) for text in args.weights]
     except ValueError as error:
         parser.error(str(error))
+    for weights, frames in runs:
+        if frames > 1 and not 0 <= args.overlap < frames:
+            parser.error(f"--overlap must be in [0, {frames}) for {weights}@{frames}; "
+                         f"got {args.overlap}")
     dataset = held_out_set(args.kind, args.sequences, args.length,
                            detector_error=args.detector_error)
     report = {"kind": args.kind, "sequences": args.sequences, "length": args.length, "seed": 2,
-              "detector_error_scale": args.detector_error,
+              "detector_error_scale": args.detector_error, "overlap": args.overlap,
               "detector_2d": detector_error(dataset), "scores": {}}
     print(f"the stand-in detector's drawn joints lie {report['detector_2d']['mean']:.3f} of the "
           f"crop from the truth (median {report['detector_2d']['median']:.3f})")
     for weights, frames in runs:
-        report["scores"][f"{weights}@{frames}"] = rows = score(weights, frames, args.kind, dataset)
+        report["scores"][f"{weights}@{frames}"] = rows = score(
+            weights, frames, args.kind, dataset, args.overlap if frames > 1 else 0)
+        windows = (f"windows overlapping by {args.overlap}" if frames > 1 and args.overlap
+                   else "clips of 8")
         print(f"\n{weights} (T = {frames}), {args.kind}, {args.sequences} x {args.length} frames "
-              f"held out:\n{table(rows)}", flush=True)
+              f"held out ({windows}):\n{table(rows)}", flush=True)
         if args.json is not None:  # after each, so a later failure keeps what was scored
             args.json.write_text(json.dumps(report, indent=1))
     return 0

@@ -114,16 +114,22 @@ def test_set(kind: str, tiny: bool, detector: dict | None = None):
     return extpose_sdk.get_registries().dataset.build(f"synthetic-{kind}", **options)
 
 
-def evaluate(model, dataset, modalities, frames: int, kind: str) -> dict:
-    """Metrics of ``model`` seeing ``modalities`` on clips (T = 8) or their frames (T = 1)."""
+def evaluate(model, dataset, modalities, frames: int, kind: str, overlap: int = 0) -> dict:
+    """Metrics of ``model`` seeing ``modalities`` on clips (T = 8) or their frames (T = 1);
+    ``overlap``: on the windows ``extpose predict`` runs, T frames overlapping by ``overlap``
+    (``PipelineWindows``), instead of clips that do not overlap."""
+    from extpose_sdk.datasets.base import PipelineWindows
     from extpose_sdk.engine.data import WithModalities
     from extpose_sdk.engine.evaluate import Evaluator
     from extpose_sdk.metrics import protocol_for_joint_set
     from extpose_sdk.subjects import get_subject
 
     model.modalities = tuple(modalities)
-    data = WithModalities(dataset if frames > 1 else Frames(dataset), modalities=modalities,
-                          size=128)
+    if frames == 1:
+        dataset = Frames(dataset)
+    elif overlap:
+        dataset = PipelineWindows(dataset, frames, overlap)
+    data = WithModalities(dataset, modalities=modalities, size=128)
     protocol = protocol_for_joint_set(get_subject(kind).joint_set)
     result = Evaluator(protocol, batch_size=8 if frames > 1 else 32, progress=False).run(model, data)
     return {k: round(float(v), 3) for k, v in result.summary.items()}

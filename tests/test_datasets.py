@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import extpose_sdk
-from extpose_sdk.data.sample import check_sample, collate, make_clips, stack_clip
+from extpose_sdk.data.sample import check_sample, collate, make_clips, stack_clip, window_clips
 from extpose_sdk.datasets import fixtures
 from extpose_sdk.datasets.files import DatasetFileError, read_pickle
 from extpose_sdk.datasets.freihand import FreiHAND
@@ -31,6 +31,23 @@ def test_make_clips_covers_every_frame_once_with_padding():
     assert [c.frames for c in make_clips({"a": 5}, 3, 1, pad=False)] == [
         (0, 1, 2), (1, 2, 3), (2, 3, 4)]
     assert make_clips({"short": 2}, 3, pad=False) == []
+
+
+def test_window_clips_keep_each_frame_from_the_window_the_pipeline_keeps_it_from():
+    from extpose_sdk.windows import owner_of, plan_windows
+
+    clips = window_clips({"a": 12, "b": 3}, 8, 4)
+    assert [(c.sequence, c.frames[0]) for c in clips] == [("a", 0), ("a", 4), ("b", 0)]
+    assert clips[0].valid == (True,) * 6 + (False,) * 2  # frames 6, 7 are central in the next
+    assert clips[1].valid == (False,) * 2 + (True,) * 6
+    assert clips[2].frames == (0, 1, 2, 2, 2, 2, 2, 2)  # a short sequence: padded
+    assert clips[2].valid == (True,) * 3 + (False,) * 5
+    for n, size, overlap in ((12, 8, 4), (23, 8, 4), (9, 4, 1), (16, 8, 0)):
+        windows = plan_windows(n, size, overlap)
+        kept = [(c.frames[0], f) for c in window_clips({"s": n}, size, overlap)
+                for f, v in zip(c.frames, c.valid, strict=True) if v]
+        assert sorted(f for _, f in kept) == list(range(n))  # every frame once
+        assert all(start == owner_of(f, windows).start for start, f in kept)
 
 
 def test_stack_fills_missing_labels_and_checks_shapes():

@@ -217,6 +217,61 @@ def test_eval_command_prints_a_table_and_writes_json(tmp_path, capsys):
         capsys.readouterr().err)
 
 
+def test_eval_overlap_scores_each_frame_from_the_window_predict_keeps_it_from(
+        tmp_path, monkeypatch, capsys):
+    from extpose_sdk import hookimpl
+    from extpose_sdk.cli import main
+    from extpose_sdk.commands import eval as eval_command
+    from extpose_sdk.datasets.threedpw import ThreeDPW
+    from extpose_sdk.engine.evaluate import _rotmats
+    from extpose_sdk.testing import isolated_plugins
+
+    class EchoThreeDPW(ThreeDPW):  # rgb: the true joints, for EchoModel to hand back
+        def samples(self, sequence, frames):
+            return [{**s, "rgb": fake_smpl(1.0)(_rotmats(s["global_orient"][None]),
+                                                _rotmats(s["body_pose"][None]),
+                                                s["betas"][None]).joints[0]}
+                    for s in super().samples(sequence, frames)]
+
+    def position_squared(joints):  # 1 mm * (the frame's place in its window)^2 on one joint
+        place = torch.arange(joints.shape[1], dtype=joints.dtype)
+        out = torch.zeros_like(joints)
+        out[:, :, 30, 0] = 0.001 * place[None] ** 2
+        return out
+
+    class TinyPlugin:
+        @hookimpl
+        def extpose_register_models(self, register):
+            register("echo-test", lambda checkpoint=None: EchoModel(position_squared), "echo")
+
+        @hookimpl
+        def extpose_register_datasets(self, register):
+            register("echo-3dpw", lambda root, clip_length=None: EchoThreeDPW(
+                root, images=False, clip_length=clip_length), "3DPW labels echoed")
+
+    monkeypatch.setattr(eval_command, "_body_model", lambda *args: fake_smpl(1.0))
+    root = fixtures.write_3dpw(tmp_path / "3DPW", frames=6, actors=1)
+    command = ["eval", "--model", "echo-test", "--dataset", "echo-3dpw", "--protocol", "3dpw",
+               "--root", str(root), "--gt-body-model", "stand-in", "--clip-length", "4",
+               "--no-progress"]
+    with isolated_plugins(TinyPlugin()):
+        assert main([*command, "--overlap", "2", "--json", str(tmp_path / "w.json")]) == 0
+        assert main([*command, "--json", str(tmp_path / "c.json")]) == 0
+        assert main(["eval", "--model", "echo-test", "--dataset", "echo-3dpw", "--root",
+                     str(root), "--protocol", "3dpw", "--overlap", "2"]) != 0
+        assert "--overlap needs --clip-length T" in capsys.readouterr().err
+        assert main([*command, "--overlap", "4"]) != 0
+        assert "--overlap must be in [0, --clip-length=4), got 4" in capsys.readouterr().err
+
+    def per_frame(name):
+        rows = json.loads((tmp_path / name).read_text())["per_sample"]
+        return [(r["frame"], round(r["mpjpe"] * 14, 3)) for r in rows]
+
+    # windows [0, 4) and [2, 6): frames 0-2 from the first (places 0-2), 3-5 from the second
+    assert per_frame("w.json") == [(0, 0), (1, 1), (2, 4), (3, 1), (4, 4), (5, 9)]
+    assert per_frame("c.json") == [(0, 0), (1, 1), (2, 4), (3, 9), (4, 0), (5, 1)]
+
+
 def test_a_real_tiny_extended_model_on_3dpw_clips(tmp_path):
     from extpose_sdk.commands.predict import SAMPLE_OPTIONS
 

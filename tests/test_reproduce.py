@@ -136,6 +136,49 @@ def test_held_out_scores_each_input_against_its_own_baselines(tmp_path, capsys, 
     assert json.loads(out.read_text())["scores"]
 
 
+def test_held_out_scores_t_frame_weights_on_the_windows_predict_runs(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import held_out
+
+    common = ["--kind", "hand", "extpose-hamer-synthetic@8", "--sequences", "1", "--length", "12"]
+    for overlap in (0, 4):
+        assert held_out.main([*common, "--overlap", str(overlap),
+                              "--json", str(tmp_path / f"{overlap}.json")]) == 0
+    clips, windows = (json.loads((tmp_path / f"{o}.json").read_text()) for o in (0, 4))
+    assert (clips["overlap"], windows["overlap"]) == (0, 4)
+    clips, windows = (r["scores"]["extpose-hamer-synthetic@8"] for r in (clips, windows))
+    # the same 12 frames scored once each (a constant output scores the same), frames 6-11
+    # now from the window [4, 12) instead of [0, 8) and [8, 12) padded
+    assert clips["always the mean"] == windows["always the mean"]
+    assert clips["rgb+skeleton"]["n"] == windows["rgb+skeleton"]["n"] == 12
+    assert clips["rgb+skeleton"]["mpjpe"] != windows["rgb+skeleton"]["mpjpe"]
+    with pytest.raises(SystemExit):
+        held_out.main([*common, "--overlap", "8"])
+
+
+def test_held_out_scores_rgb_only_weights_and_their_baselines_with_rgb_only(tmp_path,
+                                                                             monkeypatch):
+    import shutil
+
+    import extpose_sdk
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import held_out
+
+    shipped = extpose_sdk.get_registries().weights.build("extpose-hamer-synthetic")
+    rgb_only = tmp_path / "rgb.safetensors"  # the same weights, told they know RGB only
+    shutil.copy(shipped, rgb_only)
+    config = json.loads(shipped.with_suffix(".json").read_text())
+    rgb_only.with_suffix(".json").write_text(json.dumps({**config, "modalities": ["rgb"]}))
+    seen = []
+    evaluate = held_out.reproduce.evaluate
+    monkeypatch.setattr(held_out.reproduce, "evaluate", lambda model, data, modalities, *rest: (
+        seen.append(list(modalities)) or evaluate(model, data, modalities, *rest)))
+    rows = held_out.score(f"{rgb_only}", 1, "hand", held_out.held_out_set("hand", 1, 8))
+    assert list(rows) == ["rgb only", "mean articulation", "always the mean"]
+    assert seen == [["rgb"]] * 3
+
+
 def test_held_out_weights_take_their_window_after_an_at(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import held_out

@@ -30,6 +30,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--split", help="data-set split (default: the data set's own)")
     parser.add_argument("--protocol", help="metric protocol (default: the data set's name)")
     parser.add_argument("--clip-length", type=int, help="evaluate clips of T frames")
+    parser.add_argument("--overlap", type=int, default=0, metavar="N",
+                        help="with --clip-length T: the windows extpose predict runs a video in, "
+                        "T frames overlapping by N, each frame scored once from the window where "
+                        "it is most central (predict's default: T // 2); default 0: clips that "
+                        "do not overlap")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
@@ -104,6 +109,11 @@ def run(args) -> int:
                                ("--clip-length", args.clip_length, 1)):  # fmt: skip
         if value is not None and value < least:
             raise ValueError(f"{flag} must be {least} or more, got {value}")
+    if args.overlap and not args.clip_length:
+        raise ValueError("--overlap needs --clip-length T (the window it overlaps)")
+    if args.overlap and not 0 <= args.overlap < args.clip_length:
+        raise ValueError(f"--overlap must be in [0, --clip-length={args.clip_length}), "
+                         f"got {args.overlap}")
     if args.json:
         _check_writable(Path(args.json))  # before the evaluation, not after it
     model_options = _options(args.option)
@@ -128,6 +138,13 @@ def run(args) -> int:
             raise
         raise ValueError(f"--dataset {args.dataset} reads its files from a folder: give --root "
                          "(the data set's folder, official layout)") from None
+    if args.overlap:
+        from extpose_sdk.datasets.base import PipelineWindows, SequenceDataset
+
+        if not isinstance(dataset, SequenceDataset):
+            raise ValueError(f"--overlap: data set {args.dataset!r} is read as a stream, not by "
+                             "sequence; evaluate it without --overlap")
+        dataset = PipelineWindows(dataset, args.clip_length, args.overlap)
     with distributed_context(args.device) as dist:
         return _evaluate(args, dataset, protocol, dist)
 

@@ -229,3 +229,23 @@ def make_clips(lengths: Mapping[str, int], length: int, stride: int | None = Non
             valid = [i < len(real) for i in range(length)]
             clips.append(Clip(name, tuple(frames), tuple(valid)))
     return clips
+
+
+def window_clips(lengths: Mapping[str, int], length: int, overlap: int) -> list[Clip]:
+    """Cut sequences into the windows ``Pipeline`` runs a video in: ``length`` frames starting
+    every ``length - overlap`` frames, the last moved back to end the sequence
+    (``extpose_sdk.windows.plan_windows``). A frame is ``valid`` only in the window whose output
+    the pipeline keeps for it (where it is most central), so scoring the valid frames scores
+    each frame once, as ``extpose predict`` outputs it. A sequence shorter than ``length`` gives
+    one clip padded by repeating its last frame (``valid`` False there)."""
+    from extpose_sdk.windows import plan_windows
+
+    clips = []
+    for name, n in lengths.items():
+        for window in plan_windows(n, length, overlap):
+            frames = list(range(window.start, window.stop))
+            frames += [n - 1] * (length - len(frames))
+            valid = [window.keep_start <= f < window.keep_stop and i < n - window.start
+                     for i, f in enumerate(frames)]
+            clips.append(Clip(name, tuple(frames), tuple(valid)))
+    return clips

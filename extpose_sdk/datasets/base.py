@@ -19,7 +19,7 @@ import attrs
 import numpy as np
 import torch
 
-from extpose_sdk.data.sample import CROP_SIZE, make_clips, stack_clip
+from extpose_sdk.data.sample import CROP_SIZE, make_clips, stack_clip, window_clips
 from extpose_sdk.keypoints.container import boxes_from_keypoints
 from extpose_sdk.subjects import BODY, Subject
 
@@ -94,6 +94,27 @@ class SequenceDataset(torch.utils.data.Dataset):
             return self.samples(name, [i])[0]
         clip = self.clips[index]
         return stack_clip(self.samples(clip.sequence, list(clip.frames)), clip.valid)
+
+
+class PipelineWindows(torch.utils.data.Dataset):
+    """A ``SequenceDataset``'s sequences as ``Pipeline`` runs a video: clips of ``length``
+    frames overlapping by ``overlap`` (``window_clips``), each frame ``valid`` only in the window
+    its output is kept from. Scoring them (``Evaluator``) scores a video model as users run it:
+    each frame once, with the context the pipeline gives it, and no jump at every T-th frame
+    from windows that do not overlap."""
+
+    def __init__(self, dataset: SequenceDataset, length: int, overlap: int) -> None:
+        self.dataset = dataset
+        self.name = dataset.name
+        self.subject = dataset.subject
+        self.clips = window_clips(dataset.sequence_lengths(), length, overlap)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        clip = self.clips[index]
+        return stack_clip(self.dataset.samples(clip.sequence, list(clip.frames)), clip.valid)
 
 
 class SequenceReader(SequenceDataset):
