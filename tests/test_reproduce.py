@@ -38,7 +38,8 @@ def test_the_tiny_protocol_trains_every_arm_and_scores_every_row(tmp_path):
         assert arm["steps"] == 4 and Path(arm["weights"]).is_file()
     assert set(report["test"]) == {"mean_pose", "zero_pose", "base", "a_rgb_T1",
                                    "d_rgb+skeleton_T8", "d_rgb+skeleton_T8 (rgb only)",
-                                   "d_rgb+skeleton_T8 (skeleton only)"}
+                                   "d_rgb+skeleton_T8 (skeleton only)",
+                                   "d_rgb+skeleton_T8 (predict's windows)"}
     for name, row in report["test"].items():
         for metric in ("pa_mpjpe", "mpjpe", "pve", "accel", "reproj_2d"):
             assert math.isfinite(row[metric]) and row[metric] >= 0, (name, metric)
