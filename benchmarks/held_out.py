@@ -95,12 +95,11 @@ def score(weights: str, frames: int, kind: str, dataset, overlap: int = 0,
 
     model = reproduce.load_trained(weights, kind)
     trained_on = list(model.modalities)  # RGB-only weights are scored with RGB only
-    rows = {name: reproduce.evaluate(model, dataset, inputs, frames, kind, overlap)
+    rows = {name: reproduce.evaluate(model, dataset, inputs, frames, overlap)
             for name, inputs in INPUTS if set(inputs) <= set(trained_on)}
     for name, baseline in (("mean articulation", mean_articulation),
                            ("always the mean", mean_prediction)):
-        rows[name] = reproduce.evaluate(baseline(model), dataset, trained_on, frames, kind,
-                                        overlap)
+        rows[name] = reproduce.evaluate(baseline(model), dataset, trained_on, frames, overlap)
     articulation = rows["mean articulation"]["pa_mpjpe"]
     for row in rows.values():
         row["pa_x_articulation"] = round(row["pa_mpjpe"] / articulation, 3)

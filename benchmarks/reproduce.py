@@ -116,43 +116,14 @@ def test_set(kind: str, tiny: bool, detector: dict | None = None):
     return extpose_sdk.get_registries().dataset.build(f"synthetic-{kind}", **options)
 
 
-def evaluate(model, dataset, modalities, frames: int, kind: str, overlap: int = 0) -> dict:
+def evaluate(model, dataset, modalities, frames: int, overlap: int = 0) -> dict:
     """Metrics of ``model`` seeing ``modalities`` on clips (T = 8) or their frames (T = 1);
-    ``overlap``: on the windows ``extpose predict`` runs, T frames overlapping by ``overlap``
-    (``PipelineWindows``), instead of clips that do not overlap."""
-    from extpose_sdk.datasets.base import PipelineWindows
-    from extpose_sdk.engine.data import WithModalities
-    from extpose_sdk.engine.evaluate import Evaluator
-    from extpose_sdk.metrics import protocol_for_joint_set
-    from extpose_sdk.subjects import get_subject
+    ``overlap``: on the windows ``extpose predict`` runs, T frames overlapping by ``overlap``,
+    instead of clips that do not overlap (``score_sequences``)."""
+    from extpose_sdk.engine.evaluate import score_sequences
 
-    model.modalities = tuple(modalities)
-    if frames == 1:
-        dataset = Frames(dataset)
-    elif overlap:
-        dataset = PipelineWindows(dataset, frames, overlap)
-    data = WithModalities(dataset, modalities=modalities, size=128)
-    protocol = protocol_for_joint_set(get_subject(kind).joint_set)
-    result = Evaluator(protocol, batch_size=8 if frames > 1 else 32, progress=False).run(model, data)
-    return {k: round(float(v), 3) for k, v in result.summary.items()}
-
-
-class Frames:
-    """The frames of a clip data set, one by one (padded frames left out)."""
-
-    def __init__(self, clips) -> None:
-        self.clips = clips
-        self.index = [(i, t) for i in range(len(clips))
-                      for t, ok in enumerate(clips.clips[i].valid) if ok]
-        self.name = clips.name
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i: int):
-        item, t = self.index[i]
-        clip = self.clips[item]
-        return {k: (v if isinstance(v, str) else v[t]) for k, v in clip.items() if k != "valid"}
+    summary = score_sequences(model, dataset, modalities, frames=frames, overlap=overlap)
+    return {k: round(float(v), 3) for k, v in summary.items()}
 
 
 def load_trained(path: str | Path, kind: str):
@@ -172,8 +143,8 @@ def baselines(base_weights: Path, dataset, kind: str) -> dict:
     from extpose_sdk.engine.evaluate import mean_articulation
 
     base = load_trained(base_weights, kind)
-    return {name: evaluate(mean_articulation(base, zero=name == "zero_pose"), dataset, ["rgb"], 1,
-                           kind) for name in ("mean_pose", "zero_pose")}
+    return {name: evaluate(mean_articulation(base, zero=name == "zero_pose"), dataset, ["rgb"], 1)
+            for name in ("mean_pose", "zero_pose")}
 
 
 def train_logged(recipe, folder: Path) -> dict:
@@ -276,19 +247,18 @@ def main() -> None:
         report["arms"][name] = train_logged(recipe, out / name)
     dataset = test_set(args.kind, args.tiny, detector)
     report["test"].update(baselines(base_weights, dataset, args.kind))
-    report["test"]["base"] = evaluate(load_trained(base_weights, args.kind), dataset, ["rgb"], 1,
-                                      args.kind)
+    report["test"]["base"] = evaluate(load_trained(base_weights, args.kind), dataset, ["rgb"], 1)
     for name in args.arms:
         arm = ARMS[name]
         model = load_trained(Path(report["arms"][name]["weights"]), args.kind)
-        report["test"][name] = evaluate(model, dataset, arm["modalities"], arm["frames"], args.kind)
+        report["test"][name] = evaluate(model, dataset, arm["modalities"], arm["frames"])
         if arm["frames"] > 1:  # also as extpose predict runs a video: windows overlapping by T/2
             report["test"][f"{name} (predict's windows)"] = evaluate(
-                model, dataset, arm["modalities"], arm["frames"], args.kind, arm["frames"] // 2)
+                model, dataset, arm["modalities"], arm["frames"], arm["frames"] // 2)
         if len(arm["modalities"]) > 1:
             for only in arm["modalities"]:
                 report["test"][f"{name} ({only} only)"] = evaluate(model, dataset, [only],
-                                                                   arm["frames"], args.kind)
+                                                                   arm["frames"])
     (out / "reproduce.json").write_text(json.dumps(report, indent=1))
     plot(report, out / "reproduce.png")
     for name, row in report["test"].items():

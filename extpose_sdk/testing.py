@@ -145,11 +145,8 @@ def held_out_scores(weights: str, model: str, kind: str, *, seed: int = 3,
     import torch
 
     from extpose_sdk import get_registries, load_model
-    from extpose_sdk.engine.data import WithModalities
-    from extpose_sdk.engine.evaluate import Evaluator, mean_articulation, mean_prediction
+    from extpose_sdk.engine.evaluate import mean_articulation, mean_prediction, score_sequences
     from extpose_sdk.engine.model import load_training_body_model
-    from extpose_sdk.metrics import protocol_for_joint_set
-    from extpose_sdk.subjects import get_subject
 
     torch.manual_seed(0)
     trained = load_model(model, checkpoint=weights)
@@ -157,14 +154,10 @@ def held_out_scores(weights: str, model: str, kind: str, *, seed: int = 3,
     clips = get_registries().dataset.build(
         f"synthetic-{kind}", split="test", seed=seed, num_sequences=sequences,
         sequence_length=8, clip_length=8, crop_size=128)
-    data = WithModalities(clips, modalities=["rgb", "skeleton"], size=128)
-    evaluator = Evaluator(protocol_for_joint_set(get_subject(kind).joint_set),
-                          batch_size=2, progress=False)
-    scores = {"trained": evaluator.run(trained, data).summary,
-              "mean": evaluator.run(mean_prediction(trained), data).summary,
-              "articulation": evaluator.run(mean_articulation(trained), data).summary}
+    both = ["rgb", "skeleton"]
+    scores = {name: score_sequences(scored, clips, both, frames=8, batch_size=2)
+              for name, scored in (("trained", trained), ("mean", mean_prediction(trained)),
+                                   ("articulation", mean_articulation(trained)))}
     if rgb_only:
-        trained.modalities = ("rgb",)
-        rgb = WithModalities(clips, modalities=["rgb"], size=128)
-        scores["rgb_only"] = evaluator.run(trained, rgb).summary
+        scores["rgb_only"] = score_sequences(trained, clips, ["rgb"], frames=8, batch_size=2)
     return scores

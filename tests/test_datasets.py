@@ -50,6 +50,22 @@ def test_window_clips_keep_each_frame_from_the_window_the_pipeline_keeps_it_from
         assert all(start == owner_of(f, windows).start for start, f in kept)
 
 
+def test_sequence_views_give_the_frames_of_the_clips_they_cut_anew():
+    from extpose_sdk.datasets.base import PipelineWindows, SequenceFrames
+
+    clips = extpose_sdk.get_registries().dataset.build(
+        "synthetic-hand", split="test", seed=2, crop_size=64, clip_length=4, num_sequences=2,
+        sequence_length=6)  # clips: frames 0-3, then 4-5 padded, per sequence
+    frames = SequenceFrames(clips)
+    assert len(frames) == 12 and frames.name == clips.name
+    assert torch.equal(frames[7]["rgb"], clips[2]["rgb"][1])  # sequence 1, frame 1
+    assert torch.allclose(frames[5]["keypoints_3d"], clips[1]["keypoints_3d"][1], atol=1e-6)
+    windows = PipelineWindows(clips, 4, 2)  # [0, 4) keeps 0-2, [2, 6) keeps 3-5
+    assert [c.frames for c in windows.clips[:2]] == [(0, 1, 2, 3), (2, 3, 4, 5)]
+    assert torch.equal(windows[1]["rgb"][2], frames[4]["rgb"])
+    assert windows[1]["valid"].tolist() == [False, True, True, True]
+
+
 def test_stack_fills_missing_labels_and_checks_shapes():
     frames = [{"rgb": torch.zeros(3, 256, 256), "betas": torch.ones(10),
                "has_betas": torch.tensor(True), "sequence": "s", "frame": torch.tensor(i)}

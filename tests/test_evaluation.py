@@ -272,6 +272,17 @@ def test_eval_overlap_scores_each_frame_from_the_window_predict_keeps_it_from(
     assert per_frame("c.json") == [(0, 0), (1, 1), (2, 4), (3, 9), (4, 0), (5, 1)]
 
 
+def test_score_sequences_refuses_a_clip_model_on_clips_of_another_length():
+    from extpose_sdk.engine.evaluate import score_sequences
+
+    clips = extpose_sdk.get_registries().dataset.build(
+        "synthetic-hand", split="test", num_sequences=1, sequence_length=8, clip_length=4,
+        crop_size=64)
+    with pytest.raises(ValueError, match="a model of 8 frames on clips of 4: build the data "
+                       "set with clip_length=8, or give an overlap"):
+        score_sequences(torch.nn.Identity(), clips, ["rgb"], frames=8)
+
+
 def test_a_real_tiny_extended_model_on_3dpw_clips(tmp_path):
     from extpose_sdk.commands.predict import SAMPLE_OPTIONS
 

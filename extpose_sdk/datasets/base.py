@@ -96,6 +96,25 @@ class SequenceDataset(torch.utils.data.Dataset):
         return stack_clip(self.samples(clip.sequence, list(clip.frames)), clip.valid)
 
 
+class SequenceFrames(torch.utils.data.Dataset):
+    """A ``SequenceDataset``'s frames one by one, whether it was built for frames or clips: a
+    single-frame model and a clip model scored on the same sequences."""
+
+    def __init__(self, dataset: SequenceDataset) -> None:
+        self.dataset = dataset
+        self.name = dataset.name
+        self.subject = dataset.subject
+        self.index = [(name, i) for name, n in dataset.sequence_lengths().items()
+                      for i in range(n)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        name, i = self.index[index]
+        return self.dataset.samples(name, [i])[0]
+
+
 class PipelineWindows(torch.utils.data.Dataset):
     """A ``SequenceDataset``'s sequences as ``Pipeline`` runs a video: clips of ``length``
     frames overlapping by ``overlap`` (``window_clips``), each frame ``valid`` only in the window

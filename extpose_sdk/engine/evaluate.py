@@ -368,6 +368,34 @@ def mean_prediction(model: torch.nn.Module) -> torch.nn.Module:
     return baseline
 
 
+def score_sequences(model: torch.nn.Module, dataset, modalities, *, frames: int,
+                    overlap: int = 0, batch_size: int | None = None) -> dict[str, float]:
+    """The summary metrics of ``model`` seeing ``modalities`` (set on the model) on a
+    ``SequenceDataset`` with the protocol of its subject's joint set: its frames one by one
+    (``frames=1``), its own clips of ``frames`` frames, or with ``overlap`` the windows
+    ``extpose predict`` runs (``PipelineWindows``). Rendered modalities match its crops."""
+    from extpose_sdk.data.sample import CROP_SIZE
+    from extpose_sdk.datasets.base import PipelineWindows, SequenceFrames
+    from extpose_sdk.engine.data import WithModalities
+    from extpose_sdk.metrics import protocol_for_joint_set
+
+    if frames == 1:
+        view = SequenceFrames(dataset)
+    elif overlap:
+        view = PipelineWindows(dataset, frames, overlap)
+    elif dataset.clip_length == frames:
+        view = dataset
+    else:
+        raise ValueError(f"a model of {frames} frames on clips of {dataset.clip_length}: build "
+                         f"the data set with clip_length={frames}, or give an overlap")
+    model.modalities = tuple(modalities)
+    data = WithModalities(view, modalities=modalities,
+                          size=getattr(dataset, "crop_size", CROP_SIZE))
+    evaluator = Evaluator(protocol_for_joint_set(dataset.subject.joint_set),
+                          batch_size=batch_size or (32 if frames == 1 else 8), progress=False)
+    return evaluator.run(model, data).summary
+
+
 def _crop_size(batch: Mapping[str, Any]) -> int:
     """The side of the batch's crops (its ``rgb``), so that rendered modalities such as the
     skeleton image match them; the default crop size for a batch without images."""
