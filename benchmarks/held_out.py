@@ -7,14 +7,14 @@
 Each WEIGHTS (a ``.safetensors`` written by ``extpose train``, or registered weights by name;
 ``@T`` after it: score at T frames a window, default 8) is scored on held-out test sequences
 (test split, seed 2: no training or validation run uses it; 8 sequences of 16 frames as clips of
-8 unless told; ``--detector-error SCALE``: a stand-in detector making SCALE times the default's
-errors, 0 for the true joints; ``--overlap N``: T-frame weights on the windows ``extpose
-predict`` runs) seeing RGB + skeleton, the skeleton only and RGB only (those of them it was
-trained with); then the same weights'
-head predicting the mean articulation (orientation, shape and camera still read from the
-input) and always the mean. docs/reproduction.md's held-out tables of shipped weights come from
-here. Prints a table (mm; 2D error as a fraction of the crop) and, with ``--json``, writes the
-scores (an existing file is never overwritten).
+8 unless told) seeing RGB + skeleton, the skeleton only and RGB only (those of them it was
+trained with); then the same weights' head predicting the mean articulation (orientation, shape
+and camera still read from the input) and always the mean. ``--detector-error SCALE``: a
+stand-in detector making SCALE times the default's errors (0: the true joints); ``--overlap
+N``: T-frame weights on the windows ``extpose predict`` runs, overlapping by N.
+docs/reproduction.md's held-out tables of shipped weights come from here. Prints a table (mm;
+2D error as a fraction of the crop) and, with ``--json``, writes the scores (an existing file is
+never overwritten).
 """
 
 from __future__ import annotations
@@ -88,9 +88,8 @@ def detector_error(dataset) -> dict[str, float]:
 def score(weights: str, frames: int, kind: str, dataset, overlap: int = 0,
           ) -> dict[str, dict[str, float]]:
     """The weights with each input they were trained with, and the mean articulation and
-    always the mean seeing what the weights see; ``overlap``:
-    T-frame windows overlapping so, as ``extpose predict`` runs them (0: clips of 8 that do
-    not overlap)."""
+    always the mean seeing what the weights see; ``overlap``: on T-frame windows overlapping by
+    that many frames, as ``extpose predict`` runs them (0: clips of 8 that do not overlap)."""
     from extpose_sdk.engine.evaluate import mean_articulation, mean_prediction
 
     model = reproduce.load_trained(weights, kind)
@@ -144,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         if frames > 1 and not 0 <= args.overlap < frames:
             parser.error(f"--overlap must be in [0, {frames}) for {weights}@{frames}; "
                          f"got {args.overlap}")
+        if frames not in (1, 8) and not args.overlap:
+            parser.error(f"{weights}@{frames}: the test clips are of 8 frames; score a window "
+                         f"of {frames} with --overlap (e.g. {frames // 2}, predict's default)")
     dataset = held_out_set(args.kind, args.sequences, args.length,
                            detector_error=args.detector_error)
     report = {"kind": args.kind, "sequences": args.sequences, "length": args.length, "seed": 2,

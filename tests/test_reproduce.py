@@ -155,6 +155,8 @@ def test_held_out_scores_t_frame_weights_on_the_windows_predict_runs(tmp_path, m
     assert clips["rgb+skeleton"]["mpjpe"] != windows["rgb+skeleton"]["mpjpe"]
     with pytest.raises(SystemExit):
         held_out.main([*common, "--overlap", "8"])
+    with pytest.raises(SystemExit):  # clips of 8 cannot feed a window of 4: overlap it
+        held_out.main(["--kind", "hand", "extpose-hamer-synthetic@4"])
 
 
 def test_held_out_scores_rgb_only_weights_and_their_baselines_with_rgb_only(tmp_path,
