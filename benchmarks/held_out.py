@@ -146,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         if frames not in (1, 8) and not args.overlap:
             parser.error(f"{weights}@{frames}: the test clips are of 8 frames; score a window "
                          f"of {frames} with --overlap (e.g. {frames // 2}, predict's default)")
-    dataset = held_out_set(args.kind, args.sequences, args.length,
-                           detector_error=args.detector_error)
+    from extpose_sdk.datasets.base import RenderedOnce
+
+    dataset = RenderedOnce(held_out_set(args.kind, args.sequences, args.length,
+                                        detector_error=args.detector_error))  # for every row
     report = {"kind": args.kind, "sequences": args.sequences, "length": args.length, "seed": 2,
               "detector_error_scale": args.detector_error, "overlap": args.overlap,
               "detector_2d": detector_error(dataset), "scores": {}}

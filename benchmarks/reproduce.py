@@ -245,7 +245,9 @@ def main() -> None:
         recipe = arm_recipe(args.kind, ARMS[name], base_weights, steps, args.frames_per_step,
                             overrides, detector)
         report["arms"][name] = train_logged(recipe, out / name)
-    dataset = test_set(args.kind, args.tiny, detector)
+    from extpose_sdk.datasets.base import RenderedOnce
+
+    dataset = RenderedOnce(test_set(args.kind, args.tiny, detector))  # rendered once for all rows
     report["test"].update(baselines(base_weights, dataset, args.kind))
     report["test"]["base"] = evaluate(load_trained(base_weights, args.kind), dataset, ["rgb"], 1)
     for name in args.arms:

@@ -66,6 +66,26 @@ def test_sequence_views_give_the_frames_of_the_clips_they_cut_anew():
     assert windows[1]["valid"].tolist() == [False, True, True, True]
 
 
+def test_rendered_once_makes_each_frame_once_for_every_view(monkeypatch):
+    from extpose_sdk.datasets.base import PipelineWindows, RenderedOnce, SequenceFrames
+
+    clips = extpose_sdk.get_registries().dataset.build(
+        "synthetic-hand", split="test", seed=2, crop_size=64, clip_length=4, num_sequences=1,
+        sequence_length=6)
+    made = []
+    samples = clips.samples
+    monkeypatch.setattr(clips, "samples", lambda sequence, frames: (
+        made.extend(frames) or samples(sequence, frames)))
+    once = RenderedOnce(clips)
+    assert (once.kind, once.crop_size, len(once)) == ("hand", 64, len(clips))
+    first = [once[i] for i in range(len(once))]
+    again = [SequenceFrames(once)[i] for i in range(6)] + list(PipelineWindows(once, 4, 2))
+    assert sorted(made) == list(range(6))  # six frames made, once each
+    assert torch.equal(first[1]["rgb"][0], again[4]["rgb"])  # clip 1: frames 4, 5 padded to 4
+    assert first[1]["valid"].tolist() == [True, True, False, False]
+    assert torch.equal(again[5]["rgb"], clips[1]["rgb"][1])
+
+
 def test_stack_fills_missing_labels_and_checks_shapes():
     frames = [{"rgb": torch.zeros(3, 256, 256), "betas": torch.ones(10),
                "has_betas": torch.tensor(True), "sequence": "s", "frame": torch.tensor(i)}

@@ -136,6 +136,37 @@ class PipelineWindows(torch.utils.data.Dataset):
         return stack_clip(self.dataset.samples(clip.sequence, list(clip.frames)), clip.valid)
 
 
+class RenderedOnce(SequenceDataset):
+    """A ``SequenceDataset`` whose frames are made once and kept in memory, whichever clip,
+    window or single frame asks for them: scoring one set of sequences many times (each input,
+    each baseline) renders or reads each frame once. Only for data sets whose frames do not
+    depend on the clip they are read in (evaluation splits: no per-clip augmentation). Other
+    attributes (``kind``, ``crop_size``...) are the wrapped data set's."""
+
+    def __init__(self, dataset: SequenceDataset) -> None:
+        self.dataset = dataset
+        self.name = dataset.name
+        self.subject = dataset.subject
+        self._frames: dict[tuple[str, int], dict[str, Any]] = {}
+        super().__init__(clip_length=dataset.clip_length)
+        self.clips = dataset.clips  # the same clips (stride, padding) as the data set's
+
+    def __getattr__(self, name: str) -> Any:  # only for what this class does not define
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def sequence_lengths(self) -> dict[str, int]:
+        return self.dataset.sequence_lengths()
+
+    def samples(self, sequence: str, frames: list[int]) -> list[dict[str, Any]]:
+        missing = list(dict.fromkeys(f for f in frames if (sequence, f) not in self._frames))
+        if missing:
+            made = self.dataset.samples(sequence, missing)
+            self._frames.update({(sequence, f): s for f, s in zip(missing, made, strict=True)})
+        return [dict(self._frames[sequence, f]) for f in frames]
+
+
 class SequenceReader(SequenceDataset):
     """Base of the readers of official layouts: ``read_sequences`` maps a name to its frame
     records; each frame is cropped by the official preprocessing.
