@@ -211,7 +211,7 @@ def build_training_set(recipe, *, progress: bool = True) -> tuple[TrainingSet, l
     for i, entry in enumerate(recipe.data.train):
         dataset = _dataset(entry, recipe, split_default="train",
                            cache=_cache_folder(recipe.data.cache, i, len(recipe.data.train)),
-                           progress=progress)
+                           cache_key="data.cache", progress=progress)
         wrap = StreamWithModalities if is_stream(dataset) else WithModalities
         datasets.append(wrap(dataset, modalities=recipe.model.modalities,
                              size=recipe.data.crop_size, keypoint_noise=recipe.data.keypoint_noise,
@@ -226,7 +226,7 @@ def build_validation_set(recipe, *, progress: bool = True):
     if not entry:
         return None
     dataset = _dataset(entry, recipe, split_default="test", cache=recipe.data.val_cache or None,
-                       progress=progress)
+                       cache_key="data.val_cache", progress=progress)
     return WithModalities(dataset, modalities=recipe.model.modalities, size=recipe.data.crop_size)
 
 
@@ -237,8 +237,9 @@ def _cache_folder(cache: str, i: int, count: int) -> str | None:
 
 
 def _dataset(entry: Mapping[str, Any], recipe, *, split_default: str, cache: str | None,
-             progress: bool):
-    """One registered data set of a recipe entry ``{name, split, options}``, maybe cached."""
+             progress: bool, cache_key: str = "data.cache"):
+    """One registered data set of a recipe entry ``{name, split, options}``, maybe cached in
+    ``cache`` (the recipe's ``cache_key``, which an error names)."""
     import extpose_sdk
     from extpose_sdk.datasets.cache import CachedDataset, add_modalities, build_cache, read_manifest
 
@@ -271,7 +272,7 @@ def _dataset(entry: Mapping[str, Any], recipe, *, split_default: str, cache: str
                     size=recipe.data.crop_size, describe=describe, progress=progress)
     elif manifest.get("describe") != describe:
         raise FileExistsError(f"{cache} holds a cache of {manifest.get('describe')}, not of "
-                              f"{describe}; set data.cache to another folder")
+                              f"{describe}; set {cache_key} to another folder")
     else:  # a cache written for other modalities (an RGB base): add the missing images once
         add_modalities(cache, recipe.model.modalities, progress=progress)
     return CachedDataset(cache, frames=frames if frames == 1 else None)
