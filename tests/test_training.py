@@ -177,6 +177,15 @@ def test_an_out_folder_with_checkpoints_is_never_restarted_silently(cache, tmp_p
         train(tiny_recipe(cache, "max_steps=2"), tmp_path / "run", resume=None, progress=False)
 
 
+def test_sequences_shorter_than_the_clips_are_refused_with_the_fix(cache):
+    from extpose_sdk.engine.data import build_training_set
+
+    recipe = tiny_recipe(cache, "data.cache=", frames=16)  # sequences of 8 frames
+    with pytest.raises(ValueError, match=r"'synthetic-hand' gives no training clips of 16 "
+                       r"frames.*options.sequence_length >= 16"):
+        build_training_set(recipe, progress=False)
+
+
 def test_a_cache_of_older_synthetic_data_is_refused(cache, tmp_path):
     from extpose_sdk.engine.data import build_validation_set
 

@@ -212,6 +212,13 @@ def build_training_set(recipe, *, progress: bool = True) -> tuple[TrainingSet, l
         dataset = _dataset(entry, recipe, split_default="train",
                            cache=_cache_folder(recipe.data.cache, i, len(recipe.data.train)),
                            cache_key="data.cache", progress=progress)
+        if not is_stream(dataset) and len(dataset) == 0:
+            frames = recipe.model.frames
+            raise ValueError(
+                f"data.train entry {entry.get('name')!r} gives no training "
+                f"{f'clips of {frames} frames' if frames > 1 else 'frames'}: training drops clips "
+                "that a sequence cannot fill, so its sequences must be at least as long as "
+                f"model.frames (the synthetic sets: options.sequence_length >= {frames})")
         wrap = StreamWithModalities if is_stream(dataset) else WithModalities
         datasets.append(wrap(dataset, modalities=recipe.model.modalities,
                              size=recipe.data.crop_size, keypoint_noise=recipe.data.keypoint_noise,
