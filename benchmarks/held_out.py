@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"the stand-in detector's drawn joints lie {report['detector_2d']['mean']:.3f} of the "
           f"crop from the truth (median {report['detector_2d']['median']:.3f})")
     for weights, frames in runs:
-        report["scores"][f"{weights}@{frames}"] = rows = score(
-            weights, frames, args.kind, dataset, args.overlap if frames > 1 else 0)
+        report["scores"][f"{weights}@{frames}"] = rows = score(weights, frames, args.kind,
+                                                               dataset, args.overlap)
         windows = (f"windows overlapping by {args.overlap}" if frames > 1 and args.overlap
                    else "clips of 8")
         print(f"\n{weights} (T = {frames}), {args.kind}, {args.sequences} x {args.length} frames "

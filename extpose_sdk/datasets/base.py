@@ -19,7 +19,7 @@ import attrs
 import numpy as np
 import torch
 
-from extpose_sdk.data.sample import CROP_SIZE, make_clips, stack_clip, window_clips
+from extpose_sdk.data.sample import CROP_SIZE, Clip, make_clips, stack_clip, window_clips
 from extpose_sdk.keypoints.container import boxes_from_keypoints
 from extpose_sdk.subjects import BODY, Subject
 
@@ -58,6 +58,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         clip_length: None for frame samples; T for clips of T frames (see ``make_clips``).
         stride: frames between clip starts (default: ``clip_length``, no overlap).
         pad: pad the last clip of each sequence (evaluation) or drop it (training).
+        clips: the clips to index, cut already (``window_clips``), instead of ``make_clips``'.
     """
 
     name = ""
@@ -65,15 +66,18 @@ class SequenceDataset(torch.utils.data.Dataset):
     subject: Subject = BODY
 
     def __init__(self, *, clip_length: int | None = None, stride: int | None = None,
-                 pad: bool = True) -> None:
+                 pad: bool = True, clips: list[Clip] | None = None) -> None:
         self.clip_length = clip_length
         lengths = self.sequence_lengths()
         if not any(lengths.values()):
             raise ValueError(f"{self.name}: no frames found under {getattr(self, 'root', '?')}")
         self.index = None if clip_length is not None else [
             (name, i) for name, n in lengths.items() for i in range(n)]
-        self.clips = None if clip_length is None else make_clips(lengths, clip_length, stride,
-                                                                 pad=pad)
+        if clip_length is None:
+            self.clips = None
+        else:
+            self.clips = clips if clips is not None else make_clips(lengths, clip_length, stride,
+                                                                    pad=pad)
 
     def sequence_lengths(self) -> dict[str, int]:
         """``{sequence name: number of frames}``, in index order."""
@@ -96,60 +100,17 @@ class SequenceDataset(torch.utils.data.Dataset):
         return stack_clip(self.samples(clip.sequence, list(clip.frames)), clip.valid)
 
 
-class SequenceFrames(torch.utils.data.Dataset):
-    """A ``SequenceDataset``'s frames one by one, whether it was built for frames or clips: a
-    single-frame model and a clip model scored on the same sequences."""
+class SequenceView(SequenceDataset):
+    """Another data set's sequences, indexed anew: as frames (no ``clip_length``), or as the
+    ``clips`` given. Frames come from the wrapped data set's ``samples``; its other attributes
+    (``kind``, ``crop_size``...) show through."""
 
-    def __init__(self, dataset: SequenceDataset) -> None:
+    def __init__(self, dataset: SequenceDataset, *, clip_length: int | None = None,
+                 clips: list[Clip] | None = None) -> None:
         self.dataset = dataset
         self.name = dataset.name
         self.subject = dataset.subject
-        self.index = [(name, i) for name, n in dataset.sequence_lengths().items()
-                      for i in range(n)]
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        name, i = self.index[index]
-        return self.dataset.samples(name, [i])[0]
-
-
-class PipelineWindows(torch.utils.data.Dataset):
-    """A ``SequenceDataset``'s sequences as ``Pipeline`` runs a video: clips of ``length``
-    frames overlapping by ``overlap`` (``window_clips``), each frame ``valid`` only in the window
-    its output is kept from. Scoring them (``Evaluator``) scores a video model as users run it:
-    each frame once, with the context the pipeline gives it, and no jump at every T-th frame
-    from windows that do not overlap."""
-
-    def __init__(self, dataset: SequenceDataset, length: int, overlap: int) -> None:
-        self.dataset = dataset
-        self.name = dataset.name
-        self.subject = dataset.subject
-        self.clips = window_clips(dataset.sequence_lengths(), length, overlap)
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        clip = self.clips[index]
-        return stack_clip(self.dataset.samples(clip.sequence, list(clip.frames)), clip.valid)
-
-
-class RenderedOnce(SequenceDataset):
-    """A ``SequenceDataset`` whose frames are made once and kept in memory, whichever clip,
-    window or single frame asks for them: scoring one set of sequences many times (each input,
-    each baseline) renders or reads each frame once. Only for data sets whose frames do not
-    depend on the clip they are read in (evaluation splits: no per-clip augmentation). Other
-    attributes (``kind``, ``crop_size``...) are the wrapped data set's."""
-
-    def __init__(self, dataset: SequenceDataset) -> None:
-        self.dataset = dataset
-        self.name = dataset.name
-        self.subject = dataset.subject
-        self._frames: dict[tuple[str, int], dict[str, Any]] = {}
-        super().__init__(clip_length=dataset.clip_length)
-        self.clips = dataset.clips  # the same clips (stride, padding) as the data set's
+        super().__init__(clip_length=clip_length, clips=clips)
 
     def __getattr__(self, name: str) -> Any:  # only for what this class does not define
         if name == "dataset":
@@ -158,6 +119,40 @@ class RenderedOnce(SequenceDataset):
 
     def sequence_lengths(self) -> dict[str, int]:
         return self.dataset.sequence_lengths()
+
+    def samples(self, sequence: str, frames: list[int]) -> list[dict[str, Any]]:
+        return self.dataset.samples(sequence, frames)
+
+
+class SequenceFrames(SequenceView):
+    """A ``SequenceDataset``'s frames one by one, whether it was built for frames or clips: a
+    single-frame model and a clip model scored on the same sequences."""
+
+    def __init__(self, dataset: SequenceDataset) -> None:
+        super().__init__(dataset)
+
+
+class PipelineWindows(SequenceView):
+    """A ``SequenceDataset``'s sequences as ``Pipeline`` runs a video: clips of ``length``
+    frames overlapping by ``overlap`` (``window_clips``), each frame ``valid`` only in the window
+    its output is kept from. Scoring them (``Evaluator``) scores a video model as users run it:
+    each frame once, with the context the pipeline gives it, and no jump at every T-th frame
+    from windows that do not overlap."""
+
+    def __init__(self, dataset: SequenceDataset, length: int, overlap: int) -> None:
+        super().__init__(dataset, clip_length=length,
+                         clips=window_clips(dataset.sequence_lengths(), length, overlap))
+
+
+class RenderedOnce(SequenceView):
+    """A ``SequenceDataset`` whose frames are made once and kept in memory, whichever clip,
+    window or single frame asks for them: scoring one set of sequences many times (each input,
+    each baseline) renders or reads each frame once. Only for data sets whose frames do not
+    depend on the clip they are read in (evaluation splits: no per-clip augmentation)."""
+
+    def __init__(self, dataset: SequenceDataset) -> None:
+        self._frames: dict[tuple[str, int], dict[str, Any]] = {}
+        super().__init__(dataset, clip_length=dataset.clip_length, clips=dataset.clips)
 
     def samples(self, sequence: str, frames: list[int]) -> list[dict[str, Any]]:
         missing = list(dict.fromkeys(f for f in frames if (sequence, f) not in self._frames))

@@ -244,7 +244,7 @@ def _cache_folder(cache: str, i: int, count: int) -> str | None:
 
 
 def _dataset(entry: Mapping[str, Any], recipe, *, split_default: str, cache: str | None,
-             progress: bool, cache_key: str = "data.cache"):
+             cache_key: str, progress: bool):
     """One registered data set of a recipe entry ``{name, split, options}``, maybe cached in
     ``cache`` (the recipe's ``cache_key``, which an error names)."""
     import extpose_sdk

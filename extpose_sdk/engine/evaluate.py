@@ -373,7 +373,8 @@ def score_sequences(model: torch.nn.Module, dataset, modalities, *, frames: int,
     """The summary metrics of ``model`` seeing ``modalities`` (set on the model) on a
     ``SequenceDataset`` with the protocol of its subject's joint set: its frames one by one
     (``frames=1``), its own clips of ``frames`` frames, or with ``overlap`` the windows
-    ``extpose predict`` runs (``PipelineWindows``). Rendered modalities match its crops."""
+    ``extpose predict`` runs (``PipelineWindows``; frames one by one need none). Rendered
+    modalities match its crops."""
     from extpose_sdk.data.sample import CROP_SIZE
     from extpose_sdk.datasets.base import PipelineWindows, SequenceFrames
     from extpose_sdk.engine.data import WithModalities
