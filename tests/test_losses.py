@@ -109,11 +109,29 @@ def test_temporal_loss_is_root_relative_and_counts_short_clips():
     gt_moved = gt.clone()
     gt_moved[0, :, 1, 0] = torch.tensor([0.1, 0.5, 0.2])  # the truth moves the same way
     assert L.temporal_loss(pred, gt_moved, valid).item() == pytest.approx(0.0)
-    with_validity = torch.cat([gt, torch.ones(1, 3, 2, 1)], -1)  # (B, T, N, 4) is accepted
-    assert L.temporal_loss(pred, with_validity, valid).item() == pytest.approx(0.7)
+    confident = torch.cat([gt, torch.ones(1, 3, 2, 1)], -1)  # (B, T, N, 4): confidence
+    assert L.temporal_loss(pred, confident, valid).item() == pytest.approx(0.7)
     assert L.temporal_loss(pred[:, :2], gt[:, :2], valid[:, :2]).item() == 0.0  # no triple
     with pytest.raises(ValueError, match=r"\(B, T, N, 3\)"):
         L.temporal_loss(pred[..., :2], gt, valid)
+
+
+def test_temporal_loss_skips_joints_unlabelled_in_a_triple():
+    """A joint with confidence 0 (a set without that label) has no motion to match; nor has any
+    joint where the root, joint 0, is unlabelled, as joints are taken relative to it."""
+    gt = torch.zeros(1, 4, 3, 4)
+    gt[..., 3] = 1.0
+    pred = torch.zeros(1, 4, 3, 3)
+    pred[0, 1, 1, 0] = 1.0  # joint 1 bumps at frame 1: |-2| on triple (0-2), |1| on (1-3)
+    pred[0, 2, 2, 0] = 0.5  # joint 2 bumps at frame 2: |0.5| on triple (0-2), |-1| on (1-3)
+    valid = torch.ones(1, 4, dtype=torch.bool)
+    assert L.temporal_loss(pred, gt, valid).item() == pytest.approx(2.0 + 1.0 + 0.5 + 1.0)
+    unlabelled = gt.clone()
+    unlabelled[0, 3, 1, 3] = 0.0  # joint 1 unlabelled at frame 3: its triple (1-3) drops
+    assert L.temporal_loss(pred, unlabelled, valid).item() == pytest.approx(2.0 + 0.5 + 1.0)
+    no_root = gt.clone()
+    no_root[0, 0, 0, 3] = 0.0  # the root unlabelled at frame 0: triple (0-2) drops for all
+    assert L.temporal_loss(pred, no_root, valid).item() == pytest.approx(1.0 + 1.0)
 
 
 @pytest.mark.parametrize("function, pred, gt, message", [

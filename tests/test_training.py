@@ -103,6 +103,25 @@ def test_a_stopped_run_resumes_to_the_same_losses_and_weights(cache, tmp_path, f
     assert max_difference(weights(resumed.checkpoint), weights(whole.checkpoint)) == 0.0
 
 
+def first_record(run: Path) -> dict:
+    return json.loads((run / "log.jsonl").read_text().splitlines()[0])
+
+
+def test_the_temporal_term_trains_clips_with_its_weight_and_leaves_frames_alone(cache, tmp_path):
+    """loss.temporal (ours) adds the acceleration term on clips, scaled by its weight, counted in
+    the loss; single frames have no accelerations, so it adds nothing there."""
+    def run(name, *overrides, frames=4):
+        extra = ("batch_size=2", "max_steps=1", "modality_dropout=0.0", *overrides)
+        train(tiny_recipe(cache, *extra, frames=frames), tmp_path / name, progress=False)
+        return first_record(tmp_path / name)
+
+    off, low, high = run("off"), run("low", "loss.temporal=0.1"), run("high", "loss.temporal=0.2")
+    assert "temporal" not in off and low["temporal"] > 0
+    assert high["temporal"] == pytest.approx(2 * low["temporal"], rel=1e-5)
+    assert low["loss"] == pytest.approx(off["loss"] + low["temporal"], rel=1e-5)
+    assert "temporal" not in run("frames", "loss.temporal=0.1", frames=1)
+
+
 def lrs(run: Path) -> list[float]:
     lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     return [r["lr"] for r in lines if "lr" in r]

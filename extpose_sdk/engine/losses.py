@@ -60,12 +60,17 @@ def parameter_loss(pred: torch.Tensor, gt: torch.Tensor, has: torch.Tensor) -> t
 
 def temporal_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """ExtPose SDK's own smoothness term for clips (not in the paper or the official code):
-    ``sum |accel(pred) - accel(gt)|_1`` over root-relative joints ``(B, T, N, 3)`` and the frame
-    triples whose three frames are ``valid (B, T)``; gt may carry a 4th validity column."""
+    ``sum |accel(pred) - accel(gt)|_1`` over joints relative to joint 0, ``(B, T, N, 3)``, and
+    the frame triples whose three frames are ``valid (B, T)``. A 4th column of gt is the joints'
+    confidence: a joint counts in a triple only where it and joint 0 are labelled in all three
+    frames (an unlabelled joint's zeros are no motion to match)."""
     if pred.dim() != 4 or pred.shape[-1] != 3:
         raise ValueError(f"pred must have shape (B, T, N, 3); got {tuple(pred.shape)}")
     if pred.shape[1] < 3:
         return pred.sum() * 0.0
+    labelled = valid[..., None].bool().expand(pred.shape[:3])  # (B, T, N)
+    if gt.shape[-1] > 3:
+        labelled = labelled & (gt[..., 3] > 0) & (gt[..., :1, 3] > 0)
     gt = gt[..., :3]
     pred = pred - pred[:, :, :1]
     gt = gt - gt[:, :, :1]
@@ -73,8 +78,8 @@ def temporal_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> 
     def accel(x: torch.Tensor) -> torch.Tensor:
         return x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2]
 
-    triples = (valid[:, 2:] & valid[:, 1:-1] & valid[:, :-2]).to(pred.dtype)
-    return (triples[..., None, None] * (accel(pred) - accel(gt)).abs()).sum()
+    triples = (labelled[:, 2:] & labelled[:, 1:-1] & labelled[:, :-2]).to(pred.dtype)
+    return (triples[..., None] * (accel(pred) - accel(gt)).abs()).sum()
 
 
 class PoseDiscriminator(nn.Module):
