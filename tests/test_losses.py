@@ -129,6 +129,9 @@ def test_temporal_loss_skips_joints_unlabelled_in_a_triple():
     unlabelled = gt.clone()
     unlabelled[0, 3, 1, 3] = 0.0  # joint 1 unlabelled at frame 3: its triple (1-3) drops
     assert L.temporal_loss(pred, unlabelled, valid).item() == pytest.approx(2.0 + 0.5 + 1.0)
+    unlabelled = gt.clone()
+    unlabelled[0, 1, 2, 3] = 0.0  # joint 2 unlabelled at frame 1, the middle of (0-2): both drop
+    assert L.temporal_loss(pred, unlabelled, valid).item() == pytest.approx(2.0 + 1.0)
     no_root = gt.clone()
     no_root[0, 0, 0, 3] = 0.0  # the root unlabelled at frame 0: triple (0-2) drops for all
     assert L.temporal_loss(pred, no_root, valid).item() == pytest.approx(1.0 + 1.0)
