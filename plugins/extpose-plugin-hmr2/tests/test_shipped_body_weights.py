@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
 from extpose_sdk.testing import (
     check_a_changed_byte_is_refused,
     check_shipped_weights,
@@ -18,14 +16,17 @@ from extpose_sdk.testing import (
 
 NAME = "extpose-hmr2-synthetic"
 SAMPLE_BAR = 0.1  # the bar for the sample's 2D error (random: about 1)
-# On the two held-out clips (measured 2026-12-01: MPJPE 55.4 against 106.0 for always the mean,
-# 0.52x, and 50.8 from RGB alone, 0.48x; PA-MPJPE 33.5 against 73.6 for the mean articulation,
-# 0.46x, and 32.9 from RGB alone; 2D error 0.016 against 0.068, 0.23x). The weights shipped
-# before (no conv stem, trained mostly on the skeleton image) reached 0.66x, 0.59x and 0.34x
-# with both inputs and about the mean from RGB alone; they fail these bars.
+# On the two held-out clips (measured 2026-12-01, the weights trained with loss.temporal: MPJPE
+# 52.2 against 106.0 for always the mean, 0.49x, and 50.5 from RGB alone, 0.48x; PA-MPJPE 34.7
+# against 73.5 for the mean articulation, 0.47x, and 35.4 from RGB alone; 2D error 0.017
+# against 0.068, 0.25x; acceleration error 5.6 mm / frame^2). Arm (d) without the term, shipped
+# until then: 0.52x, 0.46x, 0.23x and 28.8, the skeleton's detection jitter passing through.
+# The weights shipped first (no conv stem, trained mostly on the skeleton image) reached 0.66x,
+# 0.59x and 0.34x with both inputs and about the mean from RGB alone; they fail these bars.
 MPJPE_BAR = 0.65  # MPJPE, as a multiple of always predicting the mean's
 PA_BAR = 0.6  # PA-MPJPE, as a multiple of the mean articulation's
 REPROJ_BAR = 0.3  # the 2D error, as a multiple of always predicting the mean's
+ACCEL_BAR = 10.0  # the acceleration error with both inputs, mm / frame^2
 
 
 def test_the_weights_are_registered_with_their_recipe_and_ship_with_the_package():
@@ -61,4 +62,4 @@ def test_they_beat_the_mean_on_held_out_clips():
         assert scored["reproj_2d"] <= REPROJ_BAR * mean["reproj_2d"], (name, scored, mean)
         assert scored["pa_mpjpe"] <= PA_BAR * articulation["pa_mpjpe"], (name, scored,
                                                                          articulation)
-    assert np.isfinite(trained["accel"])
+    assert trained["accel"] <= ACCEL_BAR, trained  # smooth: the skeleton's jitter stays out
