@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import extpose_sdk
+from extpose_sdk.engine.log import read_log
 from extpose_sdk.engine.loop import TrainingError, lr_factor, train
 from extpose_sdk.engine.recipe import recipe_from_dict
 
@@ -49,8 +50,7 @@ def cache(tmp_path_factory):
 
 
 def losses(run: Path) -> list[float]:
-    lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
-    return [r["loss"] for r in lines if "loss" in r]
+    return [r["loss"] for r in read_log(run / "log.jsonl") if "loss" in r]
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -103,17 +103,13 @@ def test_a_stopped_run_resumes_to_the_same_losses_and_weights(cache, tmp_path, f
     assert max_difference(weights(resumed.checkpoint), weights(whole.checkpoint)) == 0.0
 
 
-def first_record(run: Path) -> dict:
-    return json.loads((run / "log.jsonl").read_text().splitlines()[0])
-
-
 def test_the_temporal_term_trains_clips_with_its_weight_and_leaves_frames_alone(cache, tmp_path):
     """loss.temporal (ours) adds the acceleration term on clips, scaled by its weight, counted in
     the loss; single frames have no accelerations, so it adds nothing there."""
     def run(name, *overrides, frames=4):
         extra = ("batch_size=2", "max_steps=1", "modality_dropout=0.0", *overrides)
         train(tiny_recipe(cache, *extra, frames=frames), tmp_path / name, progress=False)
-        return first_record(tmp_path / name)
+        return read_log(tmp_path / name / "log.jsonl")[0]
 
     off, low, high = run("off"), run("low", "loss.temporal=0.1"), run("high", "loss.temporal=0.2")
     assert "temporal" not in off and low["temporal"] > 0
@@ -123,8 +119,7 @@ def test_the_temporal_term_trains_clips_with_its_weight_and_leaves_frames_alone(
 
 
 def lrs(run: Path) -> list[float]:
-    lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
-    return [r["lr"] for r in lines if "lr" in r]
+    return [r["lr"] for r in read_log(run / "log.jsonl") if "lr" in r]
 
 
 def test_a_resumed_run_follows_its_new_recipe_and_says_what_changed(cache, tmp_path):
@@ -143,8 +138,7 @@ def test_a_resumed_run_follows_its_new_recipe_and_says_what_changed(cache, tmp_p
     assert lrs(tmp_path / "parts")[3:] == lrs(tmp_path / "whole")[3:]
     assert lrs(tmp_path / "parts")[3] == pytest.approx(
         1e-3 * lr_factor(4, tiny_recipe(cache, *changed).optim))
-    notes = [json.loads(x).get("note", "") for x in
-             (tmp_path / "parts" / "log.jsonl").read_text().splitlines()]
+    notes = [r.get("note", "") for r in read_log(tmp_path / "parts" / "log.jsonl")]
     said = [n for n in notes if n.startswith("resuming from")]
     assert said == [
         f"resuming from {tmp_path / 'parts' / 'checkpoints' / 'step-0000003'} at step 3; the "
@@ -159,8 +153,7 @@ def test_a_resumed_run_follows_its_new_recipe_and_says_what_changed(cache, tmp_p
           callback=lambda step, record: step == 2)
     (tmp_path / "plain" / "checkpoints" / "step-0000002" / "recipe.toml").unlink()
     train(tiny_recipe(cache, "max_steps=3", "lr=1e-3"), tmp_path / "plain", progress=False)
-    notes = [json.loads(x).get("note", "") for x in
-             (tmp_path / "plain" / "log.jsonl").read_text().splitlines()]
+    notes = [r.get("note", "") for r in read_log(tmp_path / "plain" / "log.jsonl")]
     assert [n for n in notes if n.startswith("resuming")] == [
         f"resuming from {tmp_path / 'plain' / 'checkpoints' / f'step-000000{k}'} at step {k}"
         for k in (1, 2)]
@@ -578,7 +571,7 @@ def test_bodies_train_with_the_adversarial_prior_against_a_mocap_file(tmp_path, 
         "loss": {"mocap": str(mocap)},
         "train": {"log_every": 1, "save_every": 1000, "plot": False, "tensorboard": False}})
     result = train(recipe, tmp_path / "run", progress=False)
-    record = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()][-1]
+    record = read_log(tmp_path / "run" / "log.jsonl")[-1]
     assert record["adversarial"] > 0  # the generator term is in the loss
     state = torch.load(result.checkpoint / "state.pt", weights_only=True)
     assert "discriminator" in state and "disc_optimizer" in state
