@@ -53,7 +53,8 @@ def test_temporal_loss_matches_accelerations_of_valid_triples():
 
 def test_lsgan_terms():
     fake = torch.tensor([[0.0, 1.0, 1.0], [2.0, 1.0, 1.0]])  # (B = 2, 3 scores)
-    real = torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 3.0], [1.0, 1.0, 1.0]])  # (B = 3, 3 scores)
+    # (B = 3, 4 scores): the batch is not the number of scores, so neither can stand for the other
+    real = torch.tensor([[1.0, 0.0, 1.0, 1.0], [1.0, 1.0, 3.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
     assert L.adversarial_generator_loss(fake).item() == pytest.approx((1 + 0 + 0 + 1 + 0 + 0) / 2)
     fake_part = (0 + 1 + 1 + 4 + 1 + 1) / 2
     real_part = (0 + 1 + 0 + 0 + 0 + 4 + 0 + 0 + 0) / 3
