@@ -18,10 +18,20 @@ true keypoints as a fraction of the box, beside always predicting the training f
 Every arm reads its tokens the way the HaMeR / HMR2.0 head reads the ViT's: one learnt query
 cross-attends to them, then an MLP. So the arms differ only in what makes the tokens.
 
+``vit-conv16`` is the conv-stem ViT with four stages (16 px, an 8 x 8 grid): four times the
+tokens. ``--input skeleton`` trains and scores on the skeleton image instead of the RGB crop (drawn
+from the stand-in detector's noisy keypoints, as the models see it) against the same true
+keypoints, and prints the detector's own error beside it: how precisely each backbone reads the
+joints the skeleton draws, the question behind the skeleton's small gain (docs/reproduction.md).
+``--input rgb+skeleton`` gives the ViT arms both images of each frame as ExtPose does (one
+sequence of both images' tokens through the same ViT, the read-out attending to all of them): the
+2D analogue of the protocol's arm (b) against (a).
+
     python benchmarks/rgb_backbones.py                       # renders 4,000 frames first
     python benchmarks/rgb_backbones.py --frames 16000 --threads 1 --out runs/rgb-backbones.json
     python benchmarks/rgb_backbones.py --arms vit-conv --frames 24000 --augment --steps 2500 \\
         --save runs/hand-keypoints/backbone.safetensors          # pretrains synthetic-hand-base's ViT
+    python benchmarks/rgb_backbones.py --input skeleton --arms vit vit-conv vit-conv16 --frames 16000
     python benchmarks/rgb_backbones.py --cache cache/synthetic-hand-train-2400x8 \\
         --val-cache cache/synthetic-hand-v2-val --val-every 4 --out runs/rgb-backbones.json
 """
@@ -37,22 +47,30 @@ import numpy as np
 import torch
 from torch import nn
 
-ARMS = ("vit", "vit-sincos", "vit-conv", "cnn")
+ARMS = ("vit", "vit-sincos", "vit-conv", "vit-conv16", "cnn")
+INPUTS = ("rgb", "skeleton", "rgb+skeleton")
 SIZE = 128
 
 
 # -- the frames -------------------------------------------------------------------------------
 
 def rendered(split: str, count: int, seed: int, augment: bool = False,
-             kind: str = "hand", progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` fresh synthetic frames (one per motion): uint8 ``(N, 3, H, W)`` crops and their
-    ``(N, J, 2)`` keypoints in crop units (-0.5 .. 0.5); ``augment``: the training recipes'
-    augmentation (no flips: right hands, and the recipes do not flip bodies either)."""
+             kind: str = "hand", progress: bool = False, input: str = "rgb",
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` fresh synthetic frames (one per motion): uint8 ``(N, 3, H, W)`` images of
+    ``input`` (the RGB crop, or the skeleton image of the stand-in detector's keypoints) and the
+    ``(N, J, 2)`` true keypoints in crop units (-0.5 .. 0.5); ``augment``: the training recipes'
+    augmentation (no flips: right hands, and the recipes do not flip bodies either). With
+    ``rgb+skeleton`` the images are ``(N, 2, 3, H, W)``: the crop, then its skeleton image."""
     from tqdm.auto import tqdm
 
+    from extpose_sdk.data.inputs import model_inputs
+    from extpose_sdk.data.sample import stack
     from extpose_sdk.datasets.cache import to_uint8
     from extpose_sdk.datasets.synthetic import SyntheticDataset
 
+    if input not in INPUTS:
+        raise ValueError(f"unknown input {input!r}; the inputs: {list(INPUTS)}")
     data = SyntheticDataset(kind=kind, split=split, num_sequences=count, sequence_length=1,
                             crop_size=SIZE, seed=seed,
                             augment={"flip_prob": 0.0} if augment else False)
@@ -60,9 +78,35 @@ def rendered(split: str, count: int, seed: int, augment: bool = False,
     for i in tqdm(range(count), desc=f"rendering {kind} {split} frames", unit="frame",
                   disable=not progress):
         sample = data[i]  # its crop comes ImageNet-normalised; stored as the cache stores it
-        images.append(to_uint8(sample["rgb"]))
+        image = sample["rgb"]
+        if input != "rgb":  # drawn as the engine draws it for a model (normalised as RGB)
+            skeleton = model_inputs(stack([sample]), ("skeleton",), size=SIZE)[0]["skeleton"][0]
+            image = skeleton if input == "skeleton" else torch.stack([image, skeleton])
+        images.append(to_uint8(image))
         keypoints.append(sample["keypoints_2d"].numpy()[:, :2])
     return np.stack(images), np.stack(keypoints)
+
+
+def detector_error(split: str, count: int, seed: int, kind: str = "hand",
+                   threshold: float = 0.3) -> float:
+    """Mean distance (box units) from the true keypoints to the stand-in detector's, over the
+    joints a skeleton image draws (confidence at least ``threshold``), on the frames
+    ``rendered`` draws for the same arguments (not augmented): what the skeleton image says."""
+    from extpose_sdk.datasets.synthetic import SyntheticDataset
+
+    data = SyntheticDataset(kind=kind, split=split, num_sequences=count, sequence_length=1,
+                            crop_size=SIZE, seed=seed, augment=False)
+    distances = []
+    for i in range(count):
+        sample = data[i]
+        detected = sample["detected_keypoints_2d"].numpy()
+        transform = sample["crop_transform"].numpy().astype(np.float64)
+        in_crop = detected[:, :2] @ transform[:, :2].T + transform[:, 2]
+        drawn = detected[:, 2] >= threshold
+        truth = sample["keypoints_2d"].numpy()[:, :2]
+        gap = np.linalg.norm(in_crop / SIZE - 0.5 - truth, axis=-1)
+        distances.append(gap[drawn])
+    return float(np.concatenate(distances).mean())
 
 
 def cached(folder: str | Path, every: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -126,17 +170,24 @@ class ConvTokens(nn.Module):
 
 
 class ViTTokens(nn.Module):
-    """The synthetic recipes' ViT (``extpose_sdk.vit``), its normed output tokens."""
+    """The synthetic recipes' ViT (``extpose_sdk.vit``), its normed output tokens; given
+    ``(B, 2, 3, H, W)`` (RGB and skeleton), the tokens of both as ExtPose runs them."""
 
     def __init__(self, sincos: bool = False, **options) -> None:
         super().__init__()
+        from extpose_sdk.extend import ExtendedViT
         from extpose_sdk.vit import ViT
 
         self.vit = ViT(**{"img_size": (SIZE, SIZE), "embed_dim": 128, "depth": 6, "num_heads": 4,
                           "pos_embed_init": "sincos" if sincos else "noise", **options})
         self.width = self.vit.embed_dim
+        # owns self.vit and nothing else: the same parameters (net.parameters() lists them once)
+        self.extended = ExtendedViT(self.vit, mask="frame")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 5:
+            both = self.extended({"rgb": x[:, None, 0], "skeleton": x[:, None, 1]})
+            return both.frame_context()[0]
         return self.vit(x)
 
 
@@ -144,9 +195,10 @@ def build(arm: str, **vit_options) -> nn.Module:
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; the arms: {list(ARMS)}")
     if arm == "cnn":
-        tokens = ConvTokens()
-    elif arm == "vit-conv":
-        tokens = ViTTokens(stem="conv", patch_size=32, pos_embed_std=1.0, **vit_options)
+        tokens = ConvTokens()  # one image a frame: not for --input rgb+skeleton
+    elif arm in ("vit-conv", "vit-conv16"):
+        tokens = ViTTokens(stem="conv", patch_size=16 if arm == "vit-conv16" else 32,
+                           pos_embed_std=1.0, **vit_options)
     else:
         tokens = ViTTokens(sincos=arm == "vit-sincos", **vit_options)
     return nn.Sequential(tokens, QueryReadout(tokens.width))
@@ -228,6 +280,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: as is)")
     parser.add_argument("--augment", action="store_true", help="augment the rendered training "
                         "frames as the training recipes do")
+    parser.add_argument("--input", default="rgb", choices=INPUTS, help="what the backbones "
+                        "read: the RGB crop, or the skeleton image of the detector's keypoints")
     parser.add_argument("--out", type=Path, help="write the results here as JSON (new file)")
     parser.add_argument("--save", type=Path, help="save the one ViT arm's trained backbone here "
                         "(a new .safetensors; a recipe starts from it with model.backbone_weights)")
@@ -240,16 +294,25 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    if args.input != "rgb" and (args.cache or args.val_cache):
+        parser.error(f"--input {args.input} renders its frames; it does not read --cache / "
+                     "--val-cache")
+    if args.input == "rgb+skeleton" and "cnn" in args.arms:
+        parser.error("--input rgb+skeleton needs ViT arms (the cnn reads one image a frame)")
     train = (cached(args.cache) if args.cache
-             else rendered("train", args.frames, seed=11, augment=args.augment, progress=True))
+             else rendered("train", args.frames, seed=11, augment=args.augment, progress=True,
+                           input=args.input))
     val = (cached(args.val_cache, every=args.val_every) if args.val_cache
-           else rendered("test", 512, seed=1, progress=True))
+           else rendered("test", 512, seed=1, progress=True, input=args.input))
     val = (np.ascontiguousarray(val[0]), val[1])
     mean = keypoint_error(torch.as_tensor(train[1][:2000]).mean(0).expand(len(val[1]), -1, -1),
                           torch.as_tensor(val[1]))
-    results = {"train_frames": len(train[0]), "val_frames": len(val[0]), "steps": args.steps,
-               "mean_keypoints_val_2d": round(mean, 4), "arms": {}}
+    results = {"input": args.input, "train_frames": len(train[0]), "val_frames": len(val[0]),
+               "steps": args.steps, "mean_keypoints_val_2d": round(mean, 4), "arms": {}}
     print(f"always the mean keypoints: val 2D {mean:.3f} of the box")
+    if args.input != "rgb":
+        results["detector_val_2d"] = round(detector_error("test", 512, seed=1), 4)
+        print(f"the detector's drawn keypoints: val 2D {results['detector_val_2d']:.3f} of the box")
     for arm in args.arms:
         print(f"{arm}:", flush=True)
         net = build(arm)

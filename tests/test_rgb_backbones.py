@@ -51,7 +51,7 @@ def test_rendered_frames_are_the_datasets_crops_in_cache_units(bench):
 
 
 def test_unknown_arms_are_named_with_the_known_ones(bench):
-    with pytest.raises(ValueError, match=r"'resnet'.*\['vit', 'vit-sincos', 'vit-conv', 'cnn'\]"):
+    with pytest.raises(ValueError, match=r"'resnet'.*\['vit', 'vit-sincos', 'vit-conv', 'vit-conv16', 'cnn'\]"):
         bench.build("resnet")
 
 
@@ -102,3 +102,70 @@ def test_augmented_frames_differ_from_plain_ones_and_keep_their_keypoints_on_the
     assert not np.array_equal(plain, augmented)
     assert not np.allclose(plain_keypoints, keypoints)
     assert np.abs(keypoints).max() < 0.75  # still about the crop (-0.5 .. 0.5, a little beyond)
+
+
+def test_the_conv16_arm_has_four_times_the_tokens_of_the_conv_arm(bench):
+    images = torch.zeros(1, 3, 128, 128)
+    assert bench.build("vit-conv", **TINY_VIT)[0](images).shape == (1, 16, 16)
+    assert bench.build("vit-conv16", **TINY_VIT)[0](images).shape == (1, 64, 16)
+
+
+def test_skeleton_frames_draw_the_detectors_keypoints_against_the_true_ones(bench):
+    """--input skeleton: the images are the skeleton the engine draws (bright at the detected
+    joints on a dark ground), the targets the same true keypoints as for RGB."""
+    from extpose_sdk.datasets.synthetic import SyntheticDataset
+
+    skeletons, keypoints = bench.rendered("train", 2, seed=11, input="skeleton")
+    rgb, rgb_keypoints = bench.rendered("train", 2, seed=11)
+    np.testing.assert_array_equal(keypoints, rgb_keypoints)
+    assert skeletons.shape == rgb.shape and skeletons.dtype == np.uint8
+    data = SyntheticDataset(kind="hand", split="train", num_sequences=2, sequence_length=1,
+                            crop_size=128, seed=11, augment=False)
+    for i in range(2):
+        sample = data[i]
+        detected = sample["detected_keypoints_2d"].numpy()
+        transform = sample["crop_transform"].numpy()
+        xy = detected[:, :2] @ transform[:, :2].T + transform[:, 2]
+        drawn = (detected[:, 2] >= 0.3) & (xy.min(1) >= 0) & (xy.max(1) < 128)
+        brightness = skeletons[i].max(0)
+        at_joints = brightness[xy[drawn, 1].astype(int), xy[drawn, 0].astype(int)]
+        assert drawn.sum() > 10 and np.median(at_joints) > 100
+        assert np.median(brightness) < 20  # the ground is dark
+
+
+def test_unknown_inputs_are_named_with_the_known_ones(bench):
+    with pytest.raises(ValueError, match=r"'depth'.*\['rgb', 'skeleton', 'rgb\+skeleton'\]"):
+        bench.rendered("train", 1, seed=11, input="depth")
+
+
+def test_the_detectors_error_is_its_jitter_in_box_units_over_the_joints_it_draws(bench):
+    """The stand-in detector jitters by about 2% of the box; joints it drops lie far off with a
+    low confidence, so counting them too (threshold 0) raises the error."""
+    drawn = bench.detector_error("test", 8, seed=1)
+    assert 0.01 < drawn < 0.03
+    assert bench.detector_error("test", 8, seed=1, threshold=0.0) > 1.2 * drawn
+
+
+def test_both_inputs_stack_the_crop_and_its_skeleton(bench):
+    both, keypoints = bench.rendered("train", 2, seed=11, input="rgb+skeleton")
+    rgb, _ = bench.rendered("train", 2, seed=11)
+    skeletons, skeleton_keypoints = bench.rendered("train", 2, seed=11, input="skeleton")
+    assert both.shape == (2, 2, 3, 128, 128)
+    np.testing.assert_array_equal(both[:, 0], rgb)
+    np.testing.assert_array_equal(both[:, 1], skeletons)
+    np.testing.assert_array_equal(keypoints, skeleton_keypoints)
+
+
+def test_a_vit_arm_reads_both_images_as_one_sequence_with_no_new_parameter(bench):
+    net = bench.build("vit-conv", **TINY_VIT)
+    torch.manual_seed(0)
+    both = torch.randn(2, 2, 3, 128, 128)
+    tokens = net[0](both)
+    assert tokens.shape == (2, 32, 16)  # 16 tokens of each image
+    assert sum(p.numel() for p in net.parameters()) == sum(
+        p.numel() for p in bench.build("vit-conv", **TINY_VIT).parameters())
+    changed = both.clone()
+    changed[:, 1] += 1.0  # another skeleton image: the RGB tokens see it through attention
+    assert not torch.allclose(net[0](changed)[:, :16], tokens[:, :16])
+    alone = net[0](both[:, 0])  # the crop alone: its tokens differ from those beside a skeleton
+    assert alone.shape == (2, 16, 16) and not torch.allclose(alone, tokens[:, :16])
