@@ -281,7 +281,8 @@ def main() -> None:
     parser.add_argument("--augment", action="store_true", help="augment the rendered training "
                         "frames as the training recipes do")
     parser.add_argument("--input", default="rgb", choices=INPUTS, help="what the backbones "
-                        "read: the RGB crop, or the skeleton image of the detector's keypoints")
+                        "read: the RGB crop, the skeleton image of the detector's keypoints, or "
+                        "both (ViT arms)")
     parser.add_argument("--out", type=Path, help="write the results here as JSON (new file)")
     parser.add_argument("--save", type=Path, help="save the one ViT arm's trained backbone here "
                         "(a new .safetensors; a recipe starts from it with model.backbone_weights)")
