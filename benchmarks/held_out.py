@@ -55,11 +55,11 @@ def parse_weights(text: str) -> tuple[str, int]:
     return path, int(frames)
 
 
-def detector_error(dataset) -> dict[str, float]:
+def detector_error(dataset, threshold: float | None = None) -> dict[str, float]:
     """How far the stand-in detector's drawn joints (those the skeleton image shows: confidence
-    at least ``SkeletonRenderer``'s default threshold; the detector's dropped joints lie far off
-    with low confidence) lie from the true 2D joints, as a fraction of the crop side (the unit of
-    the models' 2D error)."""
+    at least ``threshold``, by default ``SkeletonRenderer``'s; the detector's dropped joints lie
+    far off with low confidence) lie from the true 2D joints, as a fraction of the crop side (the
+    unit of the models' 2D error)."""
     import numpy as np
     import torch
 
@@ -69,6 +69,7 @@ def detector_error(dataset) -> dict[str, float]:
     from extpose_sdk.subjects import get_subject
 
     subject = get_subject(dataset.kind)
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
     errors = []
     for i in range(len(dataset)):
         clip = dataset[i]
@@ -79,7 +80,7 @@ def detector_error(dataset) -> dict[str, float]:
         detected = np.stack([to_crop_normalized(transform_points(points, transform),
                                                 dataset.crop_size)
                              for points, transform in frames])
-        kept = (detected[..., 2] >= DEFAULT_THRESHOLD) & (truth[..., 2] > 0) & clip["valid"].numpy()[:, None]
+        kept = (detected[..., 2] >= threshold) & (truth[..., 2] > 0) & clip["valid"].numpy()[:, None]
         errors.append(np.linalg.norm(detected[..., :2] - truth[..., :2], axis=-1)[kept])
     error = torch.as_tensor(np.concatenate(errors))
     return {"mean": round(float(error.mean()), 4), "median": round(float(error.median()), 4)}

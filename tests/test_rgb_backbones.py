@@ -113,6 +113,7 @@ def test_the_conv16_arm_has_four_times_the_tokens_of_the_conv_arm(bench):
 def test_skeleton_frames_draw_the_detectors_keypoints_against_the_true_ones(bench):
     """--input skeleton: the images are the skeleton the engine draws (bright at the detected
     joints on a dark ground), the targets the same true keypoints as for RGB."""
+    from extpose_sdk.data.crops import transform_points
     from extpose_sdk.datasets.synthetic import SyntheticDataset
 
     skeletons, keypoints = bench.rendered("train", 2, seed=11, input="skeleton")
@@ -124,8 +125,7 @@ def test_skeleton_frames_draw_the_detectors_keypoints_against_the_true_ones(benc
     for i in range(2):
         sample = data[i]
         detected = sample["detected_keypoints_2d"].numpy()
-        transform = sample["crop_transform"].numpy()
-        xy = detected[:, :2] @ transform[:, :2].T + transform[:, 2]
+        xy = transform_points(detected[:, :2], sample["crop_transform"].numpy())
         drawn = (detected[:, 2] >= 0.3) & (xy.min(1) >= 0) & (xy.max(1) < 128)
         brightness = skeletons[i].max(0)
         at_joints = brightness[xy[drawn, 1].astype(int), xy[drawn, 0].astype(int)]
