@@ -25,13 +25,17 @@ keypoints, and prints the detector's own error beside it: how precisely each bac
 joints the skeleton draws, the question behind the skeleton's small gain (docs/reproduction.md).
 ``--input rgb+skeleton`` gives the ViT arms both images of each frame as ExtPose does (one
 sequence of both images' tokens through the same ViT, the read-out attending to all of them): the
-2D analogue of the protocol's arm (b) against (a).
+2D analogue of the protocol's arm (b) against (a). With ``--modality-dropout 0.5`` a step shows
+one image only half the time, as ExtPose trains, and the scores come from each input too; with
+``--save`` that pretrains a ViT that reads both (a "ViTPose" of the crop and of the skeleton).
 
     python benchmarks/rgb_backbones.py                       # renders 4,000 frames first
     python benchmarks/rgb_backbones.py --frames 16000 --threads 1 --out runs/rgb-backbones.json
     python benchmarks/rgb_backbones.py --arms vit-conv --frames 24000 --augment --steps 2500 \\
         --save runs/hand-keypoints/backbone.safetensors          # pretrains synthetic-hand-base's ViT
     python benchmarks/rgb_backbones.py --input skeleton --arms vit vit-conv vit-conv16 --frames 16000
+    python benchmarks/rgb_backbones.py --input rgb+skeleton --modality-dropout 0.5 --arms vit-conv \\
+        --frames 24000 --augment --steps 6000 --save runs/hand-keypoints-both/backbone.safetensors
     python benchmarks/rgb_backbones.py --cache cache/synthetic-hand-train-2400x8 \\
         --val-cache cache/synthetic-hand-v2-val --val-every 4 --out runs/rgb-backbones.json
 """
@@ -205,6 +209,7 @@ def build(arm: str, **vit_options) -> nn.Module:
 # -- training and scoring ---------------------------------------------------------------------
 
 def score(net: nn.Module, images: np.ndarray, keypoints: np.ndarray, batch: int = 64) -> float:
+    """The mean 2D error (box units) of ``net`` on ``images``."""
     net.eval()
     with torch.no_grad():
         pred = torch.cat([net(normalized(images[i:i + batch])) for i in range(0, len(images), batch)])
@@ -212,19 +217,37 @@ def score(net: nn.Module, images: np.ndarray, keypoints: np.ndarray, batch: int 
     return keypoint_error(pred, torch.as_tensor(keypoints))
 
 
+def score_each_input(net: nn.Module, images: np.ndarray, keypoints: np.ndarray) -> dict:
+    """With both images a frame ``(N, 2, 3, H, W)``: the 2D error from both, from the RGB crop
+    alone and from the skeleton image alone (one model trained with ``modality_dropout``)."""
+    return {"val_2d": score(net, images, keypoints),
+            "val_2d_rgb": score(net, images[:, 0], keypoints),
+            "val_2d_skeleton": score(net, images[:, 1], keypoints)}
+
+
 def train_arm(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
               *, steps: int, batch: int = 32, lr: float = 3e-4, warmup: int = 100,
-              eval_every: int = 200, seed: int = 0, progress: bool = True) -> dict:
-    """AdamW with a linear warm-up and gradient clipping; the validation error along the way."""
+              eval_every: int = 200, seed: int = 0, progress: bool = True,
+              modality_dropout: float = 0.0) -> dict:
+    """AdamW with a linear warm-up and gradient clipping; the validation error along the way.
+    With both images a frame, ``modality_dropout`` is the chance that a step's batch shows one
+    of them only (either, equally likely), as the engine's ``train.modality_dropout``; each
+    scoring then reports the error from each input too."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     images, keypoints = train
+    both = images.ndim == 5
+    if modality_dropout and not both:
+        raise ValueError(f"modality_dropout needs both images a frame, (N, 2, 3, H, W); "
+                         f"the frames are {tuple(images.shape)}")
     optimizer = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     curve, start = [], time.perf_counter()
     for step in range(1, steps + 1):
         pick = np.sort(rng.choice(len(images), batch, replace=False))
         x, y = normalized(images[pick]), torch.as_tensor(keypoints[pick])
+        if modality_dropout and rng.random() < modality_dropout:
+            x = x[:, rng.integers(2)]  # the RGB crop or the skeleton image alone
         loss = (net(x) - y).abs().mean()
         optimizer.zero_grad()
         loss.backward()
@@ -232,12 +255,16 @@ def train_arm(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple[n
         optimizer.step()
         schedule.step()
         if step % eval_every == 0 or step == steps:
+            scores = (score_each_input(net, *val) if modality_dropout
+                      else {"val_2d": score(net, *val)})
             curve.append({"step": step, "seconds": round(time.perf_counter() - start, 1),
-                          "train_l1": round(loss.item(), 4), "val_2d": round(score(net, *val), 4)})
+                          "train_l1": round(loss.item(), 4),
+                          **{k: round(v, 4) for k, v in scores.items()}})
             if progress:
-                print(f"  step {step}: train L1 {curve[-1]['train_l1']}, val 2D {curve[-1]['val_2d']}",
+                print(f"  step {step}: train L1 {curve[-1]['train_l1']}, "
+                      + ", ".join(f"{k.replace('_', ' ')} {round(v, 4)}" for k, v in scores.items()),
                       flush=True)
-    return {"curve": curve, "val_2d": curve[-1]["val_2d"],
+    return {"curve": curve, **{k: v for k, v in curve[-1].items() if k.startswith("val_2d")},
             "seconds": round(time.perf_counter() - start, 1),
             "parameters": sum(p.numel() for p in net.parameters())}
 
@@ -281,6 +308,9 @@ def main() -> None:
     parser.add_argument("--input", default="rgb", choices=INPUTS, help="what the backbones "
                         "read: the RGB crop, the skeleton image of the detector's keypoints, or "
                         "both (ViT arms)")
+    parser.add_argument("--modality-dropout", type=float, default=0.0, metavar="P",
+                        help="with --input rgb+skeleton: the chance a step shows one image only "
+                        "(as train.modality_dropout); scores each input too")
     parser.add_argument("--out", type=Path, help="write the results here as JSON (new file)")
     parser.add_argument("--save", type=Path, help="save the one ViT arm's trained backbone here "
                         "(a new .safetensors; a recipe starts from it with model.backbone_weights)")
@@ -296,6 +326,8 @@ def main() -> None:
     if args.input != "rgb" and (args.cache or args.val_cache):
         parser.error(f"--input {args.input} renders its frames; it does not read --cache / "
                      "--val-cache")
+    if args.modality_dropout and args.input != "rgb+skeleton":
+        parser.error("--modality-dropout needs --input rgb+skeleton")
     if args.input == "rgb+skeleton" and "cnn" in args.arms:
         parser.error("--input rgb+skeleton needs ViT arms (the cnn reads one image a frame)")
     train = (cached(args.cache) if args.cache
@@ -315,7 +347,8 @@ def main() -> None:
     for arm in args.arms:
         print(f"{arm}:", flush=True)
         net = build(arm)
-        results["arms"][arm] = train_arm(net, train, val, steps=args.steps)
+        results["arms"][arm] = train_arm(net, train, val, steps=args.steps,
+                                         modality_dropout=args.modality_dropout)
         if args.out is not None:  # written as it goes
             args.out.write_text(json.dumps(results, indent=1))
         if args.save is not None:

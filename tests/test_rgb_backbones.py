@@ -169,3 +169,57 @@ def test_a_vit_arm_reads_both_images_as_one_sequence_with_no_new_parameter(bench
     assert not torch.allclose(net[0](changed)[:, :16], tokens[:, :16])
     alone = net[0](both[:, 0])  # the crop alone: its tokens differ from those beside a skeleton
     assert alone.shape == (2, 16, 16) and not torch.allclose(alone, tokens[:, :16])
+
+
+class _Brightness(torch.nn.Module):
+    """Predicts every joint at (m, m), m the input's mean: tells which image it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.seen: list[tuple[int, ...]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(tuple(x.shape))
+        return (self.scale * x.flatten(1).mean(1))[:, None, None].expand(-1, 21, 2)
+
+
+def _two_image_frames(bench):
+    """Frames whose RGB crop normalises to about -2 and whose skeleton image to about +2."""
+    images = np.zeros((4, 2, 3, 8, 8), dtype=np.uint8)
+    images[:, 1] = 255
+    keypoints = np.zeros((4, 21, 2), dtype=np.float32)
+    return images, keypoints, float(bench.normalized(images[:, 0]).mean()), float(
+        bench.normalized(images[:, 1]).mean())
+
+
+def test_each_input_is_scored_from_its_own_image(bench):
+    images, keypoints, rgb, skeleton = _two_image_frames(bench)
+    scores = bench.score_each_input(_Brightness(), images, keypoints)
+    sqrt2 = 2 ** 0.5
+    assert scores["val_2d_rgb"] == pytest.approx(abs(rgb) * sqrt2, rel=1e-5)
+    assert scores["val_2d_skeleton"] == pytest.approx(abs(skeleton) * sqrt2, rel=1e-5)
+    assert scores["val_2d"] == pytest.approx(abs(rgb + skeleton) / 2 * sqrt2, rel=1e-5, abs=1e-5)
+
+
+def test_modality_dropout_shows_one_image_in_about_that_share_of_steps(bench):
+    images, keypoints, *_ = _two_image_frames(bench)
+    net = _Brightness()
+    result = bench.train_arm(net, (images, keypoints), (images, keypoints), steps=200, batch=2,
+                             eval_every=200, progress=False, modality_dropout=0.5)
+    training = net.seen[:200]  # then the scoring: both, the crop, the skeleton image
+    alone = [shape for shape in training if len(shape) == 4]
+    assert 70 < len(alone) < 130 and all(shape == (2, 3, 8, 8) for shape in alone)
+    assert {"val_2d", "val_2d_rgb", "val_2d_skeleton"} <= set(result)
+    assert result["curve"][-1]["val_2d_skeleton"] == result["val_2d_skeleton"]
+    net.seen.clear()
+    bench.train_arm(net, (images, keypoints), (images, keypoints), steps=50, batch=2,
+                    eval_every=50, progress=False)
+    assert all(len(shape) == 5 for shape in net.seen)  # no dropout: both images every step
+
+
+def test_modality_dropout_needs_both_images_a_frame(bench):
+    images = np.zeros((4, 3, 8, 8), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"\(4, 3, 8, 8\)"):
+        bench.train_arm(_Brightness(), (images, np.zeros((4, 21, 2))), (images, np.zeros((4, 21, 2))),
+                        steps=1, batch=2, progress=False, modality_dropout=0.5)
