@@ -199,6 +199,15 @@ def pretrained_backbone(args, path: Path, overrides: list[str]) -> dict:
     return {"weights": str(path), "val_2d": result["val_2d"], "seconds": result["seconds"]}
 
 
+def arm_name(text: str) -> str:
+    """``--arms``' values: a KEY=VALUE there is an override the list swallowed, said so."""
+    if "=" in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a recipe override, not an arm: put overrides before --arms, or end "
+            "the arms with -- (--arms a_rgb_T1 b_rgb+skeleton_T1 -- loss.pose=0.01)")
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kind", choices=["hand", "body"], default="hand")
@@ -206,7 +215,9 @@ def main() -> None:
     parser.add_argument("--base", help="an existing base run folder (else trained here)")
     parser.add_argument("--arm-steps", type=int, default=3000)
     parser.add_argument("--frames-per-step", type=int, default=32)
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS),
+                        type=arm_name, help="the arms to run (KEY=VALUE overrides go before "
+                        "--arms, or after -- that ends the list)")
     parser.add_argument("--pretrain", type=int, default=0, metavar="STEPS",
                         help="first pretrain the base's ViT on 2D keypoints from RGB for STEPS steps "
                         "(benchmarks/rgb_backbones.py), then start the base from it")

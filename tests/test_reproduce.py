@@ -216,3 +216,14 @@ def test_the_detectors_error_is_measured_in_the_crop_against_the_truth(kind, mea
     assert noisy == pytest.approx({"mean": mean, "median": median}, abs=2e-4), noisy
     better = held_out.detector_error(held_out.held_out_set(kind, 1, 12, detector_error=0.5))
     assert better["mean"] == pytest.approx(mean / 2, rel=0.3), better
+
+
+def test_an_override_after_the_arms_is_named_as_one_not_refused_as_an_unknown_arm():
+    """--arms takes one or more values, so `--arms a_rgb_T1 loss.pose=0.01` hands the override to
+    --arms: the error says where overrides go, before anything runs."""
+    script = str(ROOT / "benchmarks" / "reproduce.py")
+    done = subprocess.run([sys.executable, script, "--out", "/nonexistent/r", "--arms", "a_rgb_T1",
+                           "loss.pose=0.01"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "'loss.pose=0.01' is a recipe override, not an arm" in done.stderr
+    assert "end the arms with --" in done.stderr
