@@ -326,6 +326,8 @@ def main() -> None:
     if args.input != "rgb" and (args.cache or args.val_cache):
         parser.error(f"--input {args.input} renders its frames; it does not read --cache / "
                      "--val-cache")
+    if not 0.0 <= args.modality_dropout <= 1.0:
+        parser.error(f"--modality-dropout is a chance, 0 to 1; got {args.modality_dropout}")
     if args.modality_dropout and args.input != "rgb+skeleton":
         parser.error("--modality-dropout needs --input rgb+skeleton")
     if args.input == "rgb+skeleton" and "cnn" in args.arms:

@@ -223,3 +223,17 @@ def test_modality_dropout_needs_both_images_a_frame(bench):
     with pytest.raises(ValueError, match=r"\(4, 3, 8, 8\)"):
         bench.train_arm(_Brightness(), (images, np.zeros((4, 21, 2))), (images, np.zeros((4, 21, 2))),
                         steps=1, batch=2, progress=False, modality_dropout=0.5)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--input", "rgb+skeleton", "--modality-dropout", "1.5"], "is a chance, 0 to 1; got 1.5"),
+    (["--modality-dropout", "0.5"], "--modality-dropout needs --input rgb+skeleton"),
+])
+def test_the_command_refuses_a_dropout_it_cannot_apply_before_rendering(arguments, message):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "rgb_backbones.py"), *arguments],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr
+    assert "rendering" not in done.stderr
