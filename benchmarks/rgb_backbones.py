@@ -236,8 +236,7 @@ def train_arm(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple[n
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     images, keypoints = train
-    both = images.ndim == 5
-    if modality_dropout and not both:
+    if modality_dropout and images.ndim != 5:
         raise ValueError(f"modality_dropout needs both images a frame, (N, 2, 3, H, W); "
                          f"the frames are {tuple(images.shape)}")
     optimizer = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-4)
@@ -257,14 +256,14 @@ def train_arm(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple[n
         if step % eval_every == 0 or step == steps:
             scores = (score_each_input(net, *val) if modality_dropout
                       else {"val_2d": score(net, *val)})
+            scores = {k: round(v, 4) for k, v in scores.items()}
             curve.append({"step": step, "seconds": round(time.perf_counter() - start, 1),
-                          "train_l1": round(loss.item(), 4),
-                          **{k: round(v, 4) for k, v in scores.items()}})
+                          "train_l1": round(loss.item(), 4), **scores})
             if progress:
                 print(f"  step {step}: train L1 {curve[-1]['train_l1']}, "
-                      + ", ".join(f"{k.replace('_', ' ')} {round(v, 4)}" for k, v in scores.items()),
+                      + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in scores.items()),
                       flush=True)
-    return {"curve": curve, **{k: v for k, v in curve[-1].items() if k.startswith("val_2d")},
+    return {"curve": curve, **scores,
             "seconds": round(time.perf_counter() - start, 1),
             "parameters": sum(p.numel() for p in net.parameters())}
 
