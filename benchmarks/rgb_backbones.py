@@ -26,7 +26,8 @@ joints the skeleton draws, the question behind the skeleton's small gain (docs/r
 ``--input rgb+skeleton`` gives the ViT arms both images of each frame as ExtPose does (one
 sequence of both images' tokens through the same ViT, the read-out attending to all of them): the
 2D analogue of the protocol's arm (b) against (a). With ``--modality-dropout 0.5`` a step shows
-one image only half the time, as ExtPose trains, and the scores come from each input too; with
+one image only half the time (a lighter draw than the engine's ``train.modality_dropout``, see
+``train_arm``), and the scores come from each input too; with
 ``--save`` that pretrains a ViT that reads both (a "ViTPose" of the crop and of the skeleton).
 
     python benchmarks/rgb_backbones.py                       # renders 4,000 frames first
@@ -231,8 +232,10 @@ def train_arm(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple[n
               modality_dropout: float = 0.0) -> dict:
     """AdamW with a linear warm-up and gradient clipping; the validation error along the way.
     With both images a frame, ``modality_dropout`` is the chance that a step's batch shows one
-    of them only (either, equally likely), as the engine's ``train.modality_dropout``; each
-    scoring then reports the error from each input too."""
+    of them only (either, equally likely); each scoring then reports the error from each input
+    too. Not the engine's draw (``extpose_sdk.extend.ModalityDropout``), which drops each image
+    of each sample with chance P and keeps one when both go: at 0.5 it shows both a quarter of
+    the time, this half."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     images, keypoints = train
@@ -309,7 +312,7 @@ def main() -> None:
                         "both (ViT arms)")
     parser.add_argument("--modality-dropout", type=float, default=0.0, metavar="P",
                         help="with --input rgb+skeleton: the chance a step shows one image only "
-                        "(as train.modality_dropout); scores each input too")
+                        "(both the rest; not train.modality_dropout's per-image draw); scores each input too")
     parser.add_argument("--out", type=Path, help="write the results here as JSON (new file)")
     parser.add_argument("--save", type=Path, help="save the one ViT arm's trained backbone here "
                         "(a new .safetensors; a recipe starts from it with model.backbone_weights)")
