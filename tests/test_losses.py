@@ -117,6 +117,48 @@ def test_temporal_loss_is_root_relative_and_counts_short_clips():
         L.temporal_loss(pred[..., :2], gt, valid)
 
 
+def test_temporal_loss_centres_on_the_root_it_is_given():
+    """Bodies centre on the pelvis (joint 39 of 44), not joint 0 (the nose): a nose that nods
+    while the pelvis and the rest stay still is motion of one joint relative to the pelvis, of
+    every joint relative to the nose."""
+    gt = torch.zeros(1, 3, 3, 3)
+    pred = gt.clone()
+    pred[0, :, 0, 0] = torch.tensor([0.0, 1.0, 0.0])  # joint 0 bumps: |accel| = 2 in x
+    valid = torch.ones(1, 3, dtype=torch.bool)
+    assert L.temporal_loss(pred, gt, valid, root=2).item() == pytest.approx(2.0)
+    assert L.temporal_loss(pred, gt, valid, root=0).item() == pytest.approx(4.0)  # joints 1, 2
+    confident = torch.cat([gt, torch.ones(1, 3, 3, 1)], -1)
+    confident[0, 1, 2, 3] = 0.0  # the root unlabelled in the middle frame: nothing counts
+    assert L.temporal_loss(pred, confident, valid, root=2).item() == 0.0
+    assert L.temporal_loss(pred, confident, valid, root=1).item() == pytest.approx(2.0)
+    with pytest.raises(ValueError, match=r"root joint 3 is not one of the 3 joints"):
+        L.temporal_loss(pred, gt, valid, root=3)
+
+
+def test_the_engine_centres_the_temporal_term_on_the_subjects_root():
+    from types import SimpleNamespace
+
+    from extpose_sdk.engine.loop import loss_terms
+    from extpose_sdk.engine.recipe import LossRecipe
+    from extpose_sdk.subjects import BODY
+
+    gt = torch.zeros(1, 3, 44, 4)
+    gt[..., 3] = 1.0
+    pred = torch.zeros(1, 3, 44, 3)
+    pred[0, 1, 0, 0] = 1.0  # the nose (joint 0) bumps
+    output = SimpleNamespace(pred_keypoints_3d=pred, pred_keypoints_2d=torch.zeros(1, 3, 44, 2),
+                             betas=torch.zeros(1, 3, 10), global_orient=torch.zeros(1, 3, 1, 3, 3),
+                             body_pose=torch.zeros(1, 3, 23, 3, 3))
+    batch = {"keypoints_3d": gt, "valid": torch.ones(1, 3, dtype=torch.bool),
+             "global_orient": torch.zeros(1, 3, 3), "body_pose": torch.zeros(1, 3, 69),
+             "betas": torch.zeros(1, 3, 10)}
+    weights = LossRecipe(keypoints_3d=0, keypoints_2d=0, global_orient=0, pose=0, betas=0,
+                         adversarial=0, temporal=1.0)
+    terms = loss_terms(output, batch, weights, BODY)
+    assert set(terms) == {"temporal"}
+    assert terms["temporal"].item() == pytest.approx(2.0)  # relative to the nose: 43 joints, 86
+
+
 def test_temporal_loss_skips_joints_unlabelled_in_a_triple():
     """A joint with confidence 0 (a set without that label) has no motion to match; nor has any
     joint where the root, joint 0, is unlabelled, as joints are taken relative to it."""

@@ -170,7 +170,8 @@ def loss_terms(output, batch: dict[str, Any], weights, subject,
             frames(output.betas), frames(batch["betas"]), has("betas"))
     if weights.temporal and clip and same_joints:
         terms["temporal"] = weights.temporal * L.temporal_loss(
-            output.pred_keypoints_3d.float(), batch["keypoints_3d"].float(), batch["valid"])
+            output.pred_keypoints_3d.float(), batch["keypoints_3d"].float(), batch["valid"],
+            pelvis_id)
     if discriminator is not None and weights.adversarial:
         scores = discriminator(pred_pose, frames(output.betas))
         terms["adversarial"] = weights.adversarial * L.adversarial_generator_loss(scores)

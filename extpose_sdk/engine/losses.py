@@ -58,22 +58,27 @@ def parameter_loss(pred: torch.Tensor, gt: torch.Tensor, has: torch.Tensor) -> t
     return (has * (pred - gt) ** 2).sum()
 
 
-def temporal_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def temporal_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor,
+                  root: int = 0) -> torch.Tensor:
     """ExtPose SDK's own smoothness term for clips (not in the paper or the official code):
-    ``sum |accel(pred) - accel(gt)|_1`` over joints relative to joint 0, ``(B, T, N, 3)``, and
-    the frame triples whose three frames are ``valid (B, T)``. A 4th column of gt is the joints'
-    confidence: a joint counts in a triple only where it and joint 0 are labelled in all three
-    frames (an unlabelled joint's zeros are no motion to match)."""
+    ``sum |accel(pred) - accel(gt)|_1`` over joints relative to joint ``root`` (the one the 3D
+    loss and the acceleration error centre on: the wrist, 0, for hands; HMR2.0's pelvis, 39, for
+    bodies), ``(B, T, N, 3)``, and the frame triples whose three frames are ``valid (B, T)``. A
+    4th column of gt is the joints' confidence: a joint counts in a triple only where it and the
+    root are labelled in all three frames (an unlabelled joint's zeros are no motion to match)."""
     if pred.dim() != 4 or pred.shape[-1] != 3:
         raise ValueError(f"pred must have shape (B, T, N, 3); got {tuple(pred.shape)}")
+    if not 0 <= root < pred.shape[2]:
+        raise ValueError(f"root joint {root} is not one of the {pred.shape[2]} joints of pred "
+                         f"{tuple(pred.shape)}")
     if pred.shape[1] < 3:
         return pred.sum() * 0.0
     labelled = valid[..., None].bool().expand(pred.shape[:3])  # (B, T, N)
     if gt.shape[-1] > 3:
-        labelled = labelled & (gt[..., 3] > 0) & (gt[..., :1, 3] > 0)
+        labelled = labelled & (gt[..., 3] > 0) & (gt[..., root : root + 1, 3] > 0)
     gt = gt[..., :3]
-    pred = pred - pred[:, :, :1]
-    gt = gt - gt[:, :, :1]
+    pred = pred - pred[:, :, root : root + 1]
+    gt = gt - gt[:, :, root : root + 1]
 
     def accel(x: torch.Tensor) -> torch.Tensor:
         return x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2]
