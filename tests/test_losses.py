@@ -127,6 +127,7 @@ def test_temporal_loss_centres_on_the_root_it_is_given():
     valid = torch.ones(1, 3, dtype=torch.bool)
     assert L.temporal_loss(pred, gt, valid, root=2).item() == pytest.approx(2.0)
     assert L.temporal_loss(pred, gt, valid, root=0).item() == pytest.approx(4.0)  # joints 1, 2
+    assert L.temporal_loss(pred, pred, valid, root=2).item() == 0.0  # the truth nods the same
     confident = torch.cat([gt, torch.ones(1, 3, 3, 1)], -1)
     confident[0, 1, 2, 3] = 0.0  # the root unlabelled in the middle frame: nothing counts
     assert L.temporal_loss(pred, confident, valid, root=2).item() == 0.0
