@@ -105,6 +105,22 @@ def arm_recipe(kind: str, arm: dict, base_weights: Path, steps: int, frames_per_
     return recipe
 
 
+def base_weights_of(base: Path) -> Path:
+    """The base model's weights: ``base`` itself when it is a ``.safetensors`` file, else the
+    newest checkpoint of the run folder ``base``."""
+    from extpose_sdk.engine.state import latest_checkpoint
+
+    if base.suffix == ".safetensors":
+        if not base.is_file():
+            raise FileNotFoundError(f"--base {base}: no such weights file")
+        return base
+    folder = latest_checkpoint(base) if base.is_dir() else None
+    if folder is None:
+        raise FileNotFoundError(f"--base {base}: not a run folder with a checkpoint (give the "
+                                "folder extpose train wrote, or a model .safetensors)")
+    return folder / "model.safetensors"
+
+
 def test_set(kind: str, tiny: bool, detector: dict | None = None):
     """Held-out test clips of 8 frames (seed 2: no training or validation run uses it)."""
     import extpose_sdk
@@ -212,7 +228,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kind", choices=["hand", "body"], default="hand")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--base", help="an existing base run folder (else trained here)")
+    parser.add_argument("--base", help="an existing base: a run folder (its newest checkpoint) or "
+                        "a model .safetensors (else trained here)")
     parser.add_argument("--arm-steps", type=int, default=3000)
     parser.add_argument("--frames-per-step", type=int, default=32)
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS),
@@ -235,7 +252,11 @@ def main() -> None:
                      "already (start it with model.backbone_weights=... when you train it)")
     if args.detector_error < 0:
         parser.error(f"--detector-error must be >= 0; got {args.detector_error}")
-    from extpose_sdk.engine.state import latest_checkpoint
+    if args.base:
+        try:
+            base_weights_of(Path(args.base))
+        except FileNotFoundError as error:
+            parser.error(str(error))
 
     detector = detection_noise(args.detector_error)
     out = Path(args.out)
@@ -249,7 +270,7 @@ def main() -> None:
         overrides.append(f"model.backbone_weights={report['pretrain']['weights']!r}")
     if not args.base:
         report["base"] = train_logged(base_recipe(args.kind, overrides), base_folder)
-    base_weights = latest_checkpoint(base_folder) / "model.safetensors"
+    base_weights = base_weights_of(base_folder)
     report["base_weights"] = str(base_weights)
     steps = 4 if args.tiny else args.arm_steps
     for name in args.arms:

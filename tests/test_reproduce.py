@@ -100,6 +100,30 @@ def test_a_better_detector_reaches_the_arms_and_the_test_set(monkeypatch):
     assert reproduce.test_set("hand", True).noise.jitter == pytest.approx(0.02)
 
 
+def test_the_base_is_a_run_folder_or_a_weights_file(tmp_path, monkeypatch):
+    """--base takes the folder extpose train wrote (its newest checkpoint) or one model file
+    (what travels to a GPU machine without the optimizer state); anything else is refused
+    before any work, naming what was given."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import reproduce
+
+    for step in ("step-0000010", "step-0000020"):
+        (tmp_path / "run" / "checkpoints" / step).mkdir(parents=True)
+        (tmp_path / "run" / "checkpoints" / step / "state.pt").write_bytes(b"")
+    newest = tmp_path / "run" / "checkpoints" / "step-0000020" / "model.safetensors"
+    assert reproduce.base_weights_of(tmp_path / "run") == newest
+    weights = tmp_path / "base.safetensors"
+    weights.write_bytes(b"")
+    assert reproduce.base_weights_of(weights) == weights
+    (tmp_path / "empty").mkdir()
+    for missing in ("empty", "nowhere", "gone.safetensors"):
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reproduce.py"), "--out",
+                               str(tmp_path / "r"), "--base", str(tmp_path / missing)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and f"--base {tmp_path / missing}" in done.stderr
+    assert not (tmp_path / "r").exists()
+
+
 def test_pretraining_a_base_that_is_given_trained_is_refused_before_any_work(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reproduce.py"), "--out",
                            str(tmp_path / "r"), "--base", str(tmp_path / "base"), "--pretrain",
