@@ -251,3 +251,19 @@ def test_an_override_after_the_arms_is_named_as_one_not_refused_as_an_unknown_ar
     assert done.returncode == 2
     assert "'loss.pose=0.01' is a recipe override, not an arm" in done.stderr
     assert "end the arms with --" in done.stderr
+
+
+def test_the_gpu_arms_script_refuses_a_missing_base_and_a_machine_without_cuda(tmp_path):
+    """The script's python3 is the one running the tests (it holds torch)."""
+    script = str(ROOT / "benchmarks" / "gpu_arms.sh")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", script, str(tmp_path / "base.safetensors")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2 and f"no base weights file {tmp_path}" in done.stderr
+    (tmp_path / "base.safetensors").write_bytes(b"")
+    done = subprocess.run(["bash", script, str(tmp_path / "base.safetensors"), "3",
+                           str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 1 and "needs a CUDA GPU" in done.stderr
+    assert not (tmp_path / "run").exists()
