@@ -114,7 +114,7 @@ def base_weights_of(base: Path) -> Path:
         if not base.is_file():
             raise FileNotFoundError(f"--base {base}: no such weights file")
         return base
-    folder = latest_checkpoint(base) if base.is_dir() else None
+    folder = latest_checkpoint(base)
     if folder is None:
         raise FileNotFoundError(f"--base {base}: not a run folder with a checkpoint (give the "
                                 "folder extpose train wrote, or a model .safetensors)")
