@@ -252,9 +252,10 @@ def main() -> None:
                      "already (start it with model.backbone_weights=... when you train it)")
     if args.detector_error < 0:
         parser.error(f"--detector-error must be >= 0; got {args.detector_error}")
+    given_base = None
     if args.base:
         try:
-            base_weights_of(Path(args.base))
+            given_base = base_weights_of(Path(args.base))
         except FileNotFoundError as error:
             parser.error(str(error))
 
@@ -270,7 +271,7 @@ def main() -> None:
         overrides.append(f"model.backbone_weights={report['pretrain']['weights']!r}")
     if not args.base:
         report["base"] = train_logged(base_recipe(args.kind, overrides), base_folder)
-    base_weights = base_weights_of(base_folder)
+    base_weights = given_base or base_weights_of(base_folder)
     report["base_weights"] = str(base_weights)
     steps = 4 if args.tiny else args.arm_steps
     for name in args.arms:
