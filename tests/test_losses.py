@@ -132,8 +132,8 @@ def test_temporal_loss_centres_on_the_root_it_is_given():
     confident[0, 1, 2, 3] = 0.0  # the root unlabelled in the middle frame: nothing counts
     assert L.temporal_loss(pred, confident, valid, root=2).item() == 0.0
     assert L.temporal_loss(pred, confident, valid, root=1).item() == pytest.approx(2.0)
-    with pytest.raises(ValueError, match=r"root joint 3 is not one of the 3 joints"):
-        L.temporal_loss(pred, gt, valid, root=3)
+    with pytest.raises(ValueError, match=r"root joint 4 is not one of the 4 joints of pred \(1, 3, 4, 3\)"):
+        L.temporal_loss(torch.zeros(1, 3, 4, 3), torch.zeros(1, 3, 4, 3), valid, root=4)
 
 
 def test_the_engine_centres_the_temporal_term_on_the_subjects_root():
