@@ -161,6 +161,23 @@ def test_held_out_scores_each_input_against_its_own_baselines(tmp_path, capsys, 
     assert json.loads(out.read_text())["scores"]
 
 
+def test_held_out_scores_other_seeds_but_never_the_validation_split(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import held_out
+
+    common = ["--kind", "hand", "extpose-hamer-synthetic@8", "--sequences", "1", "--length", "8"]
+    for seed in ("2", "4"):
+        assert held_out.main([*common, "--seed", seed,
+                              "--json", str(tmp_path / f"{seed}.json")]) == 0
+    default, other = (json.loads((tmp_path / f"{s}.json").read_text()) for s in ("2", "4"))
+    assert (default["seed"], other["seed"]) == (2, 4)
+    # other sequences: other motions, so even always predicting the mean scores differently
+    assert (default["scores"]["extpose-hamer-synthetic@8"]["always the mean"]["mpjpe"]
+            != other["scores"]["extpose-hamer-synthetic@8"]["always the mean"]["mpjpe"])
+    with pytest.raises(SystemExit):  # seed 1 is what the training runs validate on
+        held_out.main([*common, "--seed", "1"])
+
+
 def test_held_out_scores_t_frame_weights_on_the_windows_predict_runs(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import held_out
