@@ -13,7 +13,8 @@ do frames help, does one model trained with modality dropout work with either in
 
 The protocol follows the paper's at small scale:
 0. with ``--pretrain``, the base's ViT first learns 2D keypoints from RGB (a synthetic
-   "ViTPose": HMR2.0 and HaMeR start from ViTPose's ViT);
+   "ViTPose": HMR2.0 and HaMeR start from ViTPose's ViT), or with ``--pretrain-input
+   rgb+skeleton`` from both images, the start the hands' skeleton gain came from;
 1. a base model, RGB only, single frames (the synthetic "HaMeR" / "HMR2.0"): the recipe
    ``synthetic-<kind>-base``, or an existing run given with ``--base``;
 2. from that same base, for the same number of steps and the same frames per step, four
@@ -210,9 +211,13 @@ def pretrained_backbone(args, path: Path, overrides: list[str]) -> dict:
     options = {k: v for k, v in base_recipe(args.kind, overrides).model.options.items()
                if not k.startswith("head_") and k != "mean_params"}
     frames = 64 if args.tiny else args.pretrain_frames
+    both = args.pretrain_input == "rgb+skeleton"
     result = rgb_backbones.pretrain(options, path, kind=args.kind, frames=frames,
-                                    steps=args.pretrain)
-    return {"weights": str(path), "val_2d": result["val_2d"], "seconds": result["seconds"]}
+                                    steps=args.pretrain, input=args.pretrain_input,
+                                    modality_dropout=0.5 if both else 0.0)
+    return {"weights": str(path), "input": args.pretrain_input,
+            **{k: v for k, v in result.items() if k.startswith("val_2d")},
+            "seconds": result["seconds"]}
 
 
 def arm_name(text: str) -> str:
@@ -239,6 +244,10 @@ def main() -> None:
                         help="first pretrain the base's ViT on 2D keypoints from RGB for STEPS steps "
                         "(benchmarks/rgb_backbones.py), then start the base from it")
     parser.add_argument("--pretrain-frames", type=int, default=24000)
+    parser.add_argument("--pretrain-input", choices=["rgb", "rgb+skeleton"], default="rgb",
+                        help="what the --pretrain ViT reads: the RGB crop (the paper's ViTPose), "
+                        "or both images as ExtPose reads them, one of them alone in half the "
+                        "steps (docs/reproduction.md, \"A ViTPose of both images\")")
     parser.add_argument("--detector-error", type=float, default=1.0, metavar="SCALE",
                         help="the arms' and the test set's stand-in 2D detector makes SCALE times "
                         "the default's errors (0.5: a detector twice as good)")
@@ -252,6 +261,8 @@ def main() -> None:
                      "already (start it with model.backbone_weights=... when you train it)")
     if args.detector_error < 0:
         parser.error(f"--detector-error must be >= 0; got {args.detector_error}")
+    if args.pretrain_input != "rgb" and not args.pretrain:
+        parser.error("--pretrain-input says what --pretrain STEPS reads; give --pretrain too")
     given_base = None
     if args.base:
         try:

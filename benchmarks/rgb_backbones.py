@@ -272,15 +272,20 @@ def train_arm(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple[n
 
 
 def pretrain(vit_options: dict, path: Path, *, kind: str = "hand", frames: int = 24000,
-             steps: int = 2500, progress: bool = True) -> dict:
+             steps: int = 2500, progress: bool = True, input: str = "rgb",
+             modality_dropout: float = 0.0) -> dict:
     """A synthetic "ViTPose": a ViT of ``vit_options`` (a recipe's backbone options) learns the
     2D keypoints of ``frames`` augmented renders for ``steps`` steps, scored on validation frames
-    (test split, seed 1); its backbone is saved to ``path`` for ``model.backbone_weights``."""
-    train = rendered("train", frames, seed=11, augment=True, kind=kind, progress=progress)
-    val = rendered("test", min(512, frames), seed=1, kind=kind, progress=progress)
+    (test split, seed 1); its backbone is saved to ``path`` for ``model.backbone_weights``.
+    ``input="rgb+skeleton"`` reads both images as ExtPose does (with ``modality_dropout``: the
+    chance a step shows one only), so the ViT has learnt the skeleton image before the mesh."""
+    train = rendered("train", frames, seed=11, augment=True, kind=kind, progress=progress,
+                     input=input)
+    val = rendered("test", min(512, frames), seed=1, kind=kind, progress=progress, input=input)
     tokens = ViTTokens(**vit_options)
     net = nn.Sequential(tokens, QueryReadout(tokens.width, joints=train[1].shape[1]))
-    result = train_arm(net, train, val, steps=steps, progress=progress)
+    result = train_arm(net, train, val, steps=steps, progress=progress,
+                       modality_dropout=modality_dropout)
     save_backbone(tokens.vit, path)
     return result
 

@@ -132,6 +132,41 @@ def test_pretraining_a_base_that_is_given_trained_is_refused_before_any_work(tmp
     assert not (tmp_path / "r").exists()
 
 
+def test_the_pretraining_on_both_images_saves_a_backbone_the_body_base_starts_from(
+        tmp_path, monkeypatch):
+    """``--pretrain-input rgb+skeleton``: the ViT reads both images (scored from each alone too)
+    and its backbone fits the recipe's model, for bodies as for hands."""
+    import argparse
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import reproduce
+
+    from extpose_sdk.checkpoints import backbone_part, read_weights
+    from extpose_sdk.engine.model import build_model
+
+    out = tmp_path / "r"
+    overrides = reproduce.tiny_overrides(out, "body")
+    args = argparse.Namespace(kind="body", tiny=True, pretrain=3, pretrain_frames=0,
+                              pretrain_input="rgb+skeleton")
+    path = out / "keypoints" / "backbone.safetensors"
+    report = reproduce.pretrained_backbone(args, path, overrides)
+    assert report["input"] == "rgb+skeleton" and report["weights"] == str(path)
+    assert {"val_2d", "val_2d_rgb", "val_2d_skeleton"} <= set(report)
+    assert report["val_2d_rgb"] != report["val_2d_skeleton"]  # each image alone, really
+    pretrained, _ = read_weights(path)
+    model = build_model(reproduce.base_recipe("body", overrides))
+    assert pretrained.keys() == backbone_part(model.state_dict()).keys()
+    assert reproduce.pretrained_backbone(args, path, overrides)["reused"]  # not trained twice
+
+
+def test_a_pretraining_input_without_pretraining_is_refused_before_any_work(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reproduce.py"), "--out",
+                           str(tmp_path / "r"), "--pretrain-input", "rgb+skeleton"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "give --pretrain too" in done.stderr
+    assert not (tmp_path / "r").exists()
+
+
 def test_held_out_scores_each_input_against_its_own_baselines(tmp_path, capsys, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import held_out
