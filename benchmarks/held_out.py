@@ -9,9 +9,10 @@ Each WEIGHTS (a ``.safetensors`` written by ``extpose train``, or registered wei
 (test split, seed 2 unless ``--seed``: no training or validation run uses it; 8 sequences of
 16 frames as clips of 8 unless told) seeing RGB + skeleton, the skeleton only and RGB only
 (those of them it was trained with); then the same weights' head predicting the mean
-articulation (orientation, shape and camera still read from the input) and always the mean. ``--detector-error SCALE``: a
-stand-in detector making SCALE times the default's errors (0: the true joints); ``--overlap
-N``: T-frame weights on the windows ``extpose predict`` runs, overlapping by N.
+articulation (orientation, shape and camera still read from the input) and always the mean.
+``--detector-error SCALE``: a stand-in detector making SCALE times the default's errors (0: the
+true joints); ``--overlap N``: T-frame weights on the windows ``extpose predict`` runs,
+overlapping by N.
 docs/reproduction.md's held-out tables of shipped weights come from here. Prints a table (mm;
 2D error as a fraction of the crop) and, with ``--json``, writes the scores (an existing file is
 never overwritten).
