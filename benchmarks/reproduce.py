@@ -32,7 +32,8 @@ stand-in detector making SCALE times the default's errors (jitter, dropped joint
 sides; ``extpose_sdk.datasets.synthetic.DetectionNoise``): the skeleton image is only as good as
 the detector. The base (RGB only) never sees detections.
 
-Every run resumes from its folder, so the script can be stopped and run again. It writes
+Every run resumes from its folder (the ``--pretrain`` ViT from its training state, kept
+beside its backbone until that is saved), so the script can be stopped and run again. It writes
 ``OUT/reproduce.json`` and ``OUT/reproduce.png``.
 """
 

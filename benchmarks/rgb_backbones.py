@@ -229,13 +229,14 @@ def score_each_input(net: nn.Module, images: np.ndarray, keypoints: np.ndarray) 
 def train_arm(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
               *, steps: int, batch: int = 32, lr: float = 3e-4, warmup: int = 100,
               eval_every: int = 200, seed: int = 0, progress: bool = True,
-              modality_dropout: float = 0.0) -> dict:
+              modality_dropout: float = 0.0, resume: Path | None = None) -> dict:
     """AdamW with a linear warm-up and gradient clipping; the validation error along the way.
     With both images a frame, ``modality_dropout`` is the chance that a step's batch shows one
     of them only (either, equally likely); each scoring then reports the error from each input
     too. Not the engine's draw (``extpose_sdk.extend.ModalityDropout``), which drops each image
     of each sample with chance P and keeps one when both go: at 0.5 it shows both a quarter of
-    the time, this half."""
+    the time, this half. With ``resume``, the whole training state is written there at every
+    scoring and a run that finds it goes on from it: the same steps, the same batches."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     images, keypoints = train
@@ -244,8 +245,13 @@ def train_arm(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple[n
                          f"the frames are {tuple(images.shape)}")
     optimizer = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
-    curve, start = [], time.perf_counter()
-    for step in range(1, steps + 1):
+    curve, start, done = [], time.perf_counter(), 0
+    if resume is not None and Path(resume).is_file():
+        done, curve, spent = load_training_state(resume, net, optimizer, schedule, rng, steps)
+        start -= spent
+        if progress:
+            print(f"  resumed at step {done} from {resume}", flush=True)
+    for step in range(done + 1, steps + 1):
         pick = np.sort(rng.choice(len(images), batch, replace=False))
         x, y = normalized(images[pick]), torch.as_tensor(keypoints[pick])
         if modality_dropout and rng.random() < modality_dropout:
@@ -266,6 +272,10 @@ def train_arm(net: nn.Module, train: tuple[np.ndarray, np.ndarray], val: tuple[n
                 print(f"  step {step}: train L1 {curve[-1]['train_l1']}, "
                       + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in scores.items()),
                       flush=True)
+            if resume is not None:
+                save_training_state(resume, step, steps, net, optimizer, schedule, rng, curve,
+                                    time.perf_counter() - start)
+    scores = {k: v for k, v in curve[-1].items() if k.startswith("val_2d")}
     return {"curve": curve, **scores,
             "seconds": round(time.perf_counter() - start, 1),
             "parameters": sum(p.numel() for p in net.parameters())}
@@ -284,10 +294,42 @@ def pretrain(vit_options: dict, path: Path, *, kind: str = "hand", frames: int =
     val = rendered("test", min(512, frames), seed=1, kind=kind, progress=progress, input=input)
     tokens = ViTTokens(**vit_options)
     net = nn.Sequential(tokens, QueryReadout(tokens.width, joints=train[1].shape[1]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    resume = path.with_name(path.name + ".resume.pt")
     result = train_arm(net, train, val, steps=steps, progress=progress,
-                       modality_dropout=modality_dropout)
+                       modality_dropout=modality_dropout, resume=resume)
     save_backbone(tokens.vit, path)
+    resume.unlink()  # the backbone is whole: nothing left to resume
     return result
+
+
+def save_training_state(path: Path, step: int, steps: int, net: nn.Module, optimizer, schedule,
+                        rng: np.random.Generator, curve: list, seconds: float) -> None:
+    """Everything ``train_arm`` needs to go on after ``step``, written whole or not at all
+    (a temporary file renamed into place); read back with ``torch.load(weights_only=True)``."""
+    state = {"step": step, "steps": steps, "net": net.state_dict(),
+             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+             "torch_rng": torch.get_rng_state(), "seconds": seconds,
+             "numpy_rng": json.dumps(rng.bit_generator.state), "curve": json.dumps(curve)}
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def load_training_state(path: Path, net: nn.Module, optimizer, schedule,
+                        rng: np.random.Generator, steps: int) -> tuple[int, list, float]:
+    """Restore what ``save_training_state`` wrote; the step, the curve so far and the seconds
+    spent. A state of a run with other steps is refused: its schedule is not this one's."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state["steps"] != steps:
+        raise ValueError(f"{path} is the state of a run of {state['steps']} steps, not {steps}: "
+                         "delete it to start again, or ask for the same steps")
+    net.load_state_dict(state["net"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    torch.set_rng_state(state["torch_rng"])
+    rng.bit_generator.state = json.loads(state["numpy_rng"])
+    return state["step"], json.loads(state["curve"]), state["seconds"]
 
 
 def save_backbone(vit: nn.Module, path: Path) -> None:
@@ -320,7 +362,9 @@ def main() -> None:
                         "(both the rest; not train.modality_dropout's per-image draw); scores each input too")
     parser.add_argument("--out", type=Path, help="write the results here as JSON (new file)")
     parser.add_argument("--save", type=Path, help="save the one ViT arm's trained backbone here "
-                        "(a new .safetensors; a recipe starts from it with model.backbone_weights)")
+                        "(a new .safetensors; a recipe starts from it with model.backbone_weights); "
+                        "its training state is kept beside it until then, so the same command "
+                        "resumes a stopped run")
     args = parser.parse_args()
     for path in (args.out, args.save):
         if path is not None and path.exists():
@@ -356,12 +400,14 @@ def main() -> None:
     for arm in args.arms:
         print(f"{arm}:", flush=True)
         net = build(arm)
+        resume = None if args.save is None else args.save.with_name(args.save.name + ".resume.pt")
         results["arms"][arm] = train_arm(net, train, val, steps=args.steps,
-                                         modality_dropout=args.modality_dropout)
+                                         modality_dropout=args.modality_dropout, resume=resume)
         if args.out is not None:  # written as it goes
             args.out.write_text(json.dumps(results, indent=1))
         if args.save is not None:
             save_backbone(net[0].vit, args.save)
+            resume.unlink()
             print(f"saved the backbone to {args.save}")
     print(f"\n{'arm':12s} {'params':>8s} {'val 2D':>7s} {'x mean':>7s} {'seconds':>8s}")
     for arm, r in results["arms"].items():

@@ -80,6 +80,75 @@ def test_training_fits_a_few_frames_and_scores_in_batches(bench):
     assert result["parameters"] == sum(p.numel() for p in net.parameters())
 
 
+class _Stop(Exception):
+    pass
+
+
+def _tiny_training(bench, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (8, 3, 8, 8), dtype=np.uint8)
+    keypoints = rng.uniform(-0.4, 0.4, (8, 21, 2)).astype(np.float32)
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 42),
+                              torch.nn.Unflatten(1, (21, 2)))
+    return net, (images, keypoints)
+
+
+def test_a_stopped_training_resumes_to_the_weights_of_one_that_ran_through(bench, tmp_path):
+    """The same batches, dropout draws, schedule and optimizer moments after the restart."""
+    net, data = _tiny_training(bench)
+    whole = bench.train_arm(net, data, data, steps=9, batch=4, lr=1e-2, warmup=4, eval_every=3,
+                            progress=False)
+    expected = {k: v.clone() for k, v in net.state_dict().items()}
+
+    state = tmp_path / "backbone.safetensors.resume.pt"
+    stopped, _ = _tiny_training(bench)
+    calls = []
+
+    def stop_at_the_fifth_step(module, inputs):
+        calls.append(1)
+        if len(calls) == 5 + 1:  # four steps, the scoring at step 3, then step 5 stops
+            raise _Stop
+    hook = stopped.register_forward_pre_hook(stop_at_the_fifth_step)
+    with pytest.raises(_Stop):
+        bench.train_arm(stopped, data, data, steps=9, batch=4, lr=1e-2, warmup=4, eval_every=3,
+                        progress=False, resume=state)
+    hook.remove()
+    assert torch.load(state, weights_only=True)["step"] == 3  # the state of the last scoring
+
+    resumed, _ = _tiny_training(bench)  # a new process: fresh weights and random state
+    torch.manual_seed(123)
+    result = bench.train_arm(resumed, data, data, steps=9, batch=4, lr=1e-2, warmup=4,
+                             eval_every=3, progress=False, resume=state)
+    for key, value in resumed.state_dict().items():
+        torch.testing.assert_close(value, expected[key], rtol=0, atol=0)
+    assert [row["step"] for row in result["curve"]] == [3, 6, 9]  # the curve before the stop kept
+    def without_seconds(curve):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in curve]
+    assert without_seconds(result["curve"]) == without_seconds(whole["curve"])
+    assert result["val_2d"] == pytest.approx(whole["val_2d"], abs=1e-6)
+
+    other, _ = _tiny_training(bench)
+    with pytest.raises(ValueError, match="a run of 9 steps, not 12"):
+        bench.train_arm(other, data, data, steps=12, batch=4, progress=False, resume=state)
+
+
+def test_pretraining_leaves_its_backbone_and_no_state_to_resume(bench, tmp_path, monkeypatch):
+    net, data = _tiny_training(bench)
+    monkeypatch.setattr(bench, "rendered", lambda *a, **k: data)
+    seen = {}
+
+    def train_arm(net, train, val, **options):
+        seen.update(options)
+        options["resume"].write_bytes(b"state")
+        return {"val_2d": 0.5}
+    monkeypatch.setattr(bench, "train_arm", train_arm)
+    path = tmp_path / "keypoints" / "backbone.safetensors"
+    bench.pretrain({"stem": "conv", "patch_size": 32, **TINY_VIT}, path, steps=2)
+    assert seen["resume"] == tmp_path / "keypoints" / "backbone.safetensors.resume.pt"
+    assert path.is_file() and not seen["resume"].exists()
+
+
 def test_a_saved_vit_arm_starts_a_mesh_models_backbone(bench, tmp_path):
     """--save writes the arm's ViT under the keys a recipe's model.backbone_weights reads."""
     import extpose_sdk
