@@ -12,7 +12,9 @@
 #
 # BASE is the base's model file with its .json beside it (the model alone travels to a device
 # machine; the run folder's optimizer state need not), e.g.
-# runs/hand-base-both/checkpoints/step-0005000/model.safetensors. Arm (b), the slower one, first
+# runs/hand-base-both/checkpoints/step-0005000/model.safetensors; a body base
+# (runs/reproduce-body-both/base/checkpoints/step-0005000/model.safetensors) runs the body arms,
+# the kind read from the base's .json. Arm (b), the slower one, first
 # trains for a minute to measure its frames a second; both arms then train the steps (b) reaches
 # in MINUTES, so they compare at equal steps as the protocol asks ((a) finishes sooner). Every
 # core but two renders the synthetic frames (data.workers); 4x the recipe's frames a step at
@@ -29,6 +31,19 @@ minutes="${2:-3}"
 run="${3:-runs/reproduce-gpu}"
 device="${EXTPOSE_DEVICE:-cuda}"
 [ -f "$base" ] || { echo "gpu_arms.sh: no base weights file $base" >&2; exit 2; }
+# hands or bodies: the base's own model (its .json), so the arms use that kind's recipe and test set
+kind=$(python3 - "${base%.safetensors}.json" <<'PY'
+import json, sys
+try:
+    model = json.load(open(sys.argv[1])).get("model")
+except (OSError, ValueError) as error:
+    sys.exit(f"gpu_arms.sh: the base's {sys.argv[1]} is not readable: {error}")
+kinds = {"extpose-hamer": "hand", "extpose-hmr2": "body"}
+if model not in kinds:
+    sys.exit(f"gpu_arms.sh: the base is a {model!r} model; the arms know {sorted(kinds)}")
+print(kinds[model])
+PY
+) || exit 2
 if [ "$device" = cuda ]; then
     python3 -c "import torch, sys; torch.cuda.is_available() or sys.exit('gpu_arms.sh needs a CUDA GPU (EXTPOSE_DEVICE=cpu: a smoke run)')"
 fi
@@ -43,7 +58,7 @@ if [ ! -f "$run/steps" ]; then
     rm -rf "$calibration"
     set +e
     timeout -s TERM "$(python3 -c "print(max(10, round(min(60, $minutes * 60 / 4))))")" \
-        python3 -m extpose_sdk train synthetic-hand-single --out "$calibration" --no-progress \
+        python3 -m extpose_sdk train "synthetic-$kind-single" --out "$calibration" --no-progress \
         "${common[@]}" optim.batch_size="$frames" optim.max_steps=1000000 optim.warmup_steps=10 \
         model.checkpoint="$base" train.log_every=1
     status=$?
@@ -65,7 +80,7 @@ fi
 steps=$(cat "$run/steps")
 
 # 2. the arms at equal steps, then the held-out scoring
-python3 benchmarks/reproduce.py --kind hand --out "$run" --base "$base" --arm-steps "$steps" \
+python3 benchmarks/reproduce.py --kind "$kind" --out "$run" --base "$base" --arm-steps "$steps" \
     --frames-per-step "$frames" --arms a_rgb_T1 b_rgb+skeleton_T1 -- "${common[@]}"
 if [ -n "${OUT:-}" ]; then
     cp "$run/reproduce.json" "$run/reproduce.png" "$OUT/"

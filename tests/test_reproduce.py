@@ -314,8 +314,47 @@ def test_the_gpu_arms_script_refuses_a_missing_base_and_a_machine_without_cuda(t
                           capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 2 and f"no base weights file {tmp_path}" in done.stderr
     (tmp_path / "base.safetensors").write_bytes(b"")
-    done = subprocess.run(["bash", script, str(tmp_path / "base.safetensors"), "3",
-                           str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env=env)
-    assert done.returncode == 1 and "needs a CUDA GPU" in done.stderr
-    assert not (tmp_path / "run").exists()
+    (tmp_path / "base.json").write_text(json.dumps({"model": "vitpose"}))
+    done = subprocess.run(["bash", script, str(tmp_path / "base.safetensors")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2
+    assert "a 'vitpose' model; the arms know ['extpose-hamer', 'extpose-hmr2']" in done.stderr
+    for model in ("extpose-hamer", "extpose-hmr2"):  # the hand arms or the body arms
+        (tmp_path / "base.json").write_text(json.dumps({"model": model}))
+        done = subprocess.run(["bash", script, str(tmp_path / "base.safetensors"), "3",
+                               str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120, env=env)
+        assert done.returncode == 1 and "needs a CUDA GPU" in done.stderr
+        assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("model, kind", [("extpose-hmr2", "body"), ("extpose-hamer", "hand")])
+def test_the_gpu_arms_script_runs_the_arms_of_its_bases_kind(tmp_path, model, kind):
+    """What runs is read from the base: a body base trains the body arms and scores the body
+    test set (python3 here stands in for the device machine's and writes down its calls)."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    real = sys.executable
+    (fake / "python3").write_text(  # the calibration run logs 256 frames a second
+        "#!/bin/sh\n"
+        f'case "$1" in -|-c) exec {real} "$@";; esac\n'
+        f'echo "$@" >> {tmp_path / "calls"}\n'
+        'if [ "$3" = train ]; then mkdir -p "$6"; for i in 1 2 3 4 5 6; do\n'
+        '  echo \'{"samples_per_s": 256.0}\' >> "$6/log.jsonl"; done; fi\n')
+    (fake / "python3").chmod(0o755)
+    base = tmp_path / "base.safetensors"
+    base.write_bytes(b"")
+    (tmp_path / "base.json").write_text(json.dumps({"model": model}))
+    run = tmp_path / "run"
+    run.mkdir()
+    env = {**os.environ, "EXTPOSE_DEVICE": "cpu", "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_arms.sh"), str(base), "3",
+                           str(run)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    calibration, arms = (tmp_path / "calls").read_text().splitlines()
+    assert f"-m extpose_sdk train synthetic-{kind}-single --out {run}/calibrate" in calibration
+    assert f"model.checkpoint={base}" in calibration
+    # 2 steps of 128 frames a second, 3 minutes, 90% of it, in hundreds
+    assert (run / "steps").read_text() == "300\n" and not (run / "calibrate").exists()
+    assert f"benchmarks/reproduce.py --kind {kind} --out {run} --base {base} --arm-steps 300" in arms
