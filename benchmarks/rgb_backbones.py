@@ -294,11 +294,17 @@ def pretrain(vit_options: dict, path: Path, *, kind: str = "hand", frames: int =
     val = rendered("test", min(512, frames), seed=1, kind=kind, progress=progress, input=input)
     tokens = ViTTokens(**vit_options)
     net = nn.Sequential(tokens, QueryReadout(tokens.width, joints=train[1].shape[1]))
+    return train_and_save_backbone(net, tokens.vit, train, val, path, steps=steps,
+                                   progress=progress, modality_dropout=modality_dropout)
+
+
+def train_and_save_backbone(net: nn.Module, vit: nn.Module, train, val, path: Path,
+                            **options) -> dict:
+    """``train_arm`` resumable from a state kept beside ``path`` until ``vit`` is saved there."""
     path.parent.mkdir(parents=True, exist_ok=True)
     resume = path.with_name(path.name + ".resume.pt")
-    result = train_arm(net, train, val, steps=steps, progress=progress,
-                       modality_dropout=modality_dropout, resume=resume)
-    save_backbone(tokens.vit, path)
+    result = train_arm(net, train, val, resume=resume, **options)
+    save_backbone(vit, path)
     resume.unlink()  # the backbone is whole: nothing left to resume
     return result
 
@@ -400,15 +406,15 @@ def main() -> None:
     for arm in args.arms:
         print(f"{arm}:", flush=True)
         net = build(arm)
-        resume = None if args.save is None else args.save.with_name(args.save.name + ".resume.pt")
-        results["arms"][arm] = train_arm(net, train, val, steps=args.steps,
-                                         modality_dropout=args.modality_dropout, resume=resume)
+        options = {"steps": args.steps, "modality_dropout": args.modality_dropout}
+        if args.save is None:
+            results["arms"][arm] = train_arm(net, train, val, **options)
+        else:
+            results["arms"][arm] = train_and_save_backbone(net, net[0].vit, train, val,
+                                                           args.save, **options)
+            print(f"saved the backbone to {args.save}")
         if args.out is not None:  # written as it goes
             args.out.write_text(json.dumps(results, indent=1))
-        if args.save is not None:
-            save_backbone(net[0].vit, args.save)
-            resume.unlink()
-            print(f"saved the backbone to {args.save}")
     print(f"\n{'arm':12s} {'params':>8s} {'val 2D':>7s} {'x mean':>7s} {'seconds':>8s}")
     for arm, r in results["arms"].items():
         print(f"{arm:12s} {r['parameters'] / 1e6:7.2f}M {r['val_2d']:7.3f} "
