@@ -228,7 +228,8 @@ def predictions(folder: Path) -> dict[str, torch.Tensor]:
     """What the weights in ``folder`` compute: the tiny model's outputs on fixed images."""
     model = extpose_sdk.load_model("extpose-hamer", checkpoint=str(folder / "model.safetensors"))
     generator = torch.Generator().manual_seed(0)
-    images = {name: torch.rand(2, 3, 32, 32, generator=generator) for name in model.modalities}
+    images = {name: torch.rand(2, 3, *TINY_MODEL["img_size"], generator=generator)
+              for name in model.modalities}
     with torch.no_grad():
         output = model(images)
     return {k: v for k, v in attrs.asdict(output, recurse=False).items()
