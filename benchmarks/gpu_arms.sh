@@ -20,6 +20,9 @@
 # core but two renders the synthetic frames (data.workers); 4x the recipe's frames a step at
 # twice its learning rate (the square-root rule). With $OUT set, reproduce.json / .png and the
 # arms' logs are copied there. Run it again to resume: reproduce.py resumes every run.
+# DETECTOR_ERROR=0.25 gives the arms and the test set a stand-in detector making that share of
+# the recipe's 2D errors (reproduce.py --detector-error): the bodies' skeleton helped on 2 cores
+# only with one more precise than the model's own 2D (docs/reproduction.md).
 #
 # On this project's device machine (its image holds torch, timm, opencv, safetensors, attrs,
 # pluggy, matplotlib; no network), carrying the base's two files (runs/ is not in git):
@@ -80,8 +83,10 @@ fi
 steps=$(cat "$run/steps")
 
 # 2. the arms at equal steps, then the held-out scoring
+detector=()
+if [ -n "${DETECTOR_ERROR:-}" ]; then detector=(--detector-error "$DETECTOR_ERROR"); fi
 python3 benchmarks/reproduce.py --kind "$kind" --out "$run" --base "$base" --arm-steps "$steps" \
-    --frames-per-step "$frames" --arms a_rgb_T1 b_rgb+skeleton_T1 -- "${common[@]}"
+    --frames-per-step "$frames" "${detector[@]}" --arms a_rgb_T1 b_rgb+skeleton_T1 -- "${common[@]}"
 if [ -n "${OUT:-}" ]; then
     cp "$run/reproduce.json" "$run/reproduce.png" "$OUT/"
     for arm in a_rgb_T1 b_rgb+skeleton_T1; do cp "$run/$arm/log.jsonl" "$OUT/$arm.log.jsonl"; done

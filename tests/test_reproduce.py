@@ -328,10 +328,12 @@ def test_the_gpu_arms_script_refuses_a_missing_base_and_a_machine_without_cuda(t
         assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("model, kind", [("extpose-hmr2", "body"), ("extpose-hamer", "hand")])
-def test_the_gpu_arms_script_runs_the_arms_of_its_bases_kind(tmp_path, model, kind):
+@pytest.mark.parametrize("model, kind, detector", [("extpose-hmr2", "body", "0.25"),
+                                                     ("extpose-hamer", "hand", "")])
+def test_the_gpu_arms_script_runs_the_arms_of_its_bases_kind(tmp_path, model, kind, detector):
     """What runs is read from the base: a body base trains the body arms and scores the body
-    test set (python3 here stands in for the device machine's and writes down its calls)."""
+    test set (python3 here stands in for the device machine's and writes down its calls);
+    DETECTOR_ERROR reaches the arms and the test set, and without it the recipe's detector."""
     fake = tmp_path / "bin"
     fake.mkdir()
     real = sys.executable
@@ -347,7 +349,8 @@ def test_the_gpu_arms_script_runs_the_arms_of_its_bases_kind(tmp_path, model, ki
     (tmp_path / "base.json").write_text(json.dumps({"model": model}))
     run = tmp_path / "run"
     run.mkdir()
-    env = {**os.environ, "EXTPOSE_DEVICE": "cpu", "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "EXTPOSE_DEVICE": "cpu", "DETECTOR_ERROR": detector,
+           "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_arms.sh"), str(base), "3",
                            str(run)], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env=env)
@@ -358,3 +361,5 @@ def test_the_gpu_arms_script_runs_the_arms_of_its_bases_kind(tmp_path, model, ki
     # 2 steps of 128 frames a second, 3 minutes, 90% of it, in hundreds
     assert (run / "steps").read_text() == "300\n" and not (run / "calibrate").exists()
     assert f"benchmarks/reproduce.py --kind {kind} --out {run} --base {base} --arm-steps 300" in arms
+    assert ("--detector-error 0.25 --arms" in arms) == bool(detector)
+    assert ("--detector-error" in arms) == bool(detector)
