@@ -22,11 +22,14 @@
 # arms' logs are copied there. Run it again to resume: reproduce.py resumes every run.
 # DETECTOR_ERROR=0.25 gives the arms and the test set a stand-in detector making that share of
 # the recipe's 2D errors (reproduce.py --detector-error): the bodies' skeleton helped on 2 cores
-# only with one more precise than the model's own 2D (docs/reproduction.md).
+# only with one more precise than the model's own 2D (docs/reproduction.md). ARMS="b_rgb+skeleton_T1
+# d_rgb+skeleton_T8" trains other arms of reproduce.py's (the frames' test at a GPU's batch),
+# for the steps arm (b) reaches.
 #
 # On this project's device machine (its image holds torch, timm, opencv, safetensors, attrs,
 # pluggy, matplotlib; no network), carrying the base's two files (runs/ is not in git):
-#   python3 -m pip install -q --no-deps --no-build-isolation -e . -e plugins/extpose-plugin-hamer
+#   python3 -m pip install -q --no-deps --no-build-isolation -e . -e plugins/extpose-plugin-hamer \
+#       -e plugins/extpose-plugin-hmr2
 #   && bash benchmarks/gpu_arms.sh runs/hand-base-both/checkpoints/step-0005000/model.safetensors
 set -euo pipefail
 base="${1:?usage: gpu_arms.sh BASE.safetensors [MINUTES_PER_ARM] [RUN_FOLDER]}"
@@ -34,6 +37,12 @@ minutes="${2:-3}"
 run="${3:-runs/reproduce-gpu}"
 device="${EXTPOSE_DEVICE:-cuda}"
 [ -f "$base" ] || { echo "gpu_arms.sh: no base weights file $base" >&2; exit 2; }
+read -r -a arms <<< "${ARMS:-a_rgb_T1 b_rgb+skeleton_T1}"
+known="a_rgb_T1 b_rgb+skeleton_T1 c_rgb_T8 d_rgb+skeleton_T8"  # reproduce.py's ARMS
+for arm in "${arms[@]}"; do
+    case " $known " in *" $arm "*) ;; *)
+        echo "gpu_arms.sh: unknown arm '$arm' in ARMS; the arms: $known" >&2; exit 2;; esac
+done
 # hands or bodies: the base's own model (its .json), so the arms use that kind's recipe and test set
 kind=$(python3 - "${base%.safetensors}.json" <<'PY'
 import json, sys
@@ -86,8 +95,8 @@ steps=$(cat "$run/steps")
 detector=()
 if [ -n "${DETECTOR_ERROR:-}" ]; then detector=(--detector-error "$DETECTOR_ERROR"); fi
 python3 benchmarks/reproduce.py --kind "$kind" --out "$run" --base "$base" --arm-steps "$steps" \
-    --frames-per-step "$frames" "${detector[@]}" --arms a_rgb_T1 b_rgb+skeleton_T1 -- "${common[@]}"
+    --frames-per-step "$frames" "${detector[@]}" --arms "${arms[@]}" -- "${common[@]}"
 if [ -n "${OUT:-}" ]; then
     cp "$run/reproduce.json" "$run/reproduce.png" "$OUT/"
-    for arm in a_rgb_T1 b_rgb+skeleton_T1; do cp "$run/$arm/log.jsonl" "$OUT/$arm.log.jsonl"; done
+    for arm in "${arms[@]}"; do cp "$run/$arm/log.jsonl" "$OUT/$arm.log.jsonl"; done
 fi

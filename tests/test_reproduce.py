@@ -328,12 +328,15 @@ def test_the_gpu_arms_script_refuses_a_missing_base_and_a_machine_without_cuda(t
         assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("model, kind, detector", [("extpose-hmr2", "body", "0.25"),
-                                                     ("extpose-hamer", "hand", "")])
-def test_the_gpu_arms_script_runs_the_arms_of_its_bases_kind(tmp_path, model, kind, detector):
+@pytest.mark.parametrize("model, kind, detector, arms", [
+    ("extpose-hmr2", "body", "0.25", ""),
+    ("extpose-hamer", "hand", "", "b_rgb+skeleton_T1 d_rgb+skeleton_T8")])
+def test_the_gpu_arms_script_runs_the_arms_of_its_bases_kind(tmp_path, model, kind, detector,
+                                                              arms):
     """What runs is read from the base: a body base trains the body arms and scores the body
     test set (python3 here stands in for the device machine's and writes down its calls);
-    DETECTOR_ERROR reaches the arms and the test set, and without it the recipe's detector."""
+    DETECTOR_ERROR reaches the arms and the test set, and without it the recipe's detector;
+    ARMS picks the arms, by default (a) and (b)."""
     fake = tmp_path / "bin"
     fake.mkdir()
     real = sys.executable
@@ -349,17 +352,35 @@ def test_the_gpu_arms_script_runs_the_arms_of_its_bases_kind(tmp_path, model, ki
     (tmp_path / "base.json").write_text(json.dumps({"model": model}))
     run = tmp_path / "run"
     run.mkdir()
-    env = {**os.environ, "EXTPOSE_DEVICE": "cpu", "DETECTOR_ERROR": detector,
+    env = {**os.environ, "EXTPOSE_DEVICE": "cpu", "DETECTOR_ERROR": detector, "ARMS": arms,
            "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_arms.sh"), str(base), "3",
                            str(run)], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env=env)
     assert done.returncode == 0, done.stderr
-    calibration, arms = (tmp_path / "calls").read_text().splitlines()
+    calibration, call = (tmp_path / "calls").read_text().splitlines()
     assert f"-m extpose_sdk train synthetic-{kind}-single --out {run}/calibrate" in calibration
     assert f"model.checkpoint={base}" in calibration
     # 2 steps of 128 frames a second, 3 minutes, 90% of it, in hundreds
     assert (run / "steps").read_text() == "300\n" and not (run / "calibrate").exists()
-    assert f"benchmarks/reproduce.py --kind {kind} --out {run} --base {base} --arm-steps 300" in arms
-    assert ("--detector-error 0.25 --arms" in arms) == bool(detector)
-    assert ("--detector-error" in arms) == bool(detector)
+    assert f"benchmarks/reproduce.py --kind {kind} --out {run} --base {base} --arm-steps 300" in call
+    assert ("--detector-error 0.25 --arms" in call) == bool(detector)
+    assert ("--detector-error" in call) == bool(detector)
+    assert f"--arms {arms or 'a_rgb_T1 b_rgb+skeleton_T1'} -- device=cpu" in call
+
+
+def test_the_gpu_arms_script_knows_the_protocols_arms_and_refuses_others_before_any_work(
+        tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import reproduce
+
+    script = ROOT / "benchmarks" / "gpu_arms.sh"
+    known = next(line for line in script.read_text().splitlines() if line.startswith("known="))
+    assert known.split('"')[1].split() == list(reproduce.ARMS)
+    (tmp_path / "base.safetensors").write_bytes(b"")
+    (tmp_path / "base.json").write_text(json.dumps({"model": "extpose-hamer"}))
+    done = subprocess.run(["bash", str(script), str(tmp_path / "base.safetensors"), "3",
+                           str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "ARMS": "b_rgb+skeleton_T1 d_rgb_T8"})
+    assert done.returncode == 2 and not (tmp_path / "run").exists()
+    assert "unknown arm 'd_rgb_T8' in ARMS; the arms: a_rgb_T1 b_rgb+skeleton_T1" in done.stderr
