@@ -488,6 +488,37 @@ def test_a_signal_to_the_whole_process_group_still_checkpoints_with_loader_worke
     assert (tmp_path / "run" / "checkpoints" / f"step-{stopped_at:07d}" / "state.pt").is_file()
 
 
+@pytest.mark.parametrize("workers, cores, environ, threads", [
+    (1, 2, {}, 1), (14, 16, {}, 2), (3, 2, {}, 1),  # what the workers leave, at least one
+    (0, 2, {}, None), (1, 2, {"OMP_NUM_THREADS": "2"}, None)])  # torch's own count
+def test_a_cpu_run_gives_its_model_the_cores_its_data_workers_leave(workers, cores, environ,
+                                                                    threads):
+    from extpose_sdk.engine.loop import threads_beside_workers
+
+    assert threads_beside_workers(workers, cores, environ) == threads
+
+
+def test_a_cpu_run_with_data_workers_trains_on_the_cores_they_leave_then_gives_them_back(
+        cache, tmp_path, monkeypatch):
+    import extpose_sdk.engine.loop as loop
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(loop, "_cores", lambda: 2)
+    recipe = tiny_recipe(cache, "max_steps=2", "device=cpu", "data.workers=1", "eval_every=0")
+    before = torch.get_num_threads()
+    seen = []
+    try:
+        torch.set_num_threads(3)
+        train(recipe, tmp_path / "run", progress=False,
+              callback=lambda step, record: seen.append(torch.get_num_threads()))
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 1] and after == 3
+    notes = [r["note"] for r in read_log(tmp_path / "run" / "log.jsonl") if "note" in r]
+    assert "CPU: 1 torch thread beside 1 data worker (OMP_NUM_THREADS sets another count)" in notes
+
+
 def test_loader_workers_ignore_stop_signals_and_the_main_process_does_not():
     import signal
 
@@ -608,11 +639,14 @@ def test_bodies_train_with_the_adversarial_prior_against_a_mocap_file(tmp_path, 
         train(recipe, tmp_path / "bad", progress=False)
 
 
-def test_dataloader_workers_read_the_same_batches(cache, tmp_path):
+def test_dataloader_workers_read_the_same_batches(cache, tmp_path, monkeypatch):
     import pickle
 
     from extpose_sdk.datasets.cache import CachedDataset
 
+    # the same threads both runs (with workers the model would get the cores they leave, and
+    # another thread count sums in another order: 2e-9 apart)
+    monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
     main = train(tiny_recipe(cache, "max_steps=3"), tmp_path / "main", progress=False)
     workers = train(tiny_recipe(cache, "max_steps=3", "data.workers=2"), tmp_path / "workers",
                     progress=False)
