@@ -235,9 +235,11 @@ def _cpu_threads(recipe, dist: Distributed) -> Iterator[int | None]:
     threads = None
     if dist.device.type == "cpu":
         threads = threads_beside_workers(recipe.data.workers, _cores(), os.environ)
+    if threads is None:
+        yield None
+        return
     before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
     try:
         yield threads
     finally:
