@@ -498,6 +498,19 @@ def test_a_cpu_run_gives_its_model_the_cores_its_data_workers_leave(workers, cor
     assert threads_beside_workers(workers, cores, environ) == threads
 
 
+def test_the_cores_are_the_ones_this_process_may_use_or_the_machines_where_none_say(
+        monkeypatch):
+    import extpose_sdk.engine.loop as loop
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert loop._cores() == 3
+    monkeypatch.delattr(os, "sched_getaffinity")  # macOS, Windows
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert loop._cores() == 6
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # undeterminable
+    assert loop._cores() == 1
+
+
 def test_a_cpu_run_with_data_workers_trains_on_the_cores_they_leave_then_gives_them_back(
         cache, tmp_path, monkeypatch):
     import extpose_sdk.engine.loop as loop
