@@ -86,7 +86,10 @@ def run(args, frames: int, modalities: list[str], checkpointing: bool, processes
             "checkpointing": checkpointing, "processes": processes, "batch": batch,
             "samples_per_s": statistics.median(r["samples_per_s"] for r in steps),
             "frames_per_s": statistics.median(r["samples_per_s"] for r in steps) * frames,
-            "peak_memory_mb": max(r["memory_mb"] for r in steps)}
+            "peak_memory_mb": max(r["memory_mb"] for r in steps),
+            # the share of the steps' time spent waiting for batches (the loader's bound)
+            "data_share": sum(r["data_s"] for r in steps)
+            / sum(batch / r["samples_per_s"] for r in steps)}
 
 
 def mfu(run: Path, frames: int, modalities: int, samples_per_s: float, peak_tflops: float) -> float:
@@ -131,7 +134,7 @@ def main() -> None:
             rows.append(row)
             print(f"{row['config']:32s} batch {row['batch']:3d}  {row['samples_per_s']:7.1f} "
                   f"samples/s  {row['frames_per_s']:7.1f} frames/s  "
-                  f"peak {row['peak_memory_mb']:7.0f} MB"
+                  f"peak {row['peak_memory_mb']:7.0f} MB  data {100 * row['data_share']:3.0f}%"
                   + (f"  MFU {100 * row['mfu']:.1f}%" if row["mfu"] is not None else ""),
                   flush=True)
     if args.json:

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import attrs
@@ -15,8 +16,8 @@ import pytest
 import torch
 
 import extpose_sdk
-from extpose_sdk.engine.log import read_log
-from extpose_sdk.engine.loop import TrainingError, lr_factor, train
+from extpose_sdk.engine.log import loss_terms_of, read_log
+from extpose_sdk.engine.loop import TrainingError, data_bound_note, lr_factor, train
 from extpose_sdk.engine.recipe import recipe_from_dict
 
 TINY_MODEL = {"img_size": [32, 32], "embed_dim": 16, "depth": 2, "num_heads": 2, "head_dim": 16,
@@ -530,6 +531,46 @@ def test_a_cpu_run_with_data_workers_trains_on_the_cores_they_leave_then_gives_t
     assert seen == [1, 1] and after == 3
     notes = [r["note"] for r in read_log(tmp_path / "run" / "log.jsonl") if "note" in r]
     assert "CPU: 1 torch thread beside 1 data worker (OMP_NUM_THREADS sets another count)" in notes
+
+
+@pytest.mark.parametrize("waited, took, steps, expected", [
+    (3.0, 10.0, (2, 11), "steps 2 to 11 waited for their batches 30% of their time"),
+    (2.0, 10.0, (5, 40), "steps 5 to 40 waited for their batches 20% of their time"),
+    (1.9, 10.0, (5, 40), None),  # the model's own time dominates
+    (9.0, 10.0, (2, 10), None),  # nine steps are too few to say
+    (0.0, 0.0, (2, 1), None),  # no step timed
+])
+def test_a_run_waiting_for_its_data_says_so_and_one_that_does_not_stays_quiet(
+        waited, took, steps, expected):
+    note = data_bound_note(waited, took, steps)
+    assert note == (None if expected is None else
+                    f"data: {expected}: the data loader, not the model, sets this run's speed "
+                    "(more data.workers where cores are free, or a cache: docs/training.md)")
+
+
+def test_the_log_times_each_steps_wait_for_data_and_the_run_says_when_data_bound_it(
+        cache, tmp_path, monkeypatch):
+    from extpose_sdk.engine.data import TrainingSet
+
+    read = TrainingSet.__getitem__
+
+    def slowly(self, index):
+        time.sleep(0.03)
+        return read(self, index)
+
+    monkeypatch.setattr(TrainingSet, "__getitem__", slowly)
+    train(tiny_recipe(cache, "max_steps=13", "data.workers=0"), tmp_path / "run", progress=False)
+    records = read_log(tmp_path / "run" / "log.jsonl")
+    steps = [r for r in records if "loss" in r]
+    assert [r["step"] for r in steps] == list(range(1, 14))
+    for r in steps:  # 4 samples a step, each 0.03 s late; the step took longer still
+        assert 0.12 <= r["data_s"] < 4 / r["samples_per_s"]
+        assert sum(r[k] for k in loss_terms_of(r)) == pytest.approx(r["loss"])
+        assert "data_s" not in loss_terms_of(r) and "lr" not in loss_terms_of(r)
+    timed = steps[1:]  # the first step also waits for the loader to start
+    share = sum(r["data_s"] for r in timed) / sum(4 / r["samples_per_s"] for r in timed)
+    notes = [r["note"] for r in records if "note" in r]
+    assert notes == [data_bound_note(share, 1.0, (2, 13))]
 
 
 def test_loader_workers_ignore_stop_signals_and_the_main_process_does_not():

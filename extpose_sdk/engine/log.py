@@ -80,6 +80,16 @@ class TrainingLog:
                 plot_curves(self.path, self.out / "curves.png")
 
 
+#: What a step's record holds besides its weighted loss terms.
+STEP_FIELDS = ("step", "time", "lr", "grad_norm", "samples_per_s", "data_s", "memory_mb",
+               "skipped")
+
+
+def loss_terms_of(record: dict[str, Any]) -> list[str]:
+    """The weighted loss terms in a step's record of ``log.jsonl`` (their sum is ``loss``)."""
+    return [k for k in record if k not in STEP_FIELDS and k != "loss"]
+
+
 def read_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
@@ -99,9 +109,7 @@ def plot_curves(log_path: Path, png: Path) -> Path | None:
     if not steps:
         return None
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    terms = [k for k in steps[-1] if k not in ("step", "time", "lr", "grad_norm", "samples_per_s",
-                                              "memory_mb", "skipped")]
-    for key in terms:
+    for key in ["loss", *loss_terms_of(steps[-1])]:
         left.plot([r["step"] for r in steps], [r.get(key) for r in steps], label=key)
     left.set_yscale("log")
     left.set_xlabel("step")

@@ -222,6 +222,19 @@ def threads_beside_workers(workers: int, cores: int, environ: Mapping[str, str])
     return max(1, cores - workers)
 
 
+def data_bound_note(waited: float, took: float, steps: tuple[int, int],
+                    share: float = 0.2) -> str | None:
+    """A note when the steps ``steps`` (first, last) waited for their batches ``waited`` of the
+    ``took`` seconds they took, at least ``share`` of it: then the data loader, not the model,
+    sets the run's speed. None below that, or over fewer than ten steps (too few to say)."""
+    first, last = steps
+    if last - first + 1 < 10 or took <= 0 or waited / took < share:
+        return None
+    return (f"data: steps {first} to {last} waited for their batches {waited / took:.0%} of their "
+            "time: the data loader, not the model, sets this run's speed (more data.workers "
+            "where cores are free, or a cache: docs/training.md)")
+
+
 def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -368,12 +381,27 @@ def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distribute
 
     model.train()
     status, last_loss = "finished", math.nan
+    # time waiting for batches against the steps' time, from this process's second step (the
+    # first also waits for the loader's workers to start)
+    waited = took = 0.0
+    first_timed = step + 2
+
+    def close(plot: bool = False) -> None:
+        note = data_bound_note(waited, took, (first_timed, step))
+        if note is not None:
+            log.note(note)
+        log.close(plot=plot)
+
     with StopSignal() as stop, loader_workers(loader) as batches:
         while step < optim.max_steps:
             started = time.perf_counter()
             totals: dict[str, float] = {}
+            data_s = 0.0
             for m in range(optim.accumulate):
-                batch = _batch_to(next(batches), dist.device)
+                asked = time.perf_counter()
+                batch = next(batches)
+                data_s += time.perf_counter() - asked
+                batch = _batch_to(batch, dist.device)
                 first_row = step * optim.batch_size + dist.rank * share + m * micro
                 rows = list(range(first_row, first_row + micro))
                 inputs, present = _inputs(batch, recipe.model.modalities, dropout, rows)
@@ -422,9 +450,11 @@ def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distribute
             step += 1
             last_loss = sum(totals.values())
             elapsed = time.perf_counter() - started
+            if step >= first_timed:
+                waited, took = waited + data_s, took + elapsed
             record = {"loss": last_loss, **totals, "lr": scheduler.get_last_lr()[0],
                       "grad_norm": grad_norm, "samples_per_s": optim.batch_size / elapsed,
-                      "memory_mb": _memory_mb(dist.device), "skipped": skipped}
+                      "data_s": data_s, "memory_mb": _memory_mb(dist.device), "skipped": skipped}
             if step % train_cfg.log_every == 0 or step == optim.max_steps:
                 log.step(step, record)
             log.advance(step, last_loss)
@@ -439,14 +469,14 @@ def _train(recipe, out: Path, resume, progress: bool, callback, dist: Distribute
                 folder = checkpoint()
                 log.note(f"{status} at step {step}; checkpoint {folder}; resume with the same "
                          "command")
-                log.close()
+                close()
                 return TrainResult(step, status, folder, best, skipped, last_loss)
             if step % train_cfg.save_every == 0 and step < optim.max_steps:
                 checkpoint()
     folder = checkpoint()
     if validation_set is not None and (not train_cfg.eval_every or step % train_cfg.eval_every):
         validate()
-    log.close(plot=train_cfg.plot)
+    close(plot=train_cfg.plot)
     return TrainResult(step, status, folder, best, skipped, last_loss)
 
 
