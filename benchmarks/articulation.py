@@ -8,6 +8,7 @@ subject's own frame, turned as the truth is turned):
 
     python benchmarks/articulation.py --kind hand            # about 2 minutes on 2 cores
     python benchmarks/articulation.py --kind hand --jitter 0.01 --drop 0.0
+    python benchmarks/articulation.py --kind body --detector-error 0.25   # the better detector
 
 What it says about a trained model: if the detections alone cannot beat the mean articulation,
 a model can only learn the fingers from the RGB image.
@@ -69,17 +70,34 @@ def learnt(keypoints: np.ndarray, joints: np.ndarray, train: int, steps: int) ->
         return net(x[train:]).reshape(n - train, -1, 3).numpy()
 
 
+def detection_noise(scale: float, **given: float | None) -> DetectionNoise:
+    """The default detector's errors times ``scale``, with the ``given`` fields (not None) as
+    they are."""
+    default = DetectionNoise()
+    fields = {name: getattr(default, name) * scale for name in ("jitter", "drop", "swap")}
+    fields.update({name: value for name, value in given.items() if value is not None})
+    return DetectionNoise(**fields)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kind", choices=["hand", "body"], default="hand")
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--steps", type=int, default=2000, help="MLP training steps")
-    parser.add_argument("--jitter", type=float, default=DetectionNoise().jitter)
-    parser.add_argument("--drop", type=float, default=DetectionNoise().drop)
+    parser.add_argument("--detector-error", type=float, default=1.0, metavar="SCALE",
+                        help="a stand-in detector making SCALE times the default's errors (as "
+                        "held_out.py and reproduce.py take it); --jitter, --drop and --swap, "
+                        "where given, replace its figures")
+    parser.add_argument("--jitter", type=float, help="fraction of the box side")
+    parser.add_argument("--drop", type=float, help="chance a joint is dropped")
+    parser.add_argument("--swap", type=float, help="chance a frame has left and right swapped")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
+    if args.detector_error < 0:
+        parser.error(f"--detector-error must be >= 0; got {args.detector_error}")
     torch.manual_seed(0)
-    noise = DetectionNoise(jitter=args.jitter, drop=args.drop)
+    noise = detection_noise(args.detector_error, jitter=args.jitter, drop=args.drop,
+                            swap=args.swap)
     data = frames(args.kind, args.frames, noise, args.seed)
     joints = data["joints"][..., :3]
     joints = joints - joints.mean(1, keepdims=True)
@@ -91,7 +109,8 @@ def main() -> None:
 
     mean = score(mean_articulation(joints, data["orient"])[train:])
     print(f"synthetic-{args.kind}: {len(joints)} frames ({len(joints) - train} held out), "
-          f"detections: jitter {args.jitter} of the box, {args.drop:.0%} dropped")
+          f"detections: jitter {noise.jitter:g} of the box, {noise.drop:.1%} dropped, "
+          f"{noise.swap:.2%} of frames swapped")
     print(f"{'3D joints from':<28} {'PA-MPJPE (mm)':>14} {'x mean':>8}")
     print(f"{'the mean articulation':<28} {mean:14.2f} {1.0:8.2f}")
     for name in ("true", "detected"):
