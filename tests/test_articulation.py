@@ -9,15 +9,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _articulation(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    import articulation
-
-    return articulation
-
-
 def test_the_detector_error_scales_the_default_and_given_fields_replace_it(monkeypatch):
-    probe = _articulation(monkeypatch)
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import articulation as probe
+
     noise = probe.detection_noise(0.25)
     assert (noise.jitter, noise.drop, noise.swap) == pytest.approx((0.005, 0.02, 0.0075))
     noise = probe.detection_noise(0.25, jitter=0.0, drop=None, swap=0.5)
