@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 
+import attrs
 import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
@@ -71,12 +72,13 @@ def learnt(keypoints: np.ndarray, joints: np.ndarray, train: int, steps: int) ->
 
 
 def detection_noise(scale: float, **given: float | None) -> DetectionNoise:
-    """The default detector's errors times ``scale``, with the ``given`` fields (not None) as
-    they are."""
-    default = DetectionNoise()
-    fields = {name: getattr(default, name) * scale for name in ("jitter", "drop", "swap")}
-    fields.update({name: value for name, value in given.items() if value is not None})
-    return DetectionNoise(**fields)
+    """The stand-in detector the protocol's arms train with at ``--detector-error scale``
+    (``reproduce.detection_noise``), with the ``given`` fields (not None) as they are."""
+    import reproduce  # this folder's protocol (the script's folder is on sys.path)
+
+    noise = DetectionNoise(**(reproduce.detection_noise(scale) or {}))
+    return attrs.evolve(noise, **{name: value for name, value in given.items()
+                                  if value is not None})
 
 
 def main() -> None:
