@@ -294,6 +294,66 @@ def test_the_detectors_error_is_measured_in_the_crop_against_the_truth(kind, mea
     assert better["mean"] == pytest.approx(mean / 2, rel=0.3), better
 
 
+def test_the_ray_split_puts_each_error_where_it_lies(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import ray_split
+    import torch
+
+    from extpose_sdk.metrics import pa_mpjpe, protocol_for_joint_set
+
+    protocol = protocol_for_joint_set("mano21")
+    generator = torch.Generator().manual_seed(0)
+    gt = torch.cat([torch.randn(2, 21, 3, generator=generator) * 0.05,
+                    torch.ones(2, 21, 1)], dim=-1)
+    across = torch.randn(2, 21, 3, generator=generator) * 0.01 * torch.tensor([1.0, 1.0, 0.0])
+    along = torch.randn(2, 21, 3, generator=generator) * 0.01 * torch.tensor([0.0, 0.0, 1.0])
+    depth_only = ray_split.split(gt[..., :3] + along, gt, protocol)
+    assert list(depth_only) == list(ray_split.VARIANTS)
+    image_only = ray_split.split(gt[..., :3] + across, gt, protocol)
+    # the aligning turn moves a little of each error onto the other axes, no more
+    assert (depth_only["across the image"] < 0.25 * depth_only["depth"]).all()
+    assert (image_only["depth"] < 0.15 * image_only["across the image"]).all()
+    # the error is measured after alignment: a turned, moved, scaled prediction loses nothing
+    turn = torch.linalg.matrix_exp(torch.tensor([[0.0, -0.3, 0.2], [0.3, 0.0, -0.1],
+                                                 [-0.2, 0.1, 0.0]]))
+    moved = 1.3 * gt[..., :3] @ turn.T + torch.tensor([0.1, -0.2, 0.5])
+    assert (ray_split.split(moved, gt, protocol)["PA-MPJPE"] < 1e-3).all()  # mm
+    both = ray_split.split(gt[..., :3] + across + along, gt, protocol)
+    assert torch.allclose(both["PA-MPJPE"],
+                          1000 * pa_mpjpe(gt[..., :3] + across + along, gt[..., :3]))
+    assert (both["depth"] < both["PA-MPJPE"]).all()
+    assert (both["across the image"] < both["PA-MPJPE"]).all()
+    assert torch.allclose(both["depth"], depth_only["depth"], rtol=0.05)
+    assert torch.allclose(both["across the image"], image_only["across the image"], rtol=0.05)
+    assert both["depth"].shape == (2,) and (both["depth"] > 1).all()  # mm, not m
+    # a joint without a label is left out
+    unlabelled = gt.clone()
+    unlabelled[:, 5, 3] = 0
+    far = gt[..., :3].clone()
+    far[:, 5, 2] += 1.0
+    assert torch.allclose(ray_split.split(far, unlabelled, protocol)["depth"],
+                          torch.zeros(2), atol=1e-9)
+
+
+def test_the_ray_split_scores_each_input_and_keeps_what_it_wrote(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import ray_split
+
+    out = tmp_path / "split.json"
+    assert ray_split.main(["--kind", "hand", "extpose-hamer-synthetic", "--sequences", "1",
+                           "--length", "8", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["scores"]["extpose-hamer-synthetic"]
+    assert list(rows) == ["rgb+skeleton", "skeleton only", "rgb only", "mean articulation"]
+    for row in rows.values():
+        assert 0 < row["depth"] < row["PA-MPJPE"] and 0 < row["across the image"] < row["PA-MPJPE"]
+    assert rows["rgb+skeleton"]["PA-MPJPE"] < rows["mean articulation"]["PA-MPJPE"]
+    assert len({row["PA-MPJPE"] for row in rows.values()}) == 4  # the inputs are switched
+    assert "| mean articulation |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # the scores written are never overwritten
+        ray_split.main(["--kind", "hand", "extpose-hamer-synthetic", "--json", str(out)])
+    assert json.loads(out.read_text())["scores"]
+
+
 def test_an_override_after_the_arms_is_named_as_one_not_refused_as_an_unknown_arm():
     """--arms takes one or more values, so `--arms a_rgb_T1 loss.pose=0.01` hands the override to
     --arms: the error says where overrides go, before anything runs."""
