@@ -29,6 +29,9 @@ sequence of both images' tokens through the same ViT, the read-out attending to 
 one image only half the time (a lighter draw than the engine's ``train.modality_dropout``, see
 ``train_arm``), and the scores come from each input too; with
 ``--save`` that pretrains a ViT that reads both (a "ViTPose" of the crop and of the skeleton).
+``--kind body`` asks the same of the synthetic bodies (44 keypoints), ``--detector-error SCALE``
+draws a stand-in detector making SCALE times the default's errors (0: the true keypoints, so
+the score is how precisely the backbone reads a drawing, nothing else).
 
     python benchmarks/rgb_backbones.py                       # renders 4,000 frames first
     python benchmarks/rgb_backbones.py --frames 16000 --threads 1 --out runs/rgb-backbones.json
@@ -37,6 +40,8 @@ one image only half the time (a lighter draw than the engine's ``train.modality_
     python benchmarks/rgb_backbones.py --input skeleton --arms vit vit-conv vit-conv16 --frames 16000
     python benchmarks/rgb_backbones.py --input rgb+skeleton --modality-dropout 0.5 --arms vit-conv \\
         --frames 24000 --augment --steps 6000 --save runs/hand-keypoints-both/backbone.safetensors
+    python benchmarks/rgb_backbones.py --kind body --input skeleton --detector-error 0 \\
+        --arms vit-conv vit-conv16 --frames 8000 --augment --steps 3000
     python benchmarks/rgb_backbones.py --cache cache/synthetic-hand-train-2400x8 \\
         --val-cache cache/synthetic-hand-v2-val --val-every 4 --out runs/rgb-backbones.json
 """
@@ -61,12 +66,14 @@ SIZE = 128
 
 def rendered(split: str, count: int, seed: int, augment: bool = False,
              kind: str = "hand", progress: bool = False, input: str = "rgb",
-             ) -> tuple[np.ndarray, np.ndarray]:
+             detector_error: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """``count`` fresh synthetic frames (one per motion): uint8 ``(N, 3, H, W)`` images of
     ``input`` (the RGB crop, or the skeleton image of the stand-in detector's keypoints) and the
     ``(N, J, 2)`` true keypoints in crop units (-0.5 .. 0.5); ``augment``: the training recipes'
     augmentation (no flips: right hands, and the recipes do not flip bodies either). With
-    ``rgb+skeleton`` the images are ``(N, 2, 3, H, W)``: the crop, then its skeleton image."""
+    ``rgb+skeleton`` the images are ``(N, 2, 3, H, W)``: the crop, then its skeleton image.
+    ``detector_error``: the stand-in detector makes that many times the default's errors (0: the
+    true keypoints drawn)."""
     from tqdm.auto import tqdm
 
     from extpose_sdk.data.inputs import model_inputs
@@ -78,7 +85,8 @@ def rendered(split: str, count: int, seed: int, augment: bool = False,
         raise ValueError(f"unknown input {input!r}; the inputs: {list(INPUTS)}")
     data = SyntheticDataset(kind=kind, split=split, num_sequences=count, sequence_length=1,
                             crop_size=SIZE, seed=seed,
-                            augment={"flip_prob": 0.0} if augment else False)
+                            augment={"flip_prob": 0.0} if augment else False,
+                            **_detector(detector_error))
     images, keypoints = [], []
     for i in tqdm(range(count), desc=f"rendering {kind} {split} frames", unit="frame",
                   disable=not progress):
@@ -92,8 +100,21 @@ def rendered(split: str, count: int, seed: int, augment: bool = False,
     return np.stack(images), np.stack(keypoints)
 
 
+def _detector(scale: float) -> dict:
+    """The data set option of a stand-in detector making ``scale`` times the default's errors."""
+    import sys
+
+    here = str(Path(__file__).parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import reproduce  # this folder's protocol: its detectors
+
+    noise = reproduce.detection_noise(scale)
+    return {} if noise is None else {"detection_noise": noise}
+
+
 def detector_error(split: str, count: int, seed: int, kind: str = "hand",
-                   threshold: float | None = None) -> float:
+                   threshold: float | None = None, scale: float = 1.0) -> float:
     """Mean distance (box units) from the true keypoints to the stand-in detector's, over the
     joints a skeleton image draws (confidence at least ``threshold``, by default the skeleton
     renderer's), on the frames ``rendered`` draws for the same arguments (not augmented): what
@@ -108,7 +129,8 @@ def detector_error(split: str, count: int, seed: int, kind: str = "hand",
     import held_out  # this folder's held-out scoring: its detector error
 
     frames = SyntheticDataset(kind=kind, split=split, num_sequences=count, sequence_length=1,
-                              crop_size=SIZE, seed=seed, augment=False, clip_length=1)
+                              crop_size=SIZE, seed=seed, augment=False, clip_length=1,
+                              **_detector(scale))
     return held_out.detector_error(frames, threshold)["mean"]
 
 
@@ -194,7 +216,7 @@ class ViTTokens(nn.Module):
         return self.vit(x)
 
 
-def build(arm: str, **vit_options) -> nn.Module:
+def build(arm: str, joints: int = 21, **vit_options) -> nn.Module:
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; the arms: {list(ARMS)}")
     if arm == "cnn":
@@ -204,7 +226,7 @@ def build(arm: str, **vit_options) -> nn.Module:
                            pos_embed_std=1.0, **vit_options)
     else:
         tokens = ViTTokens(sincos=arm == "vit-sincos", **vit_options)
-    return nn.Sequential(tokens, QueryReadout(tokens.width))
+    return nn.Sequential(tokens, QueryReadout(tokens.width, joints=joints))
 
 
 # -- training and scoring ---------------------------------------------------------------------
@@ -363,6 +385,11 @@ def main() -> None:
     parser.add_argument("--input", default="rgb", choices=INPUTS, help="what the backbones "
                         "read: the RGB crop, the skeleton image of the detector's keypoints, or "
                         "both (ViT arms)")
+    parser.add_argument("--kind", choices=["hand", "body"], default="hand",
+                        help="the synthetic hands (21 keypoints) or bodies (44)")
+    parser.add_argument("--detector-error", type=float, default=1.0, metavar="SCALE",
+                        help="with a skeleton input: the stand-in detector makes SCALE times the "
+                        "default's errors (0: the true keypoints drawn)")
     parser.add_argument("--modality-dropout", type=float, default=0.0, metavar="P",
                         help="with --input rgb+skeleton: the chance a step shows one image only "
                         "(both the rest; not train.modality_dropout's per-image draw); scores each input too")
@@ -380,6 +407,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    if args.detector_error < 0:
+        parser.error(f"--detector-error must be >= 0; got {args.detector_error}")
+    if args.kind != "hand" and (args.cache or args.val_cache):
+        parser.error("--cache / --val-cache hold hand frames; --kind body renders its frames")
     if args.input != "rgb" and (args.cache or args.val_cache):
         parser.error(f"--input {args.input} renders its frames; it does not read --cache / "
                      "--val-cache")
@@ -391,21 +422,24 @@ def main() -> None:
         parser.error("--input rgb+skeleton needs ViT arms (the cnn reads one image a frame)")
     train = (cached(args.cache) if args.cache
              else rendered("train", args.frames, seed=11, augment=args.augment, progress=True,
-                           input=args.input))
+                           input=args.input, kind=args.kind, detector_error=args.detector_error))
     val = (cached(args.val_cache, every=args.val_every) if args.val_cache
-           else rendered("test", 512, seed=1, progress=True, input=args.input))
+           else rendered("test", 512, seed=1, progress=True, input=args.input, kind=args.kind,
+                         detector_error=args.detector_error))
     val = (np.ascontiguousarray(val[0]), val[1])
     mean = keypoint_error(torch.as_tensor(train[1][:2000]).mean(0).expand(len(val[1]), -1, -1),
                           torch.as_tensor(val[1]))
-    results = {"input": args.input, "train_frames": len(train[0]), "val_frames": len(val[0]),
+    results = {"kind": args.kind, "input": args.input,
+               "detector_error_scale": args.detector_error, "train_frames": len(train[0]), "val_frames": len(val[0]),
                "steps": args.steps, "mean_keypoints_val_2d": round(mean, 4), "arms": {}}
     print(f"always the mean keypoints: val 2D {mean:.3f} of the box")
     if args.input != "rgb":
-        results["detector_val_2d"] = round(detector_error("test", 512, seed=1), 4)
+        results["detector_val_2d"] = round(detector_error("test", 512, seed=1, kind=args.kind,
+                                                          scale=args.detector_error), 4)
         print(f"the detector's drawn keypoints: val 2D {results['detector_val_2d']:.3f} of the box")
     for arm in args.arms:
         print(f"{arm}:", flush=True)
-        net = build(arm)
+        net = build(arm, joints=train[1].shape[1])
         options = {"steps": args.steps, "modality_dropout": args.modality_dropout}
         if args.save is None:
             results["arms"][arm] = train_arm(net, train, val, **options)

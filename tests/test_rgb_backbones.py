@@ -297,6 +297,8 @@ def test_modality_dropout_needs_both_images_a_frame(bench):
 @pytest.mark.parametrize("arguments, message", [
     (["--input", "rgb+skeleton", "--modality-dropout", "1.5"], "is a chance, 0 to 1; got 1.5"),
     (["--modality-dropout", "0.5"], "--modality-dropout needs --input rgb+skeleton"),
+    (["--detector-error", "-1"], "--detector-error must be >= 0; got -1.0"),
+    (["--kind", "body", "--cache", "cache/x"], "--kind body renders its frames"),
 ])
 def test_the_command_refuses_a_dropout_it_cannot_apply_before_rendering(arguments, message):
     import subprocess
@@ -306,3 +308,15 @@ def test_the_command_refuses_a_dropout_it_cannot_apply_before_rendering(argument
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and message in done.stderr
     assert "rendering" not in done.stderr
+
+
+def test_body_frames_draw_the_detector_asked_for_and_the_arms_read_their_44_joints(bench):
+    exact, keypoints = bench.rendered("test", 2, seed=1, kind="body", input="skeleton",
+                                      detector_error=0.0)
+    assert exact.shape == (2, 3, 128, 128) and keypoints.shape == (2, 44, 2)
+    noisy, same = bench.rendered("test", 2, seed=1, kind="body", input="skeleton")
+    np.testing.assert_array_equal(same, keypoints)  # the same frames, other detections drawn
+    assert not np.array_equal(noisy, exact)
+    assert bench.detector_error("test", 2, seed=1, kind="body", scale=0.0) == 0.0
+    assert bench.detector_error("test", 2, seed=1, kind="body") > 0.005
+    assert bench.build("vit-conv", joints=44)(bench.normalized(exact)).shape == (2, 44, 2)
