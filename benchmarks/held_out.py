@@ -117,27 +117,25 @@ def table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("weights", nargs="+", metavar="WEIGHTS[@T]")
+def add_set_arguments(parser: argparse.ArgumentParser) -> None:
+    """The held-out set's options (and ``--json``), shared with ``ray_split.py``."""
     parser.add_argument("--kind", choices=["hand", "body"], required=True)
     parser.add_argument("--sequences", type=int, default=8)
     parser.add_argument("--length", type=int, default=16, help="frames a sequence")
     parser.add_argument("--detector-error", type=float, default=1.0, metavar="SCALE",
                         help="the test clips' stand-in detector makes SCALE times the default's "
                         "errors (0: the true joints), at test time only")
-    parser.add_argument("--overlap", type=int, default=0, metavar="N",
-                        help="score T-frame weights on the windows extpose predict runs, "
-                        "overlapping by N frames, each frame from the window where it is most "
-                        "central (predict's default: T // 2); default 0: clips of T that do not "
-                        "overlap")
     parser.add_argument("--seed", type=int, default=2,
                         help="the test split's seed (default 2, the held-out sequences every "
                         "table in docs/reproduction.md uses; 1 is the training runs' validation, "
                         "3 the shipped-weights test's clips; others: sequences no run has seen, "
                         "to confirm a finding on new ones)")
     parser.add_argument("--json", type=Path, help="write the scores here (a new file)")
-    args = parser.parse_args(argv)
+
+
+def checked_set(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """The held-out set the arguments ask for, rendered once for every row; refuses an
+    existing ``--json``, the validation split and a negative detector error first."""
     if args.json is not None and args.json.exists():
         parser.error(f"{args.json} exists; give a new file (earlier scores are kept)")
     if args.seed == 1:
@@ -145,6 +143,22 @@ def main(argv: list[str] | None = None) -> int:
                      "give 2 (the default) or an unused seed such as 4")
     if args.detector_error < 0:
         parser.error(f"--detector-error must be >= 0; got {args.detector_error}")
+    from extpose_sdk.datasets.base import RenderedOnce
+
+    return RenderedOnce(held_out_set(args.kind, args.sequences, args.length, args.seed,
+                                     detector_error=args.detector_error))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("weights", nargs="+", metavar="WEIGHTS[@T]")
+    add_set_arguments(parser)
+    parser.add_argument("--overlap", type=int, default=0, metavar="N",
+                        help="score T-frame weights on the windows extpose predict runs, "
+                        "overlapping by N frames, each frame from the window where it is most "
+                        "central (predict's default: T // 2); default 0: clips of T that do not "
+                        "overlap")
+    args = parser.parse_args(argv)
     try:
         runs = [parse_weights(text) for text in args.weights]
     except ValueError as error:
@@ -156,10 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         if frames not in (1, 8) and not args.overlap:
             parser.error(f"{weights}@{frames}: the test clips are of 8 frames; score a window "
                          f"of {frames} with --overlap (e.g. {frames // 2}, predict's default)")
-    from extpose_sdk.datasets.base import RenderedOnce
-
-    dataset = RenderedOnce(held_out_set(args.kind, args.sequences, args.length, args.seed,
-                                        detector_error=args.detector_error))  # for every row
+    dataset = checked_set(parser, args)
     report = {"kind": args.kind, "sequences": args.sequences, "length": args.length,
               "seed": args.seed,
               "detector_error_scale": args.detector_error, "overlap": args.overlap,

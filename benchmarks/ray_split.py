@@ -97,27 +97,9 @@ def table(rows: dict[str, dict[str, float]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", nargs="+", metavar="WEIGHTS")
-    parser.add_argument("--kind", choices=["hand", "body"], required=True)
-    parser.add_argument("--sequences", type=int, default=8)
-    parser.add_argument("--length", type=int, default=16, help="frames a sequence")
-    parser.add_argument("--detector-error", type=float, default=1.0, metavar="SCALE",
-                        help="the test clips' stand-in detector makes SCALE times the default's "
-                        "errors (0: the true joints)")
-    parser.add_argument("--seed", type=int, default=2,
-                        help="the test split's seed (default 2, held_out.py's; not 1, the "
-                        "training runs' validation)")
-    parser.add_argument("--json", type=Path, help="write the scores here (a new file)")
+    held_out.add_set_arguments(parser)
     args = parser.parse_args(argv)
-    if args.json is not None and args.json.exists():
-        parser.error(f"{args.json} exists; give a new file (earlier scores are kept)")
-    if args.seed == 1:
-        parser.error("--seed 1 is the training runs' validation split, not held out")
-    if args.detector_error < 0:
-        parser.error(f"--detector-error must be >= 0; got {args.detector_error}")
-    from extpose_sdk.datasets.base import RenderedOnce
-
-    dataset = RenderedOnce(held_out.held_out_set(args.kind, args.sequences, args.length,
-                                                 args.seed, detector_error=args.detector_error))
+    dataset = held_out.checked_set(parser, args)
     report = {"kind": args.kind, "sequences": args.sequences, "length": args.length,
               "seed": args.seed, "detector_error_scale": args.detector_error, "scores": {}}
     for weights in args.weights:
