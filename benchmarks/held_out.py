@@ -39,11 +39,10 @@ def held_out_set(kind: str, sequences: int, length: int, seed: int = 2,
     stand-in detector making ``detector_error`` times the default's errors."""
     import extpose_sdk
 
-    noise = reproduce.detection_noise(detector_error)
     return extpose_sdk.get_registries().dataset.build(
         f"synthetic-{kind}", split="test", seed=seed, crop_size=128, clip_length=8,
         num_sequences=sequences, sequence_length=length,
-        **({} if noise is None else {"detection_noise": noise}))
+        **reproduce.detector_option(detector_error))
 
 
 def parse_weights(text: str) -> tuple[str, int]:

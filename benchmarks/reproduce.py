@@ -81,6 +81,13 @@ def detection_noise(scale: float) -> dict | None:
             "swap": default.swap * scale}
 
 
+def detector_option(scale: float) -> dict:
+    """``detection_noise(scale)`` as a synthetic data set's keyword argument (none for the
+    default detector)."""
+    noise = detection_noise(scale)
+    return {} if noise is None else {"detection_noise": noise}
+
+
 def arm_recipe(kind: str, arm: dict, base_weights: Path, steps: int, frames_per_step: int,
                overrides: list[str], detector: dict | None = None):
     """The fine-tune of one arm: the base recipe with the arm's inputs, from the base weights

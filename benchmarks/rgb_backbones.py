@@ -86,7 +86,7 @@ def rendered(split: str, count: int, seed: int, augment: bool = False,
     data = SyntheticDataset(kind=kind, split=split, num_sequences=count, sequence_length=1,
                             crop_size=SIZE, seed=seed,
                             augment={"flip_prob": 0.0} if augment else False,
-                            **_detector(detector_error))
+                            **_sibling("reproduce").detector_option(detector_error))
     images, keypoints = [], []
     for i in tqdm(range(count), desc=f"rendering {kind} {split} frames", unit="frame",
                   disable=not progress):
@@ -100,17 +100,15 @@ def rendered(split: str, count: int, seed: int, augment: bool = False,
     return np.stack(images), np.stack(keypoints)
 
 
-def _detector(scale: float) -> dict:
-    """The data set option of a stand-in detector making ``scale`` times the default's errors."""
+def _sibling(name: str):
+    """The benchmark module ``name`` of this folder (``held_out``, ``reproduce``)."""
+    import importlib
     import sys
 
     here = str(Path(__file__).parent)
     if here not in sys.path:
         sys.path.insert(0, here)
-    import reproduce  # this folder's protocol: its detectors
-
-    noise = reproduce.detection_noise(scale)
-    return {} if noise is None else {"detection_noise": noise}
+    return importlib.import_module(name)
 
 
 def detector_error(split: str, count: int, seed: int, kind: str = "hand",
@@ -119,19 +117,12 @@ def detector_error(split: str, count: int, seed: int, kind: str = "hand",
     joints a skeleton image draws (confidence at least ``threshold``, by default the skeleton
     renderer's), on the frames ``rendered`` draws for the same arguments (not augmented): what
     the skeleton image says, measured as ``held_out.py`` measures it on its clips."""
-    import sys
-
     from extpose_sdk.datasets.synthetic import SyntheticDataset
-
-    here = str(Path(__file__).parent)
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    import held_out  # this folder's held-out scoring: its detector error
 
     frames = SyntheticDataset(kind=kind, split=split, num_sequences=count, sequence_length=1,
                               crop_size=SIZE, seed=seed, augment=False, clip_length=1,
-                              **_detector(scale))
-    return held_out.detector_error(frames, threshold)["mean"]
+                              **_sibling("reproduce").detector_option(scale))
+    return _sibling("held_out").detector_error(frames, threshold)["mean"]
 
 
 def cached(folder: str | Path, every: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -430,8 +421,8 @@ def main() -> None:
     mean = keypoint_error(torch.as_tensor(train[1][:2000]).mean(0).expand(len(val[1]), -1, -1),
                           torch.as_tensor(val[1]))
     results = {"kind": args.kind, "input": args.input,
-               "detector_error_scale": args.detector_error, "train_frames": len(train[0]), "val_frames": len(val[0]),
-               "steps": args.steps, "mean_keypoints_val_2d": round(mean, 4), "arms": {}}
+               "detector_error_scale": args.detector_error, "train_frames": len(train[0]),
+               "val_frames": len(val[0]), "steps": args.steps, "mean_keypoints_val_2d": round(mean, 4), "arms": {}}
     print(f"always the mean keypoints: val 2D {mean:.3f} of the box")
     if args.input != "rgb":
         results["detector_val_2d"] = round(detector_error("test", 512, seed=1, kind=args.kind,
