@@ -27,6 +27,12 @@ The protocol follows the paper's at small scale:
    (8 frames overlapping by 4, each frame from the window where it is most central);
    baselines: always the training set's mean pose, and the zero pose.
 
+``--cycles STEPS@LR ...`` then trains every arm further, cycle after cycle, each from the arm's
+own weights at the end of the cycle before, for STEPS steps at a peak learning rate LR (a warmup
+of 100 steps, then cosine), the arms at equal steps again; each cycle's weights are scored as
+the arms' are. The hands' skeleton gain came so: ``--cycles 8000@3e-4 4000@1e-4 4000@5e-5``
+(docs/reproduction.md, "Long arms from the pretraining on both images").
+
 ``--detector-error SCALE`` gives the arms (training and validation) and the test set a
 stand-in detector making SCALE times the default's errors (jitter, dropped joints, swapped
 sides; ``extpose_sdk.datasets.synthetic.DetectionNoise``): the skeleton image is only as good as
@@ -50,6 +56,7 @@ ARMS = {
     "c_rgb_T8": {"modalities": ["rgb"], "frames": 8, "dropout": 0.0},
     "d_rgb+skeleton_T8": {"modalities": ["rgb", "skeleton"], "frames": 8, "dropout": 0.5},
 }
+CYCLE_WARMUP = 100  # steps of each --cycles cycle's warmup (a tenth of shorter cycles)
 
 
 def tiny_overrides(out: Path, kind: str) -> list[str]:
@@ -114,6 +121,31 @@ def arm_recipe(kind: str, arm: dict, base_weights: Path, steps: int, frames_per_
     return recipe
 
 
+def cycle_recipe(kind: str, arm: dict, weights: Path, steps: int, lr: float, frames_per_step: int,
+                 overrides: list[str], detector: dict | None = None):
+    """One further cycle of an arm: the arm's recipe from ``weights`` (its end of the cycle
+    before), ``steps`` steps at peak learning rate ``lr``, a short warmup."""
+    recipe = arm_recipe(kind, arm, weights, steps, frames_per_step, overrides, detector)
+    recipe.optim.lr = lr
+    recipe.optim.warmup_steps = min(CYCLE_WARMUP, steps // 10)
+    return recipe
+
+
+def cycle(text: str) -> tuple[int, float]:
+    """``--cycles``' values: ``STEPS@LR``, e.g. ``8000@3e-4``."""
+    if "=" in text:
+        return arm_name(text)  # an override the list swallowed: said so
+    steps, at, lr = text.partition("@")
+    try:
+        parsed = int(steps), float(lr)
+    except ValueError:
+        parsed = None
+    if not at or parsed is None or parsed[0] < 1 or not parsed[1] > 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a cycle is STEPS@LR with STEPS >= 1 and LR > 0, e.g. 8000@3e-4")
+    return parsed
+
+
 def base_weights_of(base: Path) -> Path:
     """The base model's weights: ``base`` itself when it is a ``.safetensors`` file, else the
     newest checkpoint of the run folder ``base``."""
@@ -170,6 +202,19 @@ def baselines(base_weights: Path, dataset, kind: str) -> dict:
     base = load_trained(base_weights, kind)
     return {name: evaluate(mean_articulation(base, zero=name == "zero_pose"), dataset, ["rgb"], 1)
             for name in ("mean_pose", "zero_pose")}
+
+
+def arm_rows(name: str, arm: dict, model, dataset) -> dict:
+    """An arm's test rows: with its inputs; a T-frame arm also on the windows ``extpose predict``
+    runs; an arm of two inputs also with each alone."""
+    rows = {name: evaluate(model, dataset, arm["modalities"], arm["frames"])}
+    if arm["frames"] > 1:  # also as extpose predict runs a video: windows overlapping by T/2
+        rows[f"{name} (predict's windows)"] = evaluate(model, dataset, arm["modalities"],
+                                                       arm["frames"], arm["frames"] // 2)
+    if len(arm["modalities"]) > 1:
+        for only in arm["modalities"]:
+            rows[f"{name} ({only} only)"] = evaluate(model, dataset, [only], arm["frames"])
+    return rows
 
 
 def train_logged(recipe, folder: Path) -> dict:
@@ -229,11 +274,13 @@ def pretrained_backbone(args, path: Path, overrides: list[str]) -> dict:
 
 
 def arm_name(text: str) -> str:
-    """``--arms``' values: a KEY=VALUE there is an override the list swallowed, said so."""
+    """``--arms``' (and ``--cycles``') values: a KEY=VALUE there is an override the list
+    swallowed, said so."""
     if "=" in text:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is a recipe override, not an arm: put overrides before --arms, or end "
-            "the arms with -- (--arms a_rgb_T1 b_rgb+skeleton_T1 -- loss.pose=0.01)")
+            f"{text!r} is a recipe override, not an arm or a cycle: put overrides before --arms "
+            "and --cycles, or end their list with -- (--arms a_rgb_T1 b_rgb+skeleton_T1 -- "
+            "loss.pose=0.01)")
     return text
 
 
@@ -248,6 +295,10 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS),
                         type=arm_name, help="the arms to run (KEY=VALUE overrides go before "
                         "--arms, or after -- that ends the list)")
+    parser.add_argument("--cycles", nargs="+", default=[], type=cycle, metavar="STEPS@LR",
+                        help="then train every arm further, cycle after cycle from its own "
+                        "weights, STEPS steps at peak learning rate LR each (8000@3e-4 "
+                        "4000@1e-4 4000@5e-5: the hands' long arms)")
     parser.add_argument("--pretrain", type=int, default=0, metavar="STEPS",
                         help="first pretrain the base's ViT on 2D keypoints from RGB for STEPS steps "
                         "(benchmarks/rgb_backbones.py), then start the base from it")
@@ -297,22 +348,24 @@ def main() -> None:
         recipe = arm_recipe(args.kind, ARMS[name], base_weights, steps, args.frames_per_step,
                             overrides, detector)
         report["arms"][name] = train_logged(recipe, out / name)
+    weights = {name: Path(report["arms"][name]["weights"]) for name in args.arms}
+    for number, (cycle_steps, lr) in enumerate(args.cycles, 1):
+        for name in args.arms:
+            recipe = cycle_recipe(args.kind, ARMS[name], weights[name],
+                                  4 if args.tiny else cycle_steps, lr, args.frames_per_step,
+                                  overrides, detector)
+            run = train_logged(recipe, out / f"{name}-cycle{number}")
+            report["arms"][f"{name} cycle {number}"] = {**run, "lr": lr}
+            weights[name] = Path(run["weights"])
     from extpose_sdk.datasets.base import RenderedOnce
 
     dataset = RenderedOnce(test_set(args.kind, args.tiny, detector))  # rendered once for all rows
     report["test"].update(baselines(base_weights, dataset, args.kind))
     report["test"]["base"] = evaluate(load_trained(base_weights, args.kind), dataset, ["rgb"], 1)
-    for name in args.arms:
-        arm = ARMS[name]
-        model = load_trained(Path(report["arms"][name]["weights"]), args.kind)
-        report["test"][name] = evaluate(model, dataset, arm["modalities"], arm["frames"])
-        if arm["frames"] > 1:  # also as extpose predict runs a video: windows overlapping by T/2
-            report["test"][f"{name} (predict's windows)"] = evaluate(
-                model, dataset, arm["modalities"], arm["frames"], arm["frames"] // 2)
-        if len(arm["modalities"]) > 1:
-            for only in arm["modalities"]:
-                report["test"][f"{name} ({only} only)"] = evaluate(model, dataset, [only],
-                                                                   arm["frames"])
+    for row in report["arms"]:  # the arms, then their cycles
+        arm = ARMS[row.split(" cycle ")[0]]
+        model = load_trained(Path(report["arms"][row]["weights"]), args.kind)
+        report["test"].update(arm_rows(row, arm, model, dataset))
     (out / "reproduce.json").write_text(json.dumps(report, indent=1))
     plot(report, out / "reproduce.png")
     for name, row in report["test"].items():

@@ -18,15 +18,22 @@ def test_the_tiny_protocol_trains_every_arm_and_scores_every_row(tmp_path):
     out = tmp_path / "r"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reproduce.py"), "--kind",
                            "hand", "--out", str(out), "--tiny", "--pretrain", "3", "--arms",
-                           "a_rgb_T1", "d_rgb+skeleton_T8"], capture_output=True, text=True, timeout=600,
+                           "a_rgb_T1", "d_rgb+skeleton_T8", "--cycles", "8000@1e-4", "8000@5e-5"],
+                          capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "reproduce.json").read_text())
-    assert set(report["arms"]) == {"a_rgb_T1", "d_rgb+skeleton_T8"}
-    # the base started from the ViT pretrained on 2D keypoints; the arms from the base
     from extpose_sdk.checkpoints import backbone_part, read_weights
     from extpose_sdk.engine.recipe import load_recipe
 
+    cycles = [f"{arm} cycle {n}" for n in (1, 2) for arm in ("a_rgb_T1", "d_rgb+skeleton_T8")]
+    assert set(report["arms"]) == {"a_rgb_T1", "d_rgb+skeleton_T8", *cycles}
+    # a cycle goes on from its arm's own final weights of the stage before, at the cycle's rate
+    for n, start, lr in ((1, "d_rgb+skeleton_T8", 1e-4), (2, "d_rgb+skeleton_T8 cycle 1", 5e-5)):
+        cycle = load_recipe(out / f"d_rgb+skeleton_T8-cycle{n}" / "recipe.toml")
+        assert cycle.model.checkpoint == report["arms"][start]["weights"]
+        assert cycle.optim.lr == report["arms"][f"d_rgb+skeleton_T8 cycle {n}"]["lr"] == lr
+    # the base started from the ViT pretrained on 2D keypoints; the arms from the base
     assert report["pretrain"]["weights"] == str(out / "keypoints" / "backbone.safetensors")
     assert 0 < report["pretrain"]["val_2d"] < 2
     assert load_recipe(out / "base" / "recipe.toml").model.backbone_weights == report["pretrain"]["weights"]
@@ -36,10 +43,12 @@ def test_the_tiny_protocol_trains_every_arm_and_scores_every_row(tmp_path):
     assert pretrained.keys() == backbone_part(base).keys()
     for arm in report["arms"].values():
         assert arm["steps"] == 4 and Path(arm["weights"]).is_file()
-    assert set(report["test"]) == {"mean_pose", "zero_pose", "base", "a_rgb_T1",
-                                   "d_rgb+skeleton_T8", "d_rgb+skeleton_T8 (rgb only)",
-                                   "d_rgb+skeleton_T8 (skeleton only)",
-                                   "d_rgb+skeleton_T8 (predict's windows)"}
+    arm_rows = {"a_rgb_T1", "d_rgb+skeleton_T8", "d_rgb+skeleton_T8 (rgb only)",
+                "d_rgb+skeleton_T8 (skeleton only)", "d_rgb+skeleton_T8 (predict's windows)"}
+    cycle_rows = {row.replace("T1", f"T1 cycle {n}").replace("T8", f"T8 cycle {n}")
+                  for row in arm_rows for n in (1, 2)}
+    assert set(report["test"]) == {"mean_pose", "zero_pose", "base", *arm_rows, *cycle_rows}
+    assert report["test"]["d_rgb+skeleton_T8 cycle 1"] != report["test"]["d_rgb+skeleton_T8"]
     for name, row in report["test"].items():
         for metric in ("pa_mpjpe", "mpjpe", "pve", "accel", "reproj_2d"):
             assert math.isfinite(row[metric]) and row[metric] >= 0, (name, metric)
@@ -361,8 +370,37 @@ def test_an_override_after_the_arms_is_named_as_one_not_refused_as_an_unknown_ar
     done = subprocess.run([sys.executable, script, "--out", "/nonexistent/r", "--arms", "a_rgb_T1",
                            "loss.pose=0.01"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "'loss.pose=0.01' is a recipe override, not an arm" in done.stderr
-    assert "end the arms with --" in done.stderr
+    assert "'loss.pose=0.01' is a recipe override, not an arm or a cycle" in done.stderr
+    assert "end their list with --" in done.stderr
+
+
+@pytest.mark.parametrize("value, message", [
+    ("loss.pose=0.01", "is a recipe override, not an arm or a cycle"),
+    ("8000", "a cycle is STEPS@LR"), ("8000@", "a cycle is STEPS@LR"),
+    ("0@3e-4", "STEPS >= 1"), ("8000@0", "LR > 0"), ("8000@-1e-4", "LR > 0"),
+    ("x@3e-4", "e.g. 8000@3e-4")])
+def test_a_cycle_that_is_not_steps_at_a_learning_rate_is_refused_before_any_work(value, message):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reproduce.py"), "--out",
+                           "/nonexistent/r", "--cycles", "4000@1e-4", value],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_each_cycle_starts_from_the_arms_own_weights_at_its_own_rate(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import reproduce
+
+    assert reproduce.cycle("8000@3e-4") == (8000, 3e-4)
+    arm = reproduce.ARMS["b_rgb+skeleton_T1"]
+    recipe = reproduce.cycle_recipe("body", arm, Path("b-cycle1.safetensors"), 4000, 5e-5, 32, [],
+                                    reproduce.detection_noise(0.1))
+    assert recipe.model.checkpoint == "b-cycle1.safetensors"
+    assert recipe.model.modalities == ["rgb", "skeleton"] and recipe.train.modality_dropout == 0.5
+    assert (recipe.optim.max_steps, recipe.optim.lr, recipe.optim.warmup_steps) == (4000, 5e-5, 100)
+    assert recipe.data.train[0]["options"]["detection_noise"]["jitter"] == pytest.approx(0.002)
+    short = reproduce.cycle_recipe("hand", reproduce.ARMS["a_rgb_T1"], Path("a.safetensors"), 500,
+                                   1e-4, 32, [])
+    assert short.optim.warmup_steps == 50 and short.train.modality_dropout == 0.0
 
 
 def test_the_gpu_arms_script_refuses_a_missing_base_and_a_machine_without_cuda(tmp_path):
