@@ -50,6 +50,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -66,19 +68,18 @@ SIZE = 128
 
 def rendered(split: str, count: int, seed: int, augment: bool = False,
              kind: str = "hand", progress: bool = False, input: str = "rgb",
-             detector_error: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+             detector_error: float = 1.0, workers: int | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` fresh synthetic frames (one per motion): uint8 ``(N, 3, H, W)`` images of
     ``input`` (the RGB crop, or the skeleton image of the stand-in detector's keypoints) and the
     ``(N, J, 2)`` true keypoints in crop units (-0.5 .. 0.5); ``augment``: the training recipes'
     augmentation (no flips: right hands, and the recipes do not flip bodies either). With
     ``rgb+skeleton`` the images are ``(N, 2, 3, H, W)``: the crop, then its skeleton image.
     ``detector_error``: the stand-in detector makes that many times the default's errors (0: the
-    true keypoints drawn)."""
+    true keypoints drawn). ``workers`` processes draw them (None: one a core; 0: this one);
+    each frame is its index's, whoever draws it."""
     from tqdm.auto import tqdm
 
-    from extpose_sdk.data.inputs import model_inputs
-    from extpose_sdk.data.sample import stack
-    from extpose_sdk.datasets.cache import to_uint8
     from extpose_sdk.datasets.synthetic import SyntheticDataset
 
     if input not in INPUTS:
@@ -87,17 +88,65 @@ def rendered(split: str, count: int, seed: int, augment: bool = False,
                             crop_size=SIZE, seed=seed,
                             augment={"flip_prob": 0.0} if augment else False,
                             **_sibling("reproduce").detector_option(detector_error))
+    frames = _Frames(data, input)
+    workers = min(len(os.sched_getaffinity(0)) if workers is None else workers, count)
+    if workers > 1:
+        source = torch.utils.data.DataLoader(frames, batch_size=None, num_workers=workers,
+                                             collate_fn=_as_is)
+    else:
+        source = (frames[i] for i in range(count))
     images, keypoints = [], []
-    for i in tqdm(range(count), desc=f"rendering {kind} {split} frames", unit="frame",
-                  disable=not progress):
-        sample = data[i]  # its crop comes ImageNet-normalised; stored as the cache stores it
-        image = sample["rgb"]
-        if input != "rgb":  # drawn as the engine draws it for a model (normalised as RGB)
-            skeleton = model_inputs(stack([sample]), ("skeleton",), size=SIZE)[0]["skeleton"][0]
-            image = skeleton if input == "skeleton" else torch.stack([image, skeleton])
-        images.append(to_uint8(image))
-        keypoints.append(sample["keypoints_2d"].numpy()[:, :2])
+    for image, points in tqdm(source, total=count, desc=f"rendering {kind} {split} frames",
+                              unit="frame", disable=not progress):
+        images.append(image)
+        keypoints.append(points)
     return np.stack(images), np.stack(keypoints)
+
+
+class _Frames(torch.utils.data.Dataset):
+    """The frames ``rendered`` returns, one per index, as uint8 images and crop keypoints."""
+
+    def __init__(self, data, input: str) -> None:
+        self.data, self.input = data, input
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        from extpose_sdk.data.inputs import model_inputs
+        from extpose_sdk.data.sample import stack
+        from extpose_sdk.datasets.cache import to_uint8
+
+        sample = self.data[i]  # its crop comes ImageNet-normalised; stored as the cache stores it
+        image = sample["rgb"]
+        if self.input != "rgb":  # drawn as the engine draws it for a model (normalised as RGB)
+            skeleton = model_inputs(stack([sample]), ("skeleton",), size=SIZE)[0]["skeleton"][0]
+            image = skeleton if self.input == "skeleton" else torch.stack([image, skeleton])
+        return to_uint8(image), sample["keypoints_2d"].numpy()[:, :2]
+
+
+def _as_is(frame):
+    """A ``DataLoader``'s per-sample conversion that leaves numpy arrays numpy arrays."""
+    return frame
+
+
+def rendered_once(folder: Path, **arguments) -> tuple[np.ndarray, np.ndarray]:
+    """``rendered(**arguments)`` kept in ``folder``, so that a run resumed later does not draw
+    its frames again (the images memory-mapped when read back)."""
+    record = folder / "frames.json"
+    wanted = json.dumps(arguments, sort_keys=True)
+    if record.is_file() and record.read_text() == wanted:
+        return np.load(folder / "images.npy", mmap_mode="r"), np.load(folder / "keypoints.npy")
+    images, keypoints = rendered(**arguments)
+    folder.mkdir(parents=True, exist_ok=True)
+    record.unlink(missing_ok=True)  # no record of other frames while these are written
+    for name, array in (("images.npy", images), ("keypoints.npy", keypoints)):
+        partial = folder / (name + ".partial")
+        with open(partial, "wb") as file:
+            np.save(file, array)
+        partial.replace(folder / name)  # a new file: a reader of the old one keeps its frames
+    record.write_text(wanted)  # last: the frames are whole once it says so
+    return images, keypoints
 
 
 def _sibling(name: str):
@@ -301,14 +350,19 @@ def pretrain(vit_options: dict, path: Path, *, kind: str = "hand", frames: int =
     2D keypoints of ``frames`` augmented renders for ``steps`` steps, scored on validation frames
     (test split, seed 1); its backbone is saved to ``path`` for ``model.backbone_weights``.
     ``input="rgb+skeleton"`` reads both images as ExtPose does (with ``modality_dropout``: the
-    chance a step shows one only), so the ViT has learnt the skeleton image before the mesh."""
-    train = rendered("train", frames, seed=11, augment=True, kind=kind, progress=progress,
-                     input=input)
+    chance a step shows one only), so the ViT has learnt the skeleton image before the mesh.
+    The training frames are kept beside ``path`` until the backbone is saved there, with the
+    training state: a stopped run goes on without drawing them again."""
+    drawn = path.with_name(path.name + ".frames")  # kept for a resumed run until the end
+    train = rendered_once(drawn, split="train", count=frames, seed=11, augment=True, kind=kind,
+                          progress=progress, input=input)
     val = rendered("test", min(512, frames), seed=1, kind=kind, progress=progress, input=input)
     tokens = ViTTokens(**vit_options)
     net = nn.Sequential(tokens, QueryReadout(tokens.width, joints=train[1].shape[1]))
-    return train_and_save_backbone(net, tokens.vit, train, val, path, steps=steps,
-                                   progress=progress, modality_dropout=modality_dropout)
+    result = train_and_save_backbone(net, tokens.vit, train, val, path, steps=steps,
+                                     progress=progress, modality_dropout=modality_dropout)
+    shutil.rmtree(drawn)
+    return result
 
 
 def train_and_save_backbone(net: nn.Module, vit: nn.Module, train, val, path: Path,

@@ -1,10 +1,12 @@
 """Synthetic data-set speed: samples per second on CPU (one process), frames and clips.
 
     python benchmarks/synthetic.py [--samples 40] [--kind body|hand] [--image-size 256]
+    python benchmarks/synthetic.py --kind body --workers 2 --samples 200
 
 Each sample is posed, rendered (painter's algorithm over a textured background, occluders),
 augmented and cropped to 256x256, as a training ``DataLoader`` worker would do it. Also prints
-the time split between the body model, the renderer and the crop/augmentation.
+the time split between the body model, the renderer and the crop/augmentation. With ``--workers N``, also the frames a second that N worker processes
+draw against one, as ``benchmarks/rgb_backbones.py`` draws a pretraining's frames (128 px crops).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ def main() -> None:
     parser.add_argument("--kind", choices=["body", "hand", "both"], default="both")
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--clip-length", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="also time rgb_backbones.rendered with this many worker processes")
     args = parser.parse_args()
 
     import torch
@@ -63,6 +67,26 @@ def main() -> None:
                   f"({1 / per_clip:.1f} clips/s); per frame: body model {pose * 1e3:.1f} ms, "
                   f"render {render * 1e3:.1f} ms, crop+augment "
                   f"{(per_frame - pose - render) * 1e3:.1f} ms")
+
+        if args.workers:
+            workers_against_one(kind, args.samples, args.workers)
+
+
+def workers_against_one(kind: str, frames: int, workers: int) -> None:
+    """Frames a second of the pretraining's draw, in this process and in ``workers``."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import rgb_backbones
+
+    rates = {}
+    for count in (0, workers):
+        start = time.perf_counter()
+        rgb_backbones.rendered("train", frames, seed=11, augment=True, kind=kind, workers=count)
+        rates[count] = frames / (time.perf_counter() - start)
+    print(f"synthetic-{kind} pretraining frames (128 px, augmented): {rates[0]:.1f} frames/s in "
+          f"one process, {rates[workers]:.1f} in {workers} workers ({rates[workers] / rates[0]:.2f}x)")
 
 
 if __name__ == "__main__":

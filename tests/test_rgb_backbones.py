@@ -149,6 +149,58 @@ def test_pretraining_leaves_its_backbone_and_no_state_to_resume(bench, tmp_path,
     assert path.is_file() and not seen["resume"].exists()
 
 
+def test_frames_drawn_by_worker_processes_are_the_frames_drawn_here(bench):
+    alone = bench.rendered("train", 3, seed=11, augment=True, input="rgb+skeleton", workers=0)
+    shared = bench.rendered("train", 3, seed=11, augment=True, input="rgb+skeleton", workers=2)
+    for here, there in zip(alone, shared, strict=True):
+        assert here.dtype == there.dtype and np.array_equal(here, there)
+    assert not np.array_equal(alone[0][0], alone[0][1])  # one frame each, in order
+
+
+def test_a_stopped_pretraining_goes_on_without_drawing_its_frames_again(bench, tmp_path,
+                                                                         monkeypatch):
+    net, data = _tiny_training(bench)
+    drawn = []
+
+    def rendered(split, count, **options):
+        drawn.append((split, count))
+        return data
+    monkeypatch.setattr(bench, "rendered", rendered)
+    calls = []
+
+    def train_arm(net, train, val, **options):
+        calls.append(train)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # stopped during its training
+        options["resume"].write_bytes(b"state")
+        return {"val_2d": 0.5}
+    monkeypatch.setattr(bench, "train_arm", train_arm)
+    path = tmp_path / "keypoints" / "backbone.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        bench.pretrain({"stem": "conv", "patch_size": 32, **TINY_VIT}, path, frames=6, steps=2)
+    frames = tmp_path / "keypoints" / "backbone.safetensors.frames"
+    assert (frames / "frames.json").is_file()
+    bench.pretrain({"stem": "conv", "patch_size": 32, **TINY_VIT}, path, frames=6, steps=2)
+    assert [split for split, _ in drawn] == ["train", "test", "test"]  # the training frames once
+    for first, again in zip(calls[0], calls[1], strict=True):
+        assert np.array_equal(first, again)
+    assert path.is_file() and not frames.exists()  # kept only until the backbone is whole
+
+
+def test_frames_kept_for_other_arguments_are_drawn_again(bench, tmp_path, monkeypatch):
+    drawn = []
+
+    def rendered(**arguments):
+        drawn.append(arguments["seed"])
+        return np.full((2, 3, 4, 4), arguments["seed"], np.uint8), np.zeros((2, 21, 2), np.float32)
+    monkeypatch.setattr(bench, "rendered", rendered)
+    first = bench.rendered_once(tmp_path, split="train", count=2, seed=11)
+    again = bench.rendered_once(tmp_path, split="train", count=2, seed=11)
+    other = bench.rendered_once(tmp_path, split="train", count=2, seed=12)
+    assert drawn == [11, 12] and np.array_equal(first[0], again[0])
+    assert other[0][0, 0, 0, 0] == 12
+
+
 def test_a_saved_vit_arm_starts_a_mesh_models_backbone(bench, tmp_path):
     """--save writes the arm's ViT under the keys a recipe's model.backbone_weights reads."""
     import extpose_sdk
