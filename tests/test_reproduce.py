@@ -386,11 +386,26 @@ def test_a_cycle_that_is_not_steps_at_a_learning_rate_is_refused_before_any_work
     assert done.returncode == 2 and message in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize("value, message", [
+    ("loss.pose=0.01", "'loss.pose=0.01' is a recipe override, not an arm or a cycle"),
+    ("8000", "'8000': a cycle is STEPS@LR with STEPS >= 1 and LR > 0, e.g. 8000@3e-4"),
+    ("0@3e-4", "STEPS >= 1"), ("8000@0", "LR > 0"), ("1@2@3", "a cycle is STEPS@LR")])
+def test_a_cycle_is_read_as_steps_at_a_learning_rate(monkeypatch, value, message):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import argparse
+
+    import reproduce
+
+    assert reproduce.cycle("8000@3e-4") == (8000, 3e-4)
+    assert reproduce.cycle("1@1e-5") == (1, 1e-5)  # one step is a cycle
+    with pytest.raises(argparse.ArgumentTypeError, match=message):
+        reproduce.cycle(value)
+
+
 def test_each_cycle_starts_from_the_arms_own_weights_at_its_own_rate(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import reproduce
 
-    assert reproduce.cycle("8000@3e-4") == (8000, 3e-4)
     arm = reproduce.ARMS["b_rgb+skeleton_T1"]
     recipe = reproduce.cycle_recipe("body", arm, Path("b-cycle1.safetensors"), 4000, 5e-5, 32, [],
                                     reproduce.detection_noise(0.1))
@@ -400,7 +415,8 @@ def test_each_cycle_starts_from_the_arms_own_weights_at_its_own_rate(monkeypatch
     assert recipe.data.train[0]["options"]["detection_noise"]["jitter"] == pytest.approx(0.002)
     short = reproduce.cycle_recipe("hand", reproduce.ARMS["a_rgb_T1"], Path("a.safetensors"), 500,
                                    1e-4, 32, [])
-    assert short.optim.warmup_steps == 50 and short.train.modality_dropout == 0.0
+    assert short.optim.warmup_steps == 50 and isinstance(short.optim.warmup_steps, int)
+    assert short.train.modality_dropout == 0.0
 
 
 def test_the_gpu_arms_script_refuses_a_missing_base_and_a_machine_without_cuda(tmp_path):

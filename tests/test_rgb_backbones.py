@@ -195,7 +195,8 @@ def test_frames_kept_for_other_arguments_are_drawn_again(bench, tmp_path, monkey
         return np.full((2, 3, 4, 4), arguments["seed"], np.uint8), np.zeros((2, 21, 2), np.float32)
     monkeypatch.setattr(bench, "rendered", rendered)
     first = bench.rendered_once(tmp_path, split="train", count=2, seed=11)
-    again = bench.rendered_once(tmp_path, split="train", count=2, seed=11)
+    again = bench.rendered_once(tmp_path, seed=11, count=2, split="train")  # the same, reordered
+    assert isinstance(again[0], np.memmap)  # read back from the disk, not into memory
     other = bench.rendered_once(tmp_path, split="train", count=2, seed=12)
     assert drawn == [11, 12] and np.array_equal(first[0], again[0])
     assert other[0][0, 0, 0, 0] == 12
