@@ -5,8 +5,9 @@
 
 Each sample is posed, rendered (painter's algorithm over a textured background, occluders),
 augmented and cropped to 256x256, as a training ``DataLoader`` worker would do it. Also prints
-the time split between the body model, the renderer and the crop/augmentation. With ``--workers N``, also the frames a second that N worker processes
-draw against one, as ``benchmarks/rgb_backbones.py`` draws a pretraining's frames (128 px crops).
+the time split between the body model, the renderer and the crop/augmentation. With
+``--workers N``, also the frames a second that N worker processes draw against one, as
+``benchmarks/rgb_backbones.py`` draws a pretraining's frames (128 px crops).
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def workers_against_one(kind: str, frames: int, workers: int) -> None:
         rgb_backbones.rendered("train", frames, seed=11, augment=True, kind=kind, workers=count)
         rates[count] = frames / (time.perf_counter() - start)
     print(f"synthetic-{kind} pretraining frames (128 px, augmented): {rates[0]:.1f} frames/s in "
-          f"one process, {rates[workers]:.1f} in {workers} workers ({rates[workers] / rates[0]:.2f}x)")
+          f"one process, {rates[workers]:.1f} in {workers} workers "
+          f"({rates[workers] / rates[0]:.2f}x)")
 
 
 if __name__ == "__main__":
